@@ -1,0 +1,137 @@
+"""Per-request budget parameters: validation and the answer-reserve arithmetic.
+
+Requests carry these as plain values (vLLM `SamplingParams.extra_args`, a JSON body, a YAML
+config), so parsing and validation live here, once, for the server, the vLLM processor and training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Keys in `SamplingParams.extra_args` (and the JSON body). `thinking_token_budget` is vLLM's name.
+THINK_BUDGET_KEY = "think_budget"
+THINK_BUDGET_ALIASES = ("thinking_token_budget",)
+MIN_THINK_KEY = "min_think_tokens"
+CONTINUATION_KEY = "think_continuation_ids"
+TRANSITION_KEY = "think_transition_ids"
+
+
+class BudgetError(ValueError):
+    """A budget value a client sent is invalid; the message is safe to show to the client."""
+
+
+def parse_think_budget(value: Any, name: str = THINK_BUDGET_KEY) -> int | None:
+    """int >= 0 → that budget; None or -1 → unlimited. Bools, floats and strings are rejected."""
+    if value is None:
+        return None
+    # bool is an int subclass: `true` must not silently mean a budget of 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BudgetError(f"{name} must be an integer >= 0, or null/-1 for unlimited; got {value!r}")
+    if value == -1:
+        return None
+    if value < 0:
+        raise BudgetError(f"{name} must be >= 0 (or -1/null for unlimited); got {value}")
+    return value
+
+
+def _parse_ids(value: Any, name: str) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise BudgetError(f"{name} must be a list of token ids; got {value!r}")
+    if any(v < 0 for v in value):
+        raise BudgetError(f"{name} must hold non-negative token ids; got {list(value)}")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class BudgetParams:
+    """What one request asks of the budget mechanism.
+
+    think_budget: most thinking tokens allowed (counted after `<think>`); None means unlimited.
+    min_think_tokens: the closing tag and EOS are suppressed until this many thinking tokens.
+    continuation_ids: forced when the model's top choice was to stop before the minimum ("Wait").
+    transition_ids: forced just before the closing sequence when the budget runs out; they count
+        as thinking tokens, so a budget shorter than the transition skips it.
+    """
+
+    think_budget: int | None = None
+    min_think_tokens: int = 0
+    continuation_ids: tuple[int, ...] = ()
+    transition_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        parse_think_budget(self.think_budget)
+        if isinstance(self.min_think_tokens, bool) or not isinstance(self.min_think_tokens, int):
+            raise BudgetError(f"{MIN_THINK_KEY} must be an integer >= 0; got {self.min_think_tokens!r}")
+        if self.min_think_tokens < 0:
+            raise BudgetError(f"{MIN_THINK_KEY} must be >= 0; got {self.min_think_tokens}")
+        if self.think_budget is not None and self.min_think_tokens > self.think_budget:
+            raise BudgetError(
+                f"{MIN_THINK_KEY} ({self.min_think_tokens}) cannot exceed the think budget "
+                f"({self.think_budget}); lower min_think_tokens or raise think_budget/max_tokens"
+            )
+
+    @property
+    def active(self) -> bool:
+        """False when the request needs nothing from the processor (unlimited, no minimum)."""
+        return self.think_budget is not None or self.min_think_tokens > 0
+
+    def to_extra_args(self) -> dict[str, Any]:
+        """The inverse of `params_from_args`, for `SamplingParams(extra_args=...)`."""
+        out: dict[str, Any] = {THINK_BUDGET_KEY: self.think_budget}
+        if self.min_think_tokens:
+            out[MIN_THINK_KEY] = self.min_think_tokens
+        if self.continuation_ids:
+            out[CONTINUATION_KEY] = list(self.continuation_ids)
+        if self.transition_ids:
+            out[TRANSITION_KEY] = list(self.transition_ids)
+        return out
+
+
+def params_from_args(args: Mapping[str, Any] | None) -> BudgetParams | None:
+    """Read budget keys from a mapping (e.g. `extra_args`); None when the request asks for nothing."""
+    if not args:
+        return None
+    present = [k for k in (THINK_BUDGET_KEY, *THINK_BUDGET_ALIASES) if k in args]
+    if len(present) > 1 and len({repr(args[k]) for k in present}) > 1:
+        raise BudgetError(f"conflicting budget values in {present}; send only {THINK_BUDGET_KEY}")
+    keys = (MIN_THINK_KEY, CONTINUATION_KEY, TRANSITION_KEY)
+    if not present and not any(k in args for k in keys):
+        return None
+    budget = parse_think_budget(args[present[0]], present[0]) if present else None
+    min_think = args.get(MIN_THINK_KEY) or 0
+    params = BudgetParams(
+        think_budget=budget,
+        min_think_tokens=min_think,
+        continuation_ids=_parse_ids(args.get(CONTINUATION_KEY), CONTINUATION_KEY),
+        transition_ids=_parse_ids(args.get(TRANSITION_KEY), TRANSITION_KEY),
+    )
+    return params if params.active else None
+
+
+def effective_budget(
+    think_budget: int | None,
+    max_tokens: int | None,
+    closing_len: int,
+    answer_reserve: int = 0,
+    prefix_tokens: int = 0,
+) -> int | None:
+    """Shrink the budget so the forced answer keeps `answer_reserve` tokens inside `max_tokens`.
+
+    `prefix_tokens` are generated before thinking starts (1 when the model writes `<think>` itself).
+    An unlimited budget becomes finite whenever max_tokens is set: a response must never end with
+    the thinking cut by max_tokens and no answer.
+    """
+    if max_tokens is None:
+        return think_budget
+    room = max_tokens - prefix_tokens - closing_len - answer_reserve
+    if room < 0:
+        raise BudgetError(
+            f"max_tokens={max_tokens} leaves no room for an answer: the closing sequence needs "
+            f"{closing_len} tokens and the answer reserve {answer_reserve}; raise max_tokens to at "
+            f"least {prefix_tokens + closing_len + answer_reserve} or lower the answer reserve"
+        )
+    return room if think_budget is None else min(think_budget, room)

@@ -1,0 +1,3 @@
+from thinkcap.cli import main
+
+raise SystemExit(main())
