@@ -1,0 +1,26 @@
+"""`thinkcap bench NAME`: benchmarks that print ratios measured side by side in one run.
+
+Each benchmark lives next to the code it measures and exposes `main(argv) -> int | None`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "processor": ("serving.bench_processor", "decode throughput with the think-budget processor vs none vs vLLM's built-in"),
+    "learning": ("training.bench_learning", "GRPO reward curve on the synthetic task, forced answering on vs off"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHMARKS:
+        width = max(map(len, BENCHMARKS))
+        print("usage: thinkcap bench NAME [ARGS...]\n\nbenchmarks:")
+        for name, (_, help_) in BENCHMARKS.items():
+            print(f"  {name:<{width}}  {help_}")
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(BENCHMARKS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
