@@ -109,6 +109,25 @@ class ThinkState:
         self._pending, self._pending_pos = ids, 0
         return ids[0]
 
+    def tokens_until_action(self) -> int | None:
+        """Fewest tokens that can be emitted before `forced_token()` or `suppressed_ids()` may ask
+        for something: 0 means now, None means never again. Whatever those tokens are, nothing is
+        owed before then, so a batched adapter can leave the row alone for that many steps and
+        catch up with `advance_many` afterwards (the vLLM processor's cost model)."""
+        if self.phase >= Phase.ANSWER:
+            return None
+        if self._pending or self.phase == Phase.CLOSING:
+            return 0
+        wants_min = self.num_thinking_tokens < self.params.min_think_tokens
+        if self.phase == Phase.THINKING:
+            if wants_min:
+                return 0
+            return None if self._force_at is None else self._force_at - self.num_thinking_tokens
+        # BEFORE: the very next token may be `<think>`, and then the budget starts counting.
+        if wants_min:
+            return 1
+        return None if self._force_at is None else 1 + self._force_at
+
     @property
     def finished(self) -> bool:
         """True once the budget can force nothing more: adapters may drop the row."""

@@ -1,0 +1,161 @@
+"""Sparse per-row budget bookkeeping for a batched engine, in pure Python (no torch, no vLLM).
+
+The vLLM processor runs on every decode step of every request, so this keeps its cost close to
+zero: rows without a budget are never stored; a budgeted row sleeps until the first step at which
+it could owe something (`ThinkState.tokens_until_action`) and is then caught up on the tokens it
+produced meanwhile, each token exactly once. Only rows in a forced sequence or under
+`min_think_tokens` ("hot" rows, few of them) are looked at every step.
+
+Steps are counted, not tokens: a running row gains at most one token per step (vLLM rejects
+custom processors under speculative decoding), so waking a row after k steps never misses the
+step it owes. Rows that gained fewer tokens (chunked prefill, preemption) are put back to sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from budget import BudgetParams, ThinkProfile, ThinkState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class Row:
+    """One budgeted request. `output` is the engine's live list of generated ids."""
+
+    params: BudgetParams
+    prompt_ids: Sequence[int]
+    output: list[int]
+    index: int
+    state: ThinkState
+    seen: int = 0  # output ids already fed to `state`
+    due: int = 0  # step at which a sleeping row wakes up
+    alive: bool = True
+
+
+@dataclass(slots=True)
+class StepPlan:
+    """What the logits of one step must undergo; row indices are batch rows."""
+
+    forced: list[tuple[int, int]] = field(default_factory=list)  # (row, id): the row becomes one-hot
+    masked: list[tuple[int, int]] = field(default_factory=list)  # (row, id) set to -inf
+    # min-think rows with a continuation: whether to force it depends on the row's top logit.
+    ask_top: list[Row] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.forced or self.masked or self.ask_top)
+
+
+class BudgetRows:
+    def __init__(self, profile: ThinkProfile):
+        self.profile = profile
+        self.step_no = 0
+        self._by_index: dict[int, Row] = {}
+        self._hot: dict[Row, None] = {}  # insertion-ordered set
+        self._sleeping: dict[int, list[Row]] = {}  # wake-up step -> rows
+        self._warned_placeholders = False
+
+    def __len__(self) -> int:
+        return len(self._by_index)
+
+    # ---- batch changes ------------------------------------------------------------------------
+    def add(self, index: int, params: BudgetParams, prompt_ids: Sequence[int] | None, output: list[int]) -> None:
+        """A request entered batch row `index` (replacing whatever was there). `output` may
+        already hold tokens (a preempted request resuming); the first visit replays them."""
+        self.remove(index)
+        prompt = prompt_ids or ()
+        state = ThinkState(self.profile, params, prompt)
+        row = Row(params, prompt, output, index, state)
+        self._by_index[index] = row
+        self._hot[row] = None  # visit at the next step
+
+    def remove(self, index: int) -> None:
+        row = self._by_index.pop(index, None)
+        if row is not None:
+            self._forget(row)
+
+    def move(self, src: int, dst: int, swap: bool) -> None:
+        a = self._by_index.pop(src, None)
+        b = self._by_index.pop(dst, None)
+        if b is not None and not swap:
+            self._forget(b)  # a one-way move overwrites dst
+        if a is not None:
+            a.index = dst
+            self._by_index[dst] = a
+        if b is not None and swap:
+            b.index = src
+            self._by_index[src] = b
+
+    # ---- per step -----------------------------------------------------------------------------
+    def step(self) -> StepPlan:
+        """Advance the step counter and decide this step's forcing/masking."""
+        self.step_no += 1
+        plan = StepPlan()
+        for row in self._sleeping.pop(self.step_no, ()):
+            if row.alive and row.due == self.step_no:
+                self._hot[row] = None
+        if not self._hot:
+            return plan
+        for row in list(self._hot):
+            self._visit(row, plan)
+        return plan
+
+    def top_choice(self, row: Row, top_id: int, plan: StepPlan) -> None:
+        """Finish an `ask_top` row: force the continuation if the model wanted to stop, else mask."""
+        forced = row.state.request_continuation() if top_id in row.state.suppressed_ids() else None
+        if forced is not None:
+            plan.forced.append((row.index, forced))
+        else:
+            plan.masked.extend((row.index, tok) for tok in row.state.suppressed_ids())
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _visit(self, row: Row, plan: StepPlan) -> None:
+        if not self._catch_up(row):
+            return
+        state = row.state
+        wait = state.tokens_until_action()
+        if wait is None:  # closed by itself, forced and done, or nothing left to enforce
+            self.remove(row.index)
+            return
+        if wait > 0:
+            del self._hot[row]
+            row.due = self.step_no + wait
+            self._sleeping.setdefault(row.due, []).append(row)
+            return
+        forced = state.forced_token()
+        if forced is not None:
+            plan.forced.append((row.index, forced))
+        elif state.params.continuation_ids and state.suppressed_ids():
+            plan.ask_top.append(row)
+        else:
+            plan.masked.extend((row.index, tok) for tok in state.suppressed_ids())
+
+    def _catch_up(self, row: Row) -> bool:
+        """Feed the row's new tokens to its state; False if the row had to be dropped."""
+        output = row.output
+        if len(output) < row.seen:  # the engine discarded tokens (KV-load failure): start over
+            row.state, row.seen = ThinkState(self.profile, row.params, row.prompt_ids), 0
+        if len(output) == row.seen:
+            return True
+        if output[-1] < 0:
+            # vLLM's async scheduling leaves -1 placeholders unless custom processors were
+            # passed with `logits_processors=` (vllm#52461); we cannot budget blind.
+            if not self._warned_placeholders:
+                self._warned_placeholders = True
+                log.error(
+                    "think budget disabled for a request: vLLM gave placeholder output ids. Pass "
+                    "logits_processors=['serving.vllm_processor:ThinkBudgetLogitsProcessor'] "
+                    "(see serving.engine_args.processor_kwargs) or disable async scheduling."
+                )
+            self.remove(row.index)
+            return False
+        row.state.advance_many(output[row.seen :])
+        row.seen = len(output)
+        return True
+
+    def _forget(self, row: Row) -> None:
+        row.alive = False  # stale entries in `_sleeping` are skipped when their step comes
+        self._hot.pop(row, None)

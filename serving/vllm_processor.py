@@ -1,0 +1,164 @@
+"""vLLM (V1 model runner) logits processor that enforces per-request thinking budgets.
+
+Per-request arguments travel in `SamplingParams.extra_args` (`vllm_xargs` over HTTP):
+`think_budget`, `min_think_tokens`, `think_transition_ids`, `think_continuation_ids` — see
+`budget.params`. The decisions come from `budget.ThinkState`; this class only maps them onto
+logits rows. Bookkeeping is in `serving.budget_rows`, which keeps unbudgeted rows free and
+budgeted rows O(1) amortized per step.
+
+vLLM loads the class through the `vllm.logits_processors` entry point of this package, and our
+server also passes it with `logits_processors=` (needed for correct output ids under async
+scheduling, vllm#52461). vLLM then builds two instances for one engine; the first one built
+owns the engine's rows and any later one stays idle, so budgets are enforced exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import TYPE_CHECKING
+
+import torch
+from vllm.sampling_params import SamplingParams
+from vllm.utils.torch_utils import async_tensor_h2d
+from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
+
+from budget import BudgetError, BudgetParams, ProfileError, ThinkProfile, ThinkState, build_profile, params_from_args
+from serving.budget_rows import BudgetRows, StepPlan
+
+if TYPE_CHECKING:
+    from vllm.config import VllmConfig
+
+log = logging.getLogger(__name__)
+FQCN = "serving.vllm_processor:ThinkBudgetLogitsProcessor"
+
+# id(vllm_config) -> the instance that owns that engine's rows (the config is kept alive by its
+# owner, so the id cannot be reused while the entry exists).
+_OWNERS: weakref.WeakValueDictionary[int, ThinkBudgetLogitsProcessor] = weakref.WeakValueDictionary()
+
+
+def model_profile(vllm_config: VllmConfig) -> ThinkProfile:
+    """The engine model's think profile; ProfileError when it has no thinking tokens."""
+    from vllm.tokenizers import cached_tokenizer_from_config
+
+    model_config = vllm_config.model_config
+    tokenizer = cached_tokenizer_from_config(model_config)
+    if tokenizer is None:
+        raise ProfileError("the engine runs with skip_tokenizer_init, so think tokens are unknown")
+    return build_profile(tokenizer, model_type=getattr(model_config.hf_config, "model_type", None))
+
+
+class ThinkBudgetLogitsProcessor(LogitsProcessor):
+    def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool):
+        self.vllm_config = vllm_config
+        self.device = device
+        self.vocab_size = vllm_config.model_config.get_vocab_size()
+        self.rows: BudgetRows | None = None
+        self.profile: ThinkProfile | None = None
+        self.owner = _OWNERS.setdefault(id(vllm_config), self) is self
+        if not self.owner:
+            log.info("think budget: a second processor instance for this engine stays idle")
+            return
+        try:
+            self.profile = model_profile(vllm_config)
+        except ProfileError as e:  # not a thinking model: stay inert, requests asking get an error
+            log.info("think budget disabled for %s: %s", vllm_config.model_config.model, e)
+            return
+        self.rows = BudgetRows(self.profile)
+
+    # ---- request admission ------------------------------------------------------------------
+    @classmethod
+    def validate_params(cls, sampling_params: SamplingParams) -> None:
+        """Raise BudgetError (a ValueError: HTTP 400 in vLLM's server) for bad budget arguments.
+
+        Runs in vLLM's front-end process. When the engine runs in this process too, the model's
+        profile is known and a budget for a model without think tokens is refused here as well;
+        otherwise such a request is served unbudgeted and the engine logs a warning."""
+        params = params_from_args(sampling_params.extra_args)
+        if params is None:
+            return
+        owners = list(_OWNERS.values())
+        if not owners:
+            return
+        if all(p.profile is None for p in owners):
+            raise BudgetError(
+                f"think_budget was requested but model {owners[0].vllm_config.model_config.model!r} has "
+                "no <think>/</think> tokens, so a thinking budget cannot be applied"
+            )
+        if len(owners) == 1:
+            owners[0].check_ids(params)
+
+    def check_ids(self, params: BudgetParams) -> None:
+        """ValueError if the transition/continuation ids cannot be forced on this model."""
+        assert self.profile is not None
+        ThinkState(self.profile, params)  # rejects close-tag/EOS ids in the forced texts
+        bad = [t for t in (*params.transition_ids, *params.continuation_ids) if t >= self.vocab_size]
+        if bad:
+            raise BudgetError(f"token ids {bad} are outside this model's vocabulary (size {self.vocab_size})")
+
+    # ---- vLLM interface ---------------------------------------------------------------------
+    def is_argmax_invariant(self) -> bool:
+        return False  # forcing changes the greedy choice
+
+    def update_state(self, batch_update: BatchUpdate | None) -> None:
+        if batch_update is None or self.rows is None and not self.owner:
+            return
+        # vLLM's order: removed, added, moved. An added index may reuse a removed slot.
+        for index in batch_update.removed:
+            if self.rows is not None:
+                self.rows.remove(index)
+        for index, sampling_params, prompt_ids, output_ids in batch_update.added:
+            self._add(index, sampling_params, prompt_ids, output_ids)
+        if self.rows is not None:
+            for src, dst, direction in batch_update.moved:
+                self.rows.move(src, dst, swap=direction == MoveDirectionality.SWAP)
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.rows is None or not self.rows:
+            return logits
+        plan = self.rows.step()
+        if not plan:
+            return logits
+        if plan.ask_top:
+            asked = plan.ask_top
+            top = logits[[row.index for row in asked]].argmax(dim=-1).tolist()  # [A]
+            for row, top_id in zip(asked, top):
+                self.rows.top_choice(row, top_id, plan)
+        self._write(logits, plan)
+        return logits
+
+    # ---- internals --------------------------------------------------------------------------
+    def _add(self, index: int, sampling_params: SamplingParams, prompt_ids: list[int] | None, output_ids: list[int]) -> None:
+        try:
+            params = params_from_args(sampling_params.extra_args)
+        except BudgetError:
+            params = None  # validate_params already refused it; never fail inside the engine
+        if self.rows is None:
+            if params is not None and self.owner:
+                log.warning("think_budget ignored: %s has no think tokens", self.vllm_config.model_config.model)
+            return
+        if params is None:
+            self.rows.remove(index)  # the slot's previous occupant, if any, is gone
+            return
+        try:
+            self.check_ids(params)
+        except ValueError as e:
+            log.warning("think_budget ignored for a request: %s", e)
+            self.rows.remove(index)
+            return
+        self.rows.add(index, params, prompt_ids, output_ids)
+
+    def _write(self, logits: torch.Tensor, plan: StepPlan) -> None:
+        if plan.forced:
+            rows, ids = zip(*plan.forced)
+            rows_t = async_tensor_h2d(list(rows), device=self.device, dtype=torch.long)  # [F]
+            ids_t = async_tensor_h2d(list(ids), device=self.device, dtype=torch.long)  # [F]
+            logits[rows_t] = float("-inf")  # [F, V]: only the forced id stays possible
+            logits[rows_t, ids_t] = 0.0
+        if plan.masked:
+            rows, ids = zip(*plan.masked)
+            index = (
+                async_tensor_h2d(list(rows), device=self.device, dtype=torch.long),  # [M]
+                async_tensor_h2d(list(ids), device=self.device, dtype=torch.long),  # [M]
+            )
+            logits.index_put_(index, torch.tensor(float("-inf"), device=logits.device))

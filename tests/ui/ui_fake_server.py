@@ -1,0 +1,142 @@
+"""A small OpenAI-compatible server speaking the streaming format of docs/api.md.
+
+It stands in for `thinkcap serve` in the fast UI tests: deterministic "thinking" that stops on
+its own after `NATURAL_THINKING` tokens or is cut by the think budget, then an answer that
+reports what the request contained, so tests can check what the demo sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+MODEL = "fake-glm-4.1v"
+NATURAL_THINKING = 12  # thinking tokens when the budget does not cut in
+CLOSING = 2  # `</think><answer>`: counted in completion tokens, like the real server
+ANSWER_RESERVE = 4
+WORDS = ["Let", " me", " look", " at", " the", " picture", " and", " count", " carefully", "."]
+
+
+def error(status: int, message: str, type_: str = "invalid_request_error") -> JSONResponse:
+    body = {"error": {"message": message, "type": type_, "param": None, "code": status}}
+    return JSONResponse(body, status_code=status)
+
+
+def count_media(messages: list[dict]) -> tuple[int, int, str | None]:
+    """(images, videos, problem) over the request's content parts."""
+    images = videos = 0
+    for message in messages:
+        parts = message["content"] if isinstance(message["content"], list) else []
+        for part in parts:
+            kind = part.get("type")
+            if kind in ("image_url", "video_url"):
+                url = part[kind]["url"]
+                if not url.startswith(f"data:{kind.split('_')[0]}/"):
+                    return images, videos, f"{kind} must be a data URL of the right type"
+                images += kind == "image_url"
+                videos += kind == "video_url"
+    return images, videos, None
+
+
+def answer_tokens(body: dict, images: int, videos: int) -> list[str]:
+    turns = sum(m["role"] == "user" for m in body["messages"])
+    return ["I", " see", f" {images}", " images", ",", f" {videos}", " videos", " in",
+            f" {turns}", " turns", ".", " The", " answer", " is", " <|begin_of_box|>", "3",
+            "<|end_of_box|>", "."]
+
+
+def chunk(choice: dict | None = None, **extra) -> str:
+    data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+            "model": MODEL, "choices": [choice] if choice else [], **extra}
+    return f"data: {json.dumps(data)}\n\n"
+
+
+def stream(body: dict, budget: int | None, effective: int | None, images: int,
+           videos: int) -> Iterator[str]:
+    thinking = NATURAL_THINKING if effective is None else min(NATURAL_THINKING, effective)
+    forced = effective is not None and effective < NATURAL_THINKING
+    for i in range(thinking):
+        yield chunk({"index": 0, "delta": {"reasoning_content": WORDS[i % len(WORDS)]}})
+        time.sleep(0.01)  # let the page render a few intermediate states
+    answer = answer_tokens(body, images, videos)
+    for i, token in enumerate(answer):
+        last = i == len(answer) - 1
+        choice = {"index": 0, "delta": {"content": token}, "finish_reason": "stop" if last else None}
+        if last:
+            choice["thinkcap"] = {"num_thinking_tokens": thinking, "answer_forced": forced,
+                                  "boxed_answer": "3"}
+            yield chunk(choice, thinkcap={"think_budget": budget, "effective_think_budget": effective})
+        else:
+            yield chunk(choice)
+    usage = {"prompt_tokens": 10, "completion_tokens": thinking + CLOSING + len(answer),
+             "total_tokens": 10 + thinking + CLOSING + len(answer),
+             "completion_tokens_details": {"reasoning_tokens": thinking}}
+    yield chunk(usage=usage)
+    yield "data: [DONE]\n\n"
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+    app.state.requests = []  # every chat request body, for the tests to inspect
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    def models() -> dict:
+        return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0,
+                                            "owned_by": "thinkcap"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await request.json()
+        app.state.requests.append(body)
+        if body.get("model") != MODEL:
+            return error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
+        budget = body.get("think_budget")
+        if budget is not None and (not isinstance(budget, int) or budget < -1):
+            return error(400, "think_budget must be an integer >= 0, or null / -1 for unlimited")
+        budget = None if budget == -1 else budget
+        room = body.get("max_tokens", 4096) - CLOSING - ANSWER_RESERVE
+        if room < 0:
+            return error(400, f"max_tokens={body.get('max_tokens')} cannot hold the closing "
+                              f"sequence and an answer")
+        images, videos, problem = count_media(body["messages"])
+        if problem:
+            return error(400, problem)
+        effective = None if budget is None else min(budget, room)
+        return StreamingResponse(stream(body, budget, effective, images, videos),
+                                 media_type="text/event-stream")
+
+    return app
+
+
+class FakeServer:
+    """Runs `make_app()` with uvicorn in a daemon thread on the given port."""
+
+    def __init__(self, port: int):
+        self.app = make_app()
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.api_base = f"http://127.0.0.1:{port}/v1"
+
+    @property
+    def requests(self) -> list[dict]:
+        return self.app.state.requests
+
+    def start(self) -> None:
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join()
