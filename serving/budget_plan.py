@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from budget import BudgetParams, Phase, ThinkProfile, effective_budget, prompt_phase
+from budget import BudgetError, BudgetParams, Phase, ThinkProfile, effective_budget, prompt_phase
 from serving.errors import APIError
 from serving.protocol import ChatCompletionRequest
 from serving.settings import ServerSettings
@@ -44,6 +44,19 @@ class BudgetPlan:
     params: BudgetParams | None  # None: nothing for the logits processor to do
 
 
+def checked_budget(requested: int | None, max_tokens: int | None, closing: int, reserve: int, prefix: int,
+                   min_think: int) -> BudgetParams:
+    """`budget.effective_budget` + `BudgetParams`, with errors naming the field the client must change."""
+    try:
+        effective = effective_budget(requested, max_tokens, closing, reserve, prefix)
+    except BudgetError as exc:
+        raise APIError(str(exc), param="max_tokens") from None
+    try:
+        return BudgetParams(think_budget=effective, min_think_tokens=min_think)
+    except BudgetError as exc:
+        raise APIError(str(exc), param="min_think_tokens") from None
+
+
 def resolve_max_tokens(requested: int | None, prompt_len: int, max_model_len: int) -> int:
     room = max_model_len - prompt_len
     if room <= 0:
@@ -60,12 +73,11 @@ def finalize(
     max_model_len: int,
     answer_reserve: int,
 ) -> BudgetPlan:
-    """BudgetError (→ 400) when max_tokens cannot hold the closing sequence plus the reserve."""
+    """APIError (400) when max_tokens cannot hold the closing sequence plus the reserve."""
     max_tokens = resolve_max_tokens(req.output_limit, len(prompt_ids), max_model_len)
     phase = prompt_phase(profile, prompt_ids)
     # The model writes `<think>` itself unless the prompt opened it; a prefilled answer needs no close.
     prefix = 0 if phase in (Phase.THINKING, Phase.ANSWER) else 1
     closing = 0 if phase == Phase.ANSWER else len(profile.closing_ids)
-    effective = effective_budget(requested, max_tokens, closing, answer_reserve, prefix)
-    params = BudgetParams(think_budget=effective, min_think_tokens=req.min_think_tokens or 0)
-    return BudgetPlan(requested, effective, max_tokens, params if params.active else None)
+    params = checked_budget(requested, max_tokens, closing, answer_reserve, prefix, req.min_think_tokens or 0)
+    return BudgetPlan(requested, params.think_budget, max_tokens, params if params.active else None)

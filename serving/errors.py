@@ -7,6 +7,7 @@ become 500, and those never take the server down (FastAPI handles each request i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +19,7 @@ from budget import BudgetError
 log = logging.getLogger(__name__)
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-          413: "invalid_request_error", 503: "service_unavailable_error"}
+          405: "invalid_request_error", 499: "client_closed_request", 503: "service_unavailable_error"}
 
 
 class APIError(Exception):
@@ -50,25 +51,32 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return "; ".join(parts) or "invalid request", param
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, on_error: Callable[[Request, int], None] | None = None) -> None:
+    """`on_error(request, status)` is told about every error response (metrics count rejections)."""
+
+    def respond(request: Request, message: str, status: int, param: str | None = None) -> JSONResponse:
+        if on_error is not None:
+            on_error(request, status)
+        return error_response(message, status, param)
+
     @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc.message, exc.status, exc.param)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        return respond(request, exc.message, exc.status, exc.param)
 
     @app.exception_handler(BudgetError)
-    async def _budget_error(_: Request, exc: BudgetError) -> JSONResponse:
-        return error_response(str(exc), 400, "think_budget")
+    async def _budget_error(request: Request, exc: BudgetError) -> JSONResponse:
+        return respond(request, str(exc), 400, "think_budget")
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = _validation_message(exc)
-        return error_response(message, 400, param)
+        return respond(request, message, 400, param)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(str(exc.detail), exc.status_code)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return respond(request, str(exc.detail), exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error while serving a request")
-        return error_response(f"internal server error: {type(exc).__name__}", 500)
+        return respond(request, f"internal server error: {type(exc).__name__}", 500)

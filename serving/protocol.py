@@ -66,7 +66,7 @@ class ChatCompletionRequest(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     n: Annotated[StrictInt, Field(ge=1)] = 1
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(None, validate_default=True)  # always a list once validated
     seed: StrictInt | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None

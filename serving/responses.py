@@ -9,6 +9,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
+def _omit() -> object:
+    """An optional extension field: left out of the JSON while None, so stock clients see OpenAI's shape."""
+    return Field(None, exclude_if=lambda v: v is None)
+
+
 class ChoiceThinkcap(BaseModel):
     """Per-choice budget facts, computed from token ids (never from text)."""
 
@@ -36,7 +41,7 @@ class Choice(BaseModel):
     message: ResponseMessage
     finish_reason: str | None
     thinkcap: ChoiceThinkcap
-    token_ids: list[int] | None = None  # only with return_token_ids
+    token_ids: list[int] | None = _omit()  # only with return_token_ids
 
 
 class CompletionTokensDetails(BaseModel):
@@ -58,22 +63,22 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: Usage
     thinkcap: RequestThinkcap
-    prompt_token_ids: list[int] | None = None  # only with return_token_ids
+    prompt_token_ids: list[int] | None = _omit()  # only with return_token_ids
 
 
 class Delta(BaseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-    reasoning_content: str | None = None
-    reasoning: str | None = None
+    role: Literal["assistant"] | None = _omit()
+    content: str | None = _omit()
+    reasoning_content: str | None = _omit()
+    reasoning: str | None = _omit()
 
 
 class ChunkChoice(BaseModel):
     index: int
     delta: Delta
     finish_reason: str | None = None
-    thinkcap: ChoiceThinkcap | None = None
-    token_ids: list[int] | None = None  # the ids behind this delta, with return_token_ids
+    thinkcap: ChoiceThinkcap | None = _omit()  # on the chunk that finishes the choice
+    token_ids: list[int] | None = _omit()  # the ids behind this delta, with return_token_ids
 
 
 class ChatCompletionChunk(BaseModel):
@@ -82,9 +87,9 @@ class ChatCompletionChunk(BaseModel):
     created: int
     model: str
     choices: list[ChunkChoice]
-    usage: Usage | None = None
-    thinkcap: RequestThinkcap | None = None
-    prompt_token_ids: list[int] | None = None
+    usage: Usage | None = _omit()
+    thinkcap: RequestThinkcap | None = _omit()
+    prompt_token_ids: list[int] | None = _omit()
 
 
 def make_usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> Usage:

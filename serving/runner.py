@@ -17,6 +17,10 @@ from serving.backend import Backend, RenderedPrompt, SamplingSpec, TokenDelta
 _END = object()
 
 
+class RequestAborted(Exception):
+    """The engine request was cancelled (the client went away) before it finished."""
+
+
 class GenerationRun:
     def __init__(self, backend: Backend, prompt: RenderedPrompt, spec: SamplingSpec, request_id: str):
         self.backend = backend
@@ -31,6 +35,7 @@ class GenerationRun:
                 self._queue.put_nowait(batch)
             self._queue.put_nowait(_END)
         except asyncio.CancelledError:
+            self._queue.put_nowait(RequestAborted(self.request_id))  # wake a waiting consumer
             raise
         except Exception as exc:  # handed to the consumer, which turns it into an HTTP error
             self._queue.put_nowait(exc)

@@ -7,6 +7,7 @@ error): Gradio would otherwise show a bare "Error".
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 
 import gradio as gr
@@ -39,8 +40,25 @@ def add_user_message(message: dict | None, history: list[dict]) -> tuple[list[di
         value=None, interactive=False)
 
 
+def use_example(history: list[dict], event: gr.SelectData) -> tuple[list[dict], dict]:
+    """A click on an example card in the empty chat: send it as if typed."""
+    example = event.value or {}
+    # Gradio hands example files over as file dicts; their `path` is the file on our disk.
+    files = [f["path"] if isinstance(f, dict) else f for f in example.get("files") or []]
+    return add_user_message({"text": example.get("text", ""), "files": files}, history)
+
+
 def unlock_textbox() -> dict:
     return gr.MultimodalTextbox(interactive=True)
+
+
+def stop_turn(history: list[dict]) -> tuple[list[dict], dict]:
+    """The stop button cancels the stream mid-thought; without this its spinner would spin on."""
+    def stopped(message: dict) -> dict:
+        if (message.get("metadata") or {}).get("status") != "pending":
+            return message
+        return {**message, "metadata": {"title": "Thinking (stopped)"}}
+    return [stopped(m) for m in history], unlock_textbox()
 
 
 def settings_from_controls(budget: float, unlimited: bool, max_tokens: float,
@@ -80,6 +98,14 @@ def toggle_unlimited(unlimited: bool) -> dict:
 def server_status(client: ChatClient) -> str:
     """One line under the header: which model answers, or why none does."""
     try:
-        return f"🟢 Connected to `{client.model}` at `{client.api_base}`"
+        return server_status_html(f"Connected to <code>{html.escape(client.model)}</code> at "
+                                  f"<code>{html.escape(client.api_base)}</code>", ok=True)
     except ServerError as exc:
-        return f"🔴 {exc}"
+        return server_status_html(html.escape(str(exc)), ok=False)
+
+
+def server_status_html(text: str | None, ok: bool | None = None) -> str:
+    state = {True: "ok", False: "down", None: "wait"}[ok]
+    text = text or "Connecting to the model server…"
+    return f'<span class="tc-dot tc-{state}"></span> {text}'
+

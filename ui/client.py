@@ -43,7 +43,7 @@ def build_request(model: str, messages: list[dict], settings: Settings) -> dict[
 
 def error_message(exc: openai.OpenAIError, api_base: str) -> str:
     if isinstance(exc, openai.APIConnectionError):
-        return f"Cannot reach the model server at {api_base}. Is `thinkcap serve` running?"
+        return f"Cannot reach the model server at {api_base}. Is the server running?"
     if isinstance(exc, openai.APIStatusError):
         # The SDK already unwraps `{"error": {...}}` into `body`; other servers' bodies vary.
         body = exc.body if isinstance(exc.body, dict) else {}

@@ -21,12 +21,20 @@ def media_part(media: Media) -> dict:
     return {"type": key, key: {"url": data_url(media)}}
 
 
+def _normalize(item: Any) -> Mapping[str, Any]:
+    """One content item in Gradio's normalized shape. Handlers receive that shape; the
+    shorthand they return (a string, `{"path": ...}`) is accepted too."""
+    if isinstance(item, str):
+        return {"type": "text", "text": item}
+    if "path" in item:
+        return {"type": "file", "file": item}
+    return item
+
+
 def _items(message: Message) -> list[Mapping[str, Any]]:
-    """Content items in Gradio's normalized shape, accepting a bare string too."""
     content = message.get("content")
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return list(content or ())
+    items = content if isinstance(content, list) else [content] if content else []
+    return [_normalize(item) for item in items]
 
 
 def user_parts(message: Message) -> list[dict]:

@@ -57,19 +57,21 @@ def stats_line(turn: Turn) -> str:
 
 
 def error_note(message: str) -> str:
-    return f'<div class="tc-error">⚠️ {html.escape(message)}</div>'
+    return f'<div class="tc-error">⚠ {html.escape(message)}</div>'
 
 
 def thinking_message(turn: Turn, stopped: bool) -> dict:
-    if not stopped:
-        title, status = "💭 Thinking…", "pending"
-    elif turn.num_thinking_tokens is not None:
-        title, status = f"💭 Thought for {turn.num_thinking_tokens} tokens", "done"
-    else:
-        title, status = "💭 Thinking", "done"
     # Gradio drops a message with no text; a lone ellipsis shows the block is alive.
-    return {"role": "assistant", "content": turn.thinking or "…",
-            "metadata": {"title": title, "status": status}}
+    message = {"role": "assistant", "content": turn.thinking or "…"}
+    if not stopped:  # "pending": a spinner beside the title, the block open
+        message["metadata"] = {"title": "Thinking…", "status": "pending"}
+    elif turn.num_thinking_tokens is not None:
+        # No status: the block stays open, since seeing the cut-off thought is the point of
+        # the demo; status "done" would fold it away. The user can still fold it.
+        message["metadata"] = {"title": f"Thought for {turn.num_thinking_tokens} tokens"}
+    else:
+        message["metadata"] = {"title": "Thinking"}
+    return message
 
 
 def assistant_messages(turn: Turn, error: str | None = None) -> list[dict]:

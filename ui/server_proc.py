@@ -29,19 +29,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(base_url: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
-    """Poll `GET {base_url}/health` until 200; stop early when `alive()` turns false."""
+def wait_ready(url: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
+    """Poll `GET url` until it answers 200; give up early when `alive()` turns false."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():
             raise RuntimeError("the server exited during start-up")
         try:
-            if httpx.get(f"{base_url}/health", timeout=5).status_code == 200:
+            if httpx.get(url, timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass  # not listening yet
         time.sleep(POLL_SECONDS)
-    raise TimeoutError(f"no healthy server at {base_url} after {timeout:.0f}s")
+    raise TimeoutError(f"no answer from {url} after {timeout:.0f}s")
 
 
 class LocalServer:
@@ -71,7 +71,7 @@ class LocalServer:
             self._proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            wait_healthy(self.base_url, self.startup_timeout, alive=self._running)
+            wait_ready(f"{self.base_url}/health", self.startup_timeout, alive=self._running)
         except (RuntimeError, TimeoutError) as exc:
             self.stop()
             raise RuntimeError(f"`thinkcap serve` did not start: {exc}.\n"

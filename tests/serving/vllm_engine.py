@@ -1,8 +1,10 @@
-"""Helpers for tests that run the real in-process vLLM CPU engine on the tiny model."""
+"""Helpers for tests that run a real in-process vLLM CPU engine on the tiny model."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +31,44 @@ def think_prompt(llm, text: str) -> list[int]:
     return tok.encode(chat + "<think>", add_special_tokens=False)
 
 
-def think_processors(llm) -> list[tuple[str, bool]]:
-    """(class name, active) of every think-budget processor inside the engine's model runner."""
+def sampling(max_tokens: int = 40, logit_bias: dict[int, float] | None = None, **extra_args: Any):
+    """Greedy, ignoring EOS so every row runs to max_tokens; budget keys go to extra_args."""
+    from vllm import SamplingParams
 
-    def collect(worker) -> list[tuple[str, bool]]:
-        procs = worker.model_runner.input_batch.logitsprocs.all
-        return [(type(p).__name__, p.active) for p in procs if type(p).__name__.endswith("ThinkBudgetLogitsProcessor")]
+    return SamplingParams(
+        max_tokens=max_tokens, temperature=0.0, ignore_eos=True, logit_bias=logit_bias, extra_args=extra_args or None
+    )
 
-    (result,) = llm.collective_rpc(collect)
-    return result
+
+def generate(llm, prompts: list[list[int]], params) -> list[list[int]]:
+    outs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+    return [list(o.outputs[0].token_ids) for o in outs]
+
+
+def budget_processors(llm) -> list:
+    """Every think-budget processor instance inside the (in-process) engine's model runner."""
+    from serving.vllm_processor import ThinkBudgetLogitsProcessor
+
+    def collect(worker) -> list:
+        return [p for p in worker.model_runner.input_batch.logitsprocs.all if isinstance(p, ThinkBudgetLogitsProcessor)]
+
+    (found,) = llm.collective_rpc(collect)
+    return found
+
+
+@contextmanager
+def recorded_updates(processor) -> Iterator[list]:
+    """Record the non-empty BatchUpdates vLLM hands the processor while the block runs."""
+    seen: list = []
+    original = processor.update_state
+
+    def spy(batch_update):
+        if batch_update is not None:
+            seen.append(batch_update)
+        original(batch_update)
+
+    processor.update_state = spy  # instance attribute: the input batch calls it per step
+    try:
+        yield seen
+    finally:
+        del processor.update_state

@@ -135,6 +135,8 @@ class FakeServer:
     def start(self) -> None:
         self._thread.start()
         while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the fake server failed to start")
             time.sleep(0.05)
 
     def stop(self) -> None:

@@ -1,0 +1,101 @@
+"""Folding streamed chunks into a turn, and rendering that turn as chat messages."""
+
+from __future__ import annotations
+
+from ui.render import (BOX_CLOSE, BOX_OPEN, answer_text, assistant_messages, highlight_box,
+                       stats_line)
+from ui.stream import Turn
+
+
+def delta(index: int = 0, finish: str | None = None, thinkcap: dict | None = None,
+          **fields) -> dict:
+    choice = {"index": index, "delta": fields, "finish_reason": finish}
+    if thinkcap:
+        choice["thinkcap"] = thinkcap
+    return {"object": "chat.completion.chunk", "choices": [choice]}
+
+
+def forced_stream() -> list[dict]:
+    """A turn as docs/api.md describes it: budget 8 cut the thinking, usage last."""
+    stats = {"num_thinking_tokens": 8, "answer_forced": True, "boxed_answer": "3"}
+    return [
+        delta(role="assistant"),
+        delta(reasoning_content="Count the"),
+        delta(reasoning_content=" circles"),
+        delta(content="There are "),
+        delta(content=f"{BOX_OPEN}3{BOX_CLOSE}"),
+        {**delta(content=".", finish="stop", thinkcap=stats),
+         "thinkcap": {"think_budget": 8, "effective_think_budget": 8}},
+        {"choices": [], "usage": {"completion_tokens": 19, "prompt_tokens": 40}},
+    ]
+
+
+def folded(chunks: list[dict]) -> Turn:
+    turn = Turn()
+    for chunk in chunks:
+        turn.feed(chunk)
+    return turn
+
+
+def test_thinking_and_answer_are_split_and_stats_kept() -> None:
+    turn = folded(forced_stream())
+    assert turn.thinking == "Count the circles"
+    assert turn.answer == f"There are {BOX_OPEN}3{BOX_CLOSE}."
+    assert (turn.finish_reason, turn.num_thinking_tokens, turn.answer_forced) == ("stop", 8, True)
+    assert (turn.think_budget, turn.effective_think_budget, turn.boxed_answer) == (8, 8, "3")
+    assert turn.num_answer_tokens == 19 - 8
+
+
+def test_reasoning_alias_and_other_choices() -> None:
+    turn = folded([delta(reasoning="a"), delta(index=1, content="other choice"),
+                   delta(reasoning_content="b", reasoning="b")])  # both names: counted once
+    assert (turn.thinking, turn.answer) == ("ab", "")
+    assert not turn.answering and turn.num_answer_tokens is None
+
+
+def test_highlight_and_answer_text_round_trip() -> None:
+    raw = f"So {BOX_OPEN}x = 5{BOX_CLOSE}, and {BOX_OPEN}y{BOX_CLOSE}."
+    shown = highlight_box(raw)
+    assert BOX_OPEN not in shown and shown.count('class="tc-box"') == 2
+    assert answer_text(shown) == raw
+
+
+def test_unclosed_box_is_highlighted_while_streaming() -> None:
+    assert highlight_box(f"It is {BOX_OPEN}4") == 'It is <span class="tc-box">4</span>'
+
+
+def test_stats_line_for_a_forced_answer() -> None:
+    line = stats_line(folded(forced_stream()))
+    assert "Answer forced after 8 thinking tokens" in line
+    assert "8 thinking tokens · 11 answer tokens · budget 8" in line
+
+
+def test_stats_line_for_natural_stop_unlimited_and_clamped_budgets() -> None:
+    natural = Turn(finish_reason="stop", num_thinking_tokens=30, think_budget=None,
+                   effective_think_budget=None, completion_tokens=45)
+    assert "Finished thinking on its own" in stats_line(natural)
+    assert "unlimited budget" in stats_line(natural)
+    clamped = Turn(finish_reason="length", num_thinking_tokens=90, answer_forced=True,
+                   think_budget=500, effective_think_budget=90)
+    line = stats_line(clamped)
+    assert "budget 90 (asked 500)" in line and "stopped at max tokens" in line
+
+
+def test_messages_while_thinking_then_finished() -> None:
+    chunks = forced_stream()
+    thinking = assistant_messages(folded(chunks[:3]))
+    assert len(thinking) == 1 and thinking[0]["metadata"]["status"] == "pending"
+    assert thinking[0]["content"] == "Count the circles"
+
+    done = assistant_messages(folded(chunks))
+    assert done[0]["metadata"] == {"title": "Thought for 8 tokens"}  # no spinner, left open
+    assert "metadata" not in done[1]
+    assert "Answer forced after 8 thinking tokens" in done[1]["content"]
+    assert answer_text(done[1]["content"]) == folded(chunks).answer  # notes cut off again
+
+
+def test_error_before_any_token_is_a_lone_note() -> None:
+    [message] = assistant_messages(Turn(), error="Cannot reach <the> server")
+    assert "metadata" not in message
+    assert message["content"] == '<div class="tc-error">⚠ Cannot reach &lt;the&gt; server</div>'
+    assert answer_text(message["content"]) == ""

@@ -1,0 +1,94 @@
+"""Checkpoints that resume exactly, with the policy in a folder `thinkcap serve` loads as it is.
+
+    output_dir/checkpoints/step-000010/
+        policy/             HF format: config, safetensors, tokenizer, processor, chat template
+        trainer_state.pt    step, optimizer, curriculum + dynamic-sampling state, metrics history
+        rng-rank0.pt        Python / NumPy / torch RNG states, one file per rank
+
+A checkpoint is written into `step-N.tmp` and renamed when complete, so a run killed mid-save
+leaves the previous checkpoint as the newest valid one.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_STEP_DIR = re.compile(r"step-(\d+)")
+# Weights and the model config are written by save_pretrained; everything else (tokenizer,
+# processor configs, chat template, generation config) is copied from the starting model.
+_SKIP = re.compile(r".*\.(safetensors|bin|pt|pth|msgpack|h5)$|.*\.index\.json$|config\.json$")
+
+
+def copy_model_assets(src: str | Path, dst: str | Path) -> None:
+    """Copy tokenizer, processor and template files so `dst` is a complete, servable model folder."""
+    for path in Path(src).iterdir():
+        if path.is_file() and not _SKIP.fullmatch(path.name) and not (Path(dst) / path.name).exists():
+            shutil.copy2(path, Path(dst) / path.name)
+
+
+def save_policy(model: torch.nn.Module, out_dir: str | Path, source_model_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    model.save_pretrained(out, safe_serialization=True)
+    copy_model_assets(source_model_dir, out)
+    return out
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    return Path(output_dir) / "checkpoints" / f"step-{step:06d}"
+
+
+def save_checkpoint(output_dir: str | Path, step: int, model: torch.nn.Module, source_model_dir: str | Path,
+                    trainer_state: dict[str, Any], rank: int = 0, world_size: int = 1, keep: int = 2) -> Path:
+    """Rank 0 writes policy + trainer state; every rank writes its RNG state. Call on all ranks
+    (the caller puts a barrier after it)."""
+    final = checkpoint_dir(output_dir, step)
+    tmp = final.with_name(final.name + ".tmp")
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_policy(model, tmp / "policy", source_model_dir)
+        torch.save({"step": step, **trainer_state}, tmp / "trainer_state.pt")
+    if world_size > 1:
+        torch.distributed.barrier()
+    torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
+    if world_size > 1:
+        torch.distributed.barrier()
+    if rank == 0:
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        for old in list_checkpoints(output_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.fullmatch(p.name)]
+    return sorted(found, key=lambda p: int(_STEP_DIR.fullmatch(p.name).group(1)))
+
+
+def load_trainer_state(ckpt: Path, rank: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(trainer state, this rank's RNG state). Our own files: full unpickling is safe here."""
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    rng = torch.load(ckpt / f"rng-rank{rank}.pt", weights_only=False)
+    return state, rng

@@ -1,0 +1,112 @@
+"""Rewards: format gate, accuracy on the boxed answer, style penalties. A registry keyed by domain.
+
+    reward_fn = build_reward_fns(cfg)["counting"]
+    reward_fn(response_text, reference)  # -> {"reward": 0.93, "format": 1.0, "accuracy": 1.0, ...}
+
+Every reward function is a plain callable returning the total under "reward" plus each component,
+and the trainer logs every component. A response that breaks the format gets `min_reward` and
+nothing else: accuracy is never read from a malformed response (the report's format rule).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from training.verifiers import VERIFIERS, Verifier
+
+RewardFn = Callable[[str, Any], dict[str, float]]
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+BOX_OPEN, BOX_CLOSE = "<|begin_of_box|>", "<|end_of_box|>"
+_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+_LAYOUT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+
+
+def parse_response(text: str) -> tuple[str, str] | None:
+    """(thinking, answer) when the whole text is `<think>...</think><answer>...</answer>` with each
+    tag exactly once; else None."""
+    match = _LAYOUT.fullmatch(text)
+    if match is None or any(text.count(tag) != 1 for tag in _TAGS):
+        return None
+    return match.group(1), match.group(2)
+
+
+def boxed_answer(answer: str) -> str | None:
+    """The content of the one `<|begin_of_box|>...<|end_of_box|>` in the answer; None unless exactly one."""
+    if answer.count(BOX_OPEN) != 1 or answer.count(BOX_CLOSE) != 1:
+        return None
+    start, end = answer.index(BOX_OPEN) + len(BOX_OPEN), answer.index(BOX_CLOSE)
+    return answer[start:end].strip() if start <= end else None
+
+
+def _words(text: str) -> list[str]:
+    # CJK has no spaces: each ideograph/kana counts as a word so both scripts weigh alike.
+    return re.findall(r"[\u3040-\u30ff\u3400-\u9fff]|[^\W\d_]+|\d+", text)
+
+
+def repetition_score(text: str, n: int = 4) -> float:
+    """Share of word n-grams that repeat an earlier one: 0 for fresh text, → 1 for a loop."""
+    words = _words(text)
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def _script(word: str) -> str:
+    ch = word[0]
+    if "\u3040" <= ch <= "\u9fff":
+        return "cjk"
+    if "\u0400" <= ch <= "\u04ff":
+        return "cyrillic"
+    if ch.isascii():
+        return "latin" if ch.isalpha() else "digit"
+    return "other"
+
+
+def language_mix_score(text: str) -> float:
+    """Share of words not in the text's dominant script (digits ignored): 0 for one language."""
+    scripts = Counter(s for s in map(_script, _words(text)) if s != "digit")
+    total = sum(scripts.values())
+    return 0.0 if total == 0 else 1.0 - max(scripts.values()) / total
+
+
+def glm_reward(
+    response: str,
+    reference: Any,
+    *,
+    verifier: Verifier,
+    min_reward: float = 0.0,
+    repetition_weight: float = 0.5,
+    language_weight: float = 0.5,
+) -> dict[str, float]:
+    """The report's reward for one verifiable sample; see the module docstring."""
+    out = {"format": 0.0, "accuracy": 0.0, "repetition": 0.0, "language_mix": 0.0}
+    parsed = parse_response(response)
+    boxed = boxed_answer(parsed[1]) if parsed else None
+    if boxed is None:
+        return {"reward": min_reward, **out}
+    out["format"] = 1.0
+    out["accuracy"] = float(verifier(boxed, reference))
+    out["repetition"] = repetition_score(response)
+    out["language_mix"] = language_mix_score(response)
+    penalty = repetition_weight * out["repetition"] + language_weight * out["language_mix"]
+    return {"reward": max(min_reward, out["accuracy"] - penalty), **out}
+
+
+def build_reward_fns(
+    min_reward: float = 0.0, repetition_weight: float = 0.5, language_weight: float = 0.5,
+    verifiers: dict[str, Verifier] | None = None,
+) -> dict[str, RewardFn]:
+    """domain → reward function. Pass `verifiers` to add or replace domains."""
+    table = {**VERIFIERS, **(verifiers or {})}
+    return {
+        name: partial(glm_reward, verifier=fn, min_reward=min_reward,
+                      repetition_weight=repetition_weight, language_weight=language_weight)
+        for name, fn in table.items()
+    }

@@ -1,0 +1,149 @@
+"""Rollouts: G samples per prompt under the thinking budget, turned into loss-ready samples.
+
+Two engines share one interface (`generate`, `load_weights`): the colocated vLLM engine
+(training.vllm_engine) and HF `generate` with `HFThinkBudgetProcessor` (fallback: no vLLM, or
+several processes under torchrun). Forced tokens are found afterwards by replaying the budget state
+machine over the ids (`budget.replay`): forcing is a pure function of the ids, so both engines
+yield the same loss mask without any side channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import LogitsProcessorList
+
+from budget import BudgetParams, Phase, ThinkProfile, effective_budget, replay
+from training.data import EncodedPrompt
+from training.hf_processor import HFThinkBudgetProcessor
+
+
+@dataclass
+class Completion:
+    """What an engine returns for one sample."""
+
+    prompt_ids: list[int]
+    token_ids: list[int]
+    finish_reason: str  # "stop" (EOS) or "length"
+    engine_logprobs: list[float] | None = None  # vLLM's logprob of each sampled token
+
+
+@dataclass
+class Sample:
+    """One rollout sample, as the loss sees it."""
+
+    group: int  # index of its prompt in this step's batch
+    prompt: EncodedPrompt
+    response_ids: list[int]
+    loss_mask: list[int]  # 1 = trained on; 0 = forced by the budget (not the policy's choice)
+    num_thinking_tokens: int
+    answer_forced: bool
+    truncated: bool  # cut at the budget with forced answering off: gets min_reward
+    finish_reason: str
+    engine_logprobs: list[float] | None = None
+    text: str = ""
+    reward: dict[str, float] = field(default_factory=dict)
+
+
+def rollout_budget(think_budget: int | None, max_new_tokens: int, closing_len: int, answer_reserve: int) -> int:
+    """Thinking tokens allowed per sample, shrunk so the closing sequence and `answer_reserve` answer
+    tokens always fit in `max_new_tokens` (the model writes `<think>` itself: one prefix token)."""
+    budget = effective_budget(think_budget, max_new_tokens, closing_len, answer_reserve, prefix_tokens=1)
+    assert budget is not None  # max_tokens is set, so the budget is finite
+    return budget
+
+
+def to_sample(c: Completion, group: int, prompt: EncodedPrompt, profile: ThinkProfile, budget: int,
+              forced_answering: bool) -> Sample:
+    """Loss mask and thinking statistics of one completion.
+
+    forced_answering: the engine forced the closing sequence at `budget`; replaying the same
+    BudgetParams marks exactly those positions. Otherwise the engine ran free and we cut the sample
+    where the budget would have been hit, as an engine without forced answering stops generation.
+    """
+    ids = c.token_ids
+    if forced_answering:
+        state = replay(profile, BudgetParams(think_budget=budget), c.prompt_ids, ids)
+        forced = set(state.forced_positions)
+        mask = [0 if i in forced else 1 for i in range(len(ids))]
+        return Sample(group, prompt, ids, mask, state.num_thinking_tokens, state.answer_forced, False,
+                      c.finish_reason, c.engine_logprobs)
+    state = replay(profile, BudgetParams(), c.prompt_ids, ids)
+    over = state.num_thinking_tokens > budget or (state.phase == Phase.THINKING and c.finish_reason == "length")
+    if over and state.think_start is not None:
+        cut = min(len(ids), state.think_start + budget)
+        ids = ids[:cut]
+        logprobs = c.engine_logprobs[:cut] if c.engine_logprobs else None
+        return Sample(group, prompt, ids, [1] * cut, min(budget, state.num_thinking_tokens), False, True,
+                      "budget", logprobs)
+    return Sample(group, prompt, ids, [1] * len(ids), state.num_thinking_tokens, False, False,
+                  c.finish_reason, c.engine_logprobs)
+
+
+class HFEngine:
+    """Rollouts with `model.generate` on the policy itself (so weight sync is a no-op)."""
+
+    def __init__(self, model: torch.nn.Module, profile: ThinkProfile, pad_token_id: int, eos_token_ids: list[int]):
+        self.model = model
+        self.profile = profile
+        self.pad_token_id = pad_token_id
+        self.eos_token_ids = eos_token_ids
+
+    def load_weights(self, named_tensors: Any) -> None:
+        pass  # generates with the trained module itself
+
+    def generate(
+        self, prompts: list[EncodedPrompt], n: int, *, temperature: float, top_p: float, max_tokens: int,
+        budget: BudgetParams | None, seeds: list[int],
+    ) -> list[list[Completion]]:
+        # HF's Glm4v cannot take images and videos in one batch (one placeholder id for both), so
+        # each kind of media gets its own generate call.
+        kinds: dict[tuple[str, ...], list[int]] = {}
+        for i, p in enumerate(prompts):
+            kinds.setdefault(tuple(sorted(p.tensors)), []).append(i)
+        groups: list[list[Completion]] = [[] for _ in prompts]
+        for k, members in enumerate(kinds.values()):
+            part = self._generate([prompts[i] for i in members], n, temperature, top_p, max_tokens, budget,
+                                  seeds[0] + k)
+            for i, group in zip(members, part):
+                groups[i] = group
+        return groups
+
+    @torch.no_grad()
+    def _generate(self, prompts: list[EncodedPrompt], n: int, temperature: float, top_p: float, max_tokens: int,
+                  budget: BudgetParams | None, seed: int) -> list[list[Completion]]:
+        rows = [p for p in prompts for _ in range(n)]  # each prompt n times in a row, as the groups
+        width = max(len(p.input_ids) for p in rows)
+        pad = self.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(p.input_ids)) + p.input_ids for p in rows])  # [B, P]
+        attention = torch.tensor([[0] * (width - len(p.input_ids)) + [1] * len(p.input_ids) for p in rows])  # [B, P]
+        mm_types = torch.tensor([[0] * (width - len(p.input_ids)) + p.mm_token_type_ids for p in rows])  # [B, P]
+        processor = HFThinkBudgetProcessor(self.profile, [budget] * len(rows), [p.input_ids for p in rows])
+        was_training = self.model.training
+        self.model.eval()
+        # A seed per call: sampling is reproducible without touching the global RNG, which the
+        # checkpoint restores separately.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            out = self.model.generate(
+                input_ids=input_ids, attention_mask=attention, mm_token_type_ids=mm_types,
+                **concat_media(rows), do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+                max_new_tokens=max_tokens, logits_processor=LogitsProcessorList([processor]),
+                pad_token_id=pad, eos_token_id=self.eos_token_ids,
+            )  # [B, P + R]
+        self.model.train(was_training)
+        groups: list[list[Completion]] = [[] for _ in prompts]
+        for row, (prompt, gen) in enumerate(zip(rows, out[:, width:].tolist())):
+            stop = next((i for i, t in enumerate(gen) if t in self.eos_token_ids), None)
+            tokens = gen if stop is None else gen[: stop + 1]
+            groups[row // n].append(Completion(prompt.input_ids, tokens, "length" if stop is None else "stop"))
+        return groups
+
+
+def concat_media(prompts: list[EncodedPrompt]) -> dict[str, torch.Tensor]:
+    """Stack each row's pixel tensors in row order, as Glm4v's forward expects for a batch."""
+    keys = {k for p in prompts for k in p.tensors}
+    return {k: torch.cat([p.tensors[k] for p in prompts if k in p.tensors]) for k in sorted(keys)}
+

@@ -1,0 +1,96 @@
+"""A short supervised warm-up on the response format, so a random-weight model can be RL-trained.
+
+GRPO needs samples that sometimes earn a reward; random weights never write
+`<think>...</think><answer><|begin_of_box|>...<|end_of_box|></answer>`. This teaches the layout on
+demonstrations with templated thinking of a chosen length (long thinking makes the budget bite, which
+is what forced answering is about). With `answer_noise`, a share of demonstrations carry a random
+answer, so the warmed-up model knows the format but not yet the task: RL has something to learn.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.checkpoint import save_policy
+from training.data import PromptEncoder, Record
+from training.grpo import aggregate
+from training.policy import SequenceLogprobs, collate, load_policy, token_logprobs
+from training.rollout import Sample
+
+THOUGHTS = [
+    "Let me look at the image carefully.", "First, read the question carefully.",
+    "Then check every assumption.", "Let us think step by step.", "Wait, let me verify this result once more.",
+    "Hmm, that does not look right.", "Look at the left side of the photo.", "Remember to double-check.",
+    "The answer is the number I see.", "Therefore the final answer is clear.",
+]
+ANSWER_SPACE = {"count_shapes": [1, 2, 3, 4, 5], "read_number": list(range(100)),
+                "square_motion": ["left", "right", "up", "down"]}
+
+
+def demonstration(record: Record, rng: random.Random, think_sentences: tuple[int, int], answer_noise: float) -> str:
+    thinking = " ".join(rng.choice(THOUGHTS) for _ in range(rng.randint(*think_sentences)))
+    answer = record.answer
+    if rng.random() < answer_noise and record.task in ANSWER_SPACE:
+        answer = rng.choice(ANSWER_SPACE[record.task])
+    return f"<think>{thinking}</think><answer><|begin_of_box|>{answer}<|end_of_box|></answer>"
+
+
+def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *, steps: int = 60,
+            batch_size: int = 16, lr: float = 3e-3, think_sentences: tuple[int, int] = (2, 8),
+            answer_noise: float = 1.0, seed: int = 0) -> Path:
+    """Fine-tune on demonstrations (response tokens only, EOS included); save a servable folder."""
+    from transformers import AutoProcessor
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    tokenizer = processor.tokenizer
+    encode = PromptEncoder(processor)
+    model = load_policy(str(model_dir)).train()
+    scorer = SequenceLogprobs(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    eos = tokenizer.eos_token_id
+    losses: list[float] = []
+    for _ in range(steps):
+        rows = []
+        for record in rng.sample(records, min(batch_size, len(records))):
+            text = demonstration(record, rng, think_sentences, answer_noise)
+            ids = tokenizer.encode(text, add_special_tokens=False) + [eos]
+            rows.append(Sample(0, encode(record), ids, [1] * len(ids), 0, False, False, "stop"))
+        batch = collate(rows, tokenizer.pad_token_id)
+        loss = aggregate(-token_logprobs(scorer, batch), batch.loss_mask, "token")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    out = save_policy(model.to(torch.bfloat16), out_dir, model_dir)  # bf16 like the base model
+    (out / "warmup_loss.txt").write_text("\n".join(f"{x:.4f}" for x in losses) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> Any:
+    import argparse
+
+    from training.data import load_records
+
+    parser = argparse.ArgumentParser(prog="python -m training.sft", description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="JSONL records (synthetic tasks)")
+    parser.add_argument("out", help="output model folder")
+    parser.add_argument("--model", default="tiny", help="start model (default: the tiny model)")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--answer-noise", type=float, default=1.0, help="share of random answers (default 1.0)")
+    args = parser.parse_args(argv)
+    from training.train import resolve_model
+
+    out = warm_up(resolve_model(args.model), load_records(args.data), args.out, steps=args.steps,
+                  answer_noise=args.answer_noise)
+    print(f"warmed-up model in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
