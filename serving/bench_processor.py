@@ -7,7 +7,9 @@ Two in-process engines on the same model:
   so vLLM's built-in `thinking_token_budget` works in it too.
 Every case decodes the same batch (greedy, `ignore_eos`, so every row emits exactly
 `--max-tokens` tokens); only the budget arguments differ. Runs alternate between cases and the
-median of `--runs` is reported, so drift on a shared machine hits every case alike.
+ratios are medians of per-round ratios, so drift on a shared machine hits every case alike. Besides
+throughput, the time spent inside the budget code itself (our processor's methods, the built-in's
+state holder) is clocked in the engine: that share is immune to other processes' load.
 """
 
 from __future__ import annotations
@@ -31,7 +33,28 @@ class Case:
     engine: str  # "plain" | "thinkcap"
     what: str
     budget_of_row: Callable[[int, int], dict[str, Any]]  # (row, max_tokens) -> SamplingParams kwargs
-    tok_per_s: list[float] = field(default_factory=list)
+    wall_tps: list[float] = field(default_factory=list)  # tokens per wall-clock second
+    cpu_tps: list[float] = field(default_factory=list)  # tokens per second of this process's CPU
+    budget_share: list[float] = field(default_factory=list)  # budget-code time / wall time
+
+
+class Stopwatch:
+    """Accumulates the time spent in chosen methods of live objects inside the engine."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, obj: Any, method: str) -> None:
+        original = getattr(obj, method)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        setattr(obj, method, timed)  # instance attribute: vLLM's call sites look it up per call
 
 
 def ours(budget: int | None) -> dict[str, Any]:
@@ -57,7 +80,7 @@ def make_cases() -> list[Case]:
         Case("ours-idle", "thinkcap", "our processor loaded, no request budgeted", lambda r, m: {}),
         Case("ours-all", "thinkcap", "ours, every row budgeted, none forced", lambda r, m: ours(HUGE_BUDGET)),
         Case("builtin-all", "thinkcap", "vLLM built-in, every row budgeted, none forced", lambda r, m: builtin(HUGE_BUDGET)),
-        Case("ours-mixed", "thinkcap", "ours, 1/2 none, 1/4 forced, 1/4 never", lambda r, m: ours(mixed_budget(r, m))),
+        Case("ours-mixed", "thinkcap", "ours: 1/2 none, 1/4 forced, 1/4 never", lambda r, m: ours(mixed_budget(r, m))),
         Case("builtin-mixed", "thinkcap", "built-in, same mix", lambda r, m: builtin(mixed_budget(r, m))),
     ]
 
@@ -87,19 +110,28 @@ def build_engines(model: Path, batch: int, max_tokens: int) -> dict[str, Any]:
     with entry_points_hidden():
         plain = LLM(**common)
     thinkcap = LLM(**common, reasoning_config=reasoning, **processor_kwargs())
-    assert owning_processors(plain) == 0 and owning_processors(thinkcap) == 1
     return {"plain": plain, "thinkcap": thinkcap}
 
 
-def owning_processors(llm) -> int:
-    """How many think-budget processors do the work in this (in-process) engine."""
+def clock_budget_code(llm) -> dict[str, Stopwatch]:
+    """Stopwatches on our processors (both instances) and on the built-in's state holder."""
     from serving.vllm_processor import ThinkBudgetLogitsProcessor
 
-    def count(worker) -> int:
-        procs = worker.model_runner.input_batch.logitsprocs.all
-        return sum(isinstance(p, ThinkBudgetLogitsProcessor) and p.owner for p in procs)
+    def install(worker) -> dict[str, Stopwatch]:
+        batch = worker.model_runner.input_batch
+        watches = {"ours": Stopwatch(), "builtin": Stopwatch()}
+        procs = [p for p in batch.logitsprocs.all if isinstance(p, ThinkBudgetLogitsProcessor)]
+        assert sum(p.owner for p in procs) == 1, "expected exactly one owning processor"
+        for proc in procs:
+            for method in ("update_state", "apply"):
+                watches["ours"].wrap(proc, method)
+        holder = batch.thinking_budget_state_holder
+        for method in ("sync_batch", "update_state", "apply_to_logits"):
+            watches["builtin"].wrap(holder, method)
+        return watches
 
-    return sum(llm.collective_rpc(count))
+    (watches,) = llm.collective_rpc(install)  # in-process engine: the objects themselves come back
+    return watches
 
 
 def prompts_for(llm, batch: int) -> list[dict[str, list[int]]]:
@@ -113,32 +145,45 @@ def prompts_for(llm, batch: int) -> list[dict[str, list[int]]]:
     return out
 
 
-def run_once(llm, prompts: list, case: Case, max_tokens: int) -> float:
+def run_once(llm, prompts: list, case: Case, max_tokens: int, watch: Stopwatch | None) -> None:
     from vllm import SamplingParams
 
     params = [
         SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True, **case.budget_of_row(i, max_tokens))
         for i in range(len(prompts))
     ]
-    start = time.perf_counter()
+    in_budget = watch.seconds if watch else 0.0
+    wall, cpu = time.perf_counter(), time.process_time()
     outs = llm.generate(prompts, params, use_tqdm=False)
-    elapsed = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     n_tokens = sum(len(o.outputs[0].token_ids) for o in outs)
     assert n_tokens == max_tokens * len(prompts), "every row must decode exactly max_tokens"
-    return n_tokens / elapsed
+    case.wall_tps.append(n_tokens / wall)
+    case.cpu_tps.append(n_tokens / cpu)
+    case.budget_share.append(((watch.seconds if watch else 0.0) - in_budget) / wall)
+
+
+def paired_ratio(values: list[float], base: list[float]) -> float:
+    """Median over rounds of value/base within the same round: runs of one round are seconds
+    apart, so load from other processes that drifts over the benchmark largely cancels."""
+    return statistics.median(v / b for v, b in zip(values, base))
 
 
 def report(cases: list[Case], batch: int, max_tokens: int, runs: int) -> str:
-    base = statistics.median(cases[0].tok_per_s)
+    """Medians, with throughput ratios to the `none` case."""
+    base = cases[0]
     lines = [
-        f"decode throughput, batch {batch}, {max_tokens} tokens/row, median of {runs} alternating runs",
-        f"{'case':<14} {'tok/s':>9} {'vs none':>8}  what",
+        f"decode throughput, batch {batch}, {max_tokens} tokens/row, {runs} alternating rounds (medians)",
+        f"{'case':<14} {'tok/cpu-s':>9} {'ratio':>7} {'tok/s':>7} {'ratio':>7} {'in budget code':>14}  what",
     ]
-    for case in cases:
-        med = statistics.median(case.tok_per_s)
-        lines.append(f"{case.name:<14} {med:>9.0f} {med / base:>7.3f}x  {case.what}")
-    ours_all, builtin_all = (statistics.median(c.tok_per_s) for c in cases[2:4])
-    lines.append(f"ours-all / builtin-all = {ours_all / builtin_all:.3f}")
+    for c in cases:
+        lines.append(
+            f"{c.name:<14} {statistics.median(c.cpu_tps):>9.0f} {paired_ratio(c.cpu_tps, base.cpu_tps):>6.3f}x "
+            f"{statistics.median(c.wall_tps):>7.0f} {paired_ratio(c.wall_tps, base.wall_tps):>6.3f}x "
+            f"{100 * statistics.median(c.budget_share):>13.2f}%  {c.what}"
+        )
+    ours_all, builtin_all = (c for c in cases if c.name in ("ours-all", "builtin-all"))
+    lines.append(f"ours-all / builtin-all throughput: {paired_ratio(ours_all.cpu_tps, builtin_all.cpu_tps):.3f} (cpu-time)")
     return "\n".join(lines)
 
 
@@ -146,8 +191,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="thinkcap bench processor", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="model dir (default: the tiny model)")
     parser.add_argument("--batch", type=int, default=64, help="concurrent requests per run (default 64)")
-    parser.add_argument("--max-tokens", type=int, default=128, help="tokens decoded per row (default 128)")
-    parser.add_argument("--runs", type=int, default=5, help="measured runs per case (default 5)")
+    parser.add_argument("--max-tokens", type=int, default=256, help="tokens decoded per row (default 256)")
+    parser.add_argument("--runs", type=int, default=9, help="measured rounds, each runs every case (default 9)")
     args = parser.parse_args(argv)
     for name in ("batch", "max_tokens", "runs"):
         if getattr(args, name) < 1:
@@ -165,13 +210,18 @@ def main(argv: list[str] | None = None) -> int:
 
         args.model = ensure_tiny_model()
     engines = build_engines(args.model, args.batch, args.max_tokens)
+    watches = clock_budget_code(engines["thinkcap"])
     prompts = prompts_for(engines["plain"], args.batch)
     cases = make_cases()
-    for case in cases:  # warm-up, not measured
-        run_once(engines[case.engine], prompts, case, args.max_tokens)
-    for _ in range(args.runs):
+
+    def watch_for(case: Case) -> Stopwatch | None:
+        return None if case.engine == "plain" else watches["builtin" if "builtin" in case.name else "ours"]
+
+    for rnd in range(args.runs + 1):  # round 0 warms up and is dropped
         for case in cases:
-            case.tok_per_s.append(run_once(engines[case.engine], prompts, case, args.max_tokens))
+            run_once(engines[case.engine], prompts, case, args.max_tokens, watch_for(case))
+            if rnd == 0:
+                case.wall_tps.clear(), case.cpu_tps.clear(), case.budget_share.clear()
     print(report(cases, args.batch, args.max_tokens, args.runs))
     return 0
 

@@ -4,12 +4,11 @@ Call `prepare_engine_env()` before the process builds its first vLLM engine, and
 `**processor_kwargs()` to `LLM(...)` / `AsyncEngineArgs(...)`.
 
 Why (vLLM 0.32, read from its sources):
-- On GPU, 0.32 defaults to the V2 model runner, whose loader rejects every V1-interface class in
-  the `vllm.logits_processors` entry-point group ("... is not a subclass of
-  vllm.v1.worker.gpu.sample.logits_processor.LogitsProcessor; V1-interface plugins are not
-  supported by the V2 model runner"), so with thinkcap installed a V2 engine does not start.
-  `VLLM_USE_V2_MODEL_RUNNER=0` selects the V1 runner (the CPU build has no Triton and uses V1
-  anyway). vLLM freezes its environment once an engine core starts, so set it before that.
+- On GPU, 0.32 defaults to the V2 model runner, whose logits-processor interface differs
+  (`vllm.v1.worker.gpu.sample.logits_processor`). Our class passes the V2 loader's check (so a
+  V2 engine still starts with thinkcap installed) but only enforces budgets under the V1 runner.
+  `VLLM_USE_V2_MODEL_RUNNER=0` selects V1 (the CPU build has no Triton and uses V1 anyway).
+  vLLM freezes its environment once an engine core starts, so set it before that.
 - The entry point already builds one processor in every engine, but vLLM only hands real output
   ids to processors under async scheduling (the GPU default) when one was *listed* in
   `logits_processors=` (vllm#52461: otherwise they see -1 placeholders). Listing ours too builds a
@@ -32,8 +31,8 @@ PROCESSOR_FQCN = "serving.vllm_processor:ThinkBudgetLogitsProcessor"
 def prepare_engine_env(environ: MutableMapping[str, str] | None = None) -> None:
     """Select vLLM's V1 model runner, the one whose logits-processor interface we implement.
 
-    Leaves an explicit `VLLM_USE_V2_MODEL_RUNNER=0` alone and refuses an explicit `1`, which
-    would make the engine reject the processor at start-up.
+    Leaves an explicit `VLLM_USE_V2_MODEL_RUNNER=0` alone and refuses an explicit `1`, under
+    which every think budget would be ignored.
     """
     env = os.environ if environ is None else environ
     value = env.get(V2_RUNNER_ENV, "").strip()
@@ -41,8 +40,8 @@ def prepare_engine_env(environ: MutableMapping[str, str] | None = None) -> None:
         env[V2_RUNNER_ENV] = "0"
     elif value != "0":
         raise RuntimeError(
-            f"{V2_RUNNER_ENV}={value} selects vLLM's V2 model runner, which cannot load the think-budget "
-            f"logits processor (a V1-interface plugin); unset it or set {V2_RUNNER_ENV}=0"
+            f"{V2_RUNNER_ENV}={value} selects vLLM's V2 model runner, under which the think-budget "
+            f"logits processor (V1 interface) cannot act; unset it or set {V2_RUNNER_ENV}=0"
         )
 
 

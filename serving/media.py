@@ -100,7 +100,8 @@ def sample_indices(total: int, fps: float, limits: MediaLimits) -> list[int]:
 def decode_video(data: bytes, limits: MediaLimits, param: str = "video_url") -> Video:
     import cv2
 
-    cap = cv2.VideoCapture(io.BytesIO(data), cv2.CAP_FFMPEG, [])
+    stream = io.BytesIO(data)  # must outlive cap: OpenCV reads it until release() (freed early → segfault)
+    cap = cv2.VideoCapture(stream, cv2.CAP_FFMPEG, [])
     try:
         if not cap.isOpened():
             raise APIError("could not open the video (unsupported or corrupt container)", param=param)
@@ -117,6 +118,7 @@ def decode_video(data: bytes, limits: MediaLimits, param: str = "video_url") -> 
         frames = _read_frames(cap, wanted)
     finally:
         cap.release()
+        stream.close()
     if not frames:
         raise APIError("no frame of the video could be decoded", param=param)
     got = sorted(frames)

@@ -2,14 +2,17 @@
 
 One registry per app, so several apps in one process (tests) never collide. The engine gauge is
 read at scrape time from the engine itself: it is how a client (or a test) sees that a
-disconnected stream really aborted its engine request.
+disconnected stream really aborted its engine request. vLLM's own engine metrics (`vllm:*`, in
+prometheus_client's global registry) are served alongside, as `vllm serve` would.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest,
+)
 
 from serving.responses import ChoiceThinkcap
 
@@ -46,4 +49,4 @@ class ServerMetrics:
             self.latency.observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + generate_latest(REGISTRY)

@@ -1,4 +1,4 @@
-"""vLLM (V1 model runner) logits processor that enforces per-request thinking budgets.
+"""vLLM logits processor that enforces per-request thinking budgets (V1 model runner).
 
 Per-request arguments travel in `SamplingParams.extra_args` (`vllm_xargs` over HTTP):
 `think_budget`, `min_think_tokens`, `think_transition_ids`, `think_continuation_ids` — see
@@ -10,18 +10,23 @@ vLLM loads the class through the `vllm.logits_processors` entry point of this pa
 server also passes it with `logits_processors=` (needed for correct output ids under async
 scheduling, vllm#52461). vLLM then builds two instances for one engine; the first one built
 owns the engine's rows and any later one stays idle, so budgets are enforced exactly once.
+
+The class also passes vLLM's V2-runner plugin check, so installing this package never stops a
+V2 engine (GPU default in 0.32) from starting; under V2 it is inert and says so. Budgets need the
+V1 runner: `serving.engine_args.prepare_engine_env()` selects it.
 """
 
 from __future__ import annotations
 
 import logging
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from vllm.sampling_params import SamplingParams
 from vllm.utils.torch_utils import async_tensor_h2d
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
+from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor as V2LogitsProcessor
 
 from budget import BudgetError, BudgetParams, ProfileError, ThinkProfile, ThinkState, build_profile, params_from_args
 from serving.budget_rows import BudgetRows, StepPlan
@@ -30,7 +35,6 @@ if TYPE_CHECKING:
     from vllm.config import VllmConfig
 
 log = logging.getLogger(__name__)
-FQCN = "serving.vllm_processor:ThinkBudgetLogitsProcessor"
 
 # id(vllm_config) -> the instance that owns that engine's rows (the config is kept alive by its
 # owner, so the id cannot be reused while the entry exists).
@@ -48,13 +52,19 @@ def model_profile(vllm_config: VllmConfig) -> ThinkProfile:
     return build_profile(tokenizer, model_type=getattr(model_config.hf_config, "model_type", None))
 
 
-class ThinkBudgetLogitsProcessor(LogitsProcessor):
-    def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool):
+class ThinkBudgetLogitsProcessor(LogitsProcessor, V2LogitsProcessor):
+    def __init__(self, vllm_config: VllmConfig, device: torch.device | Any, is_pin_memory: bool | None = None):
+        """V1 runner: (vllm_config, device, is_pin_memory). The V2 runner calls
+        (vllm_config, req_states): that instance stays inert (see the module docstring)."""
         self.vllm_config = vllm_config
         self.device = device
         self.vocab_size = vllm_config.model_config.get_vocab_size()
         self.rows: BudgetRows | None = None
         self.profile: ThinkProfile | None = None
+        if is_pin_memory is None:
+            log.warning("think budgets are ignored under vLLM's V2 model runner; set VLLM_USE_V2_MODEL_RUNNER=0")
+            self.owner = False
+            return
         self.owner = _OWNERS.setdefault(id(vllm_config), self) is self
         if not self.owner:
             log.info("think budget: a second processor instance for this engine stays idle")
@@ -101,19 +111,19 @@ class ThinkBudgetLogitsProcessor(LogitsProcessor):
         return False  # forcing changes the greedy choice
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
-        if batch_update is None or self.rows is None and not self.owner:
+        if batch_update is None or not self.owner:
             return
+        rows = self.rows  # None for a model without think tokens: adds are still checked (warning)
         # vLLM's order: removed, added, moved. An added index may reuse a removed slot.
-        for index in batch_update.removed:
-            if self.rows is not None:
-                self.rows.remove(index)
+        for index in batch_update.removed if rows is not None else ():
+            rows.remove(index)
         for index, sampling_params, prompt_ids, output_ids in batch_update.added:
             self._add(index, sampling_params, prompt_ids, output_ids)
-        if self.rows is not None:
-            for src, dst, direction in batch_update.moved:
-                self.rows.move(src, dst, swap=direction == MoveDirectionality.SWAP)
+        for src, dst, direction in batch_update.moved if rows is not None else ():
+            rows.move(src, dst, swap=direction == MoveDirectionality.SWAP)
 
-    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+    def apply(self, logits: torch.Tensor, ctx: Any = None) -> torch.Tensor:
+        """V1: the batch's logits [B, V], row i = batch index i. (V2 passes `ctx`; inert there.)"""
         if self.rows is None or not self.rows:
             return logits
         plan = self.rows.step()
@@ -126,6 +136,12 @@ class ThinkBudgetLogitsProcessor(LogitsProcessor):
                 self.rows.top_choice(row, top_id, plan)
         self._write(logits, plan)
         return logits
+
+    def add_request(self, req_idx: int, sampling_params: SamplingParams) -> bool:
+        """V2-runner hook: decline every request (budgets need the V1 runner), loudly if it asked."""
+        if params_from_args(sampling_params.extra_args) is not None:
+            log.warning("think_budget ignored: vLLM's V2 model runner is active; set VLLM_USE_V2_MODEL_RUNNER=0")
+        return False
 
     # ---- internals --------------------------------------------------------------------------
     def _add(self, index: int, sampling_params: SamplingParams, prompt_ids: list[int] | None, output_ids: list[int]) -> None:

@@ -88,13 +88,14 @@ def glm_reward(
     """The report's reward for one verifiable sample; see the module docstring."""
     out = {"format": 0.0, "accuracy": 0.0, "repetition": 0.0, "language_mix": 0.0}
     parsed = parse_response(response)
-    boxed = boxed_answer(parsed[1]) if parsed else None
-    if boxed is None:
+    if parsed is None or (boxed := boxed_answer(parsed[1])) is None:
         return {"reward": min_reward, **out}
     out["format"] = 1.0
     out["accuracy"] = float(verifier(boxed, reference))
-    out["repetition"] = repetition_score(response)
-    out["language_mix"] = language_mix_score(response)
+    # Style is judged on what the model wrote, not on the tags around it.
+    content = parsed[0] + " " + parsed[1].replace(BOX_OPEN, " ").replace(BOX_CLOSE, " ")
+    out["repetition"] = repetition_score(content)
+    out["language_mix"] = language_mix_score(content)
     penalty = repetition_weight * out["repetition"] + language_weight * out["language_mix"]
     return {"reward": max(min_reward, out["accuracy"] - penalty), **out}
 

@@ -25,7 +25,7 @@ from training.curriculum import Curriculum, DynamicSampling
 from training.data import PromptEncoder, load_records
 from training.grpo import aggregate, clipped_surrogate, group_advantages, kl_k3
 from training.policy import SequenceLogprobs, collate, load_policy, token_logprobs
-from training.rewards import build_reward_fns
+from training.rewards import RewardFn, build_reward_fns
 from training.rollout import HFEngine, Sample, rollout_budget, to_sample
 from training.tracking import Tracker, plot_rewards, summarize
 
@@ -57,11 +57,11 @@ def make_engine(cfg: GRPOConfig, model_path: str, policy: torch.nn.Module, profi
     return HFEngine(policy, profile, processor.tokenizer.pad_token_id, eos if isinstance(eos, list) else [eos])
 
 
-def train(cfg: GRPOConfig, *, engine: Any = None, stop_after: int | None = None,
-          on_step: Callable[[int, list[Sample]], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) training. `engine` reuses a rollout engine across runs (tests, benchmark);
-    `stop_after` returns right after that step's checkpoint, like a kill; `on_step` sees each step's
-    samples after the update."""
+def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, engine: Any = None,
+          stop_after: int | None = None, on_step: Callable[[int, list[Sample]], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) training. `reward_fns` replaces the domain → reward registry; `engine` reuses
+    a rollout engine across runs (tests, benchmark); `stop_after` returns right after that step, as
+    if killed; `on_step` sees each step's samples after the update."""
     from transformers import AutoProcessor
 
     # ------------------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def train(cfg: GRPOConfig, *, engine: Any = None, stop_after: int | None = None,
     tokenizer = processor.tokenizer
     policy = load_policy(model_path, cfg.dtype).to(device).train()
     profile = build_profile(tokenizer, model_type=policy.config.model_type)
-    reward_fns = build_reward_fns(cfg.min_reward, cfg.repetition_penalty, cfg.language_mix_penalty)
+    reward_fns = reward_fns or build_reward_fns(cfg.min_reward, cfg.repetition_penalty, cfg.language_mix_penalty)
     records = load_records(cfg.train_data, set(reward_fns), cfg.system_prompt)
     encode = PromptEncoder(processor)
     reference = SequenceLogprobs(load_policy(model_path, cfg.dtype).to(device).eval()) if cfg.kl_coef > 0 else None

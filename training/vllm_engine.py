@@ -35,6 +35,9 @@ class VLLMEngine:
             model=model_path, seed=seed, max_model_len=max_model_len, enforce_eager=True,
             gpu_memory_utilization=gpu_memory_utilization, dtype="bfloat16",
             limit_mm_per_prompt={"image": max_images, "video": max_videos},
+            # Whole prompts per step: vLLM 0.32 crashes ("CPU Generator does not use offset") when a
+            # seeded request's prefill is split over steps on CPU, and we seed every request.
+            enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192),
             **processor_kwargs(),
         )
 

@@ -34,9 +34,10 @@ def answer_text(display: str) -> str:
 def _budget_words(turn: Turn) -> str:
     if turn.effective_think_budget is None:
         return "unlimited budget"
-    if turn.think_budget is not None and turn.think_budget != turn.effective_think_budget:
+    if turn.think_budget != turn.effective_think_budget:
         # The server lowered it to leave room for the answer within max_tokens.
-        return f"budget {turn.effective_think_budget} (asked {turn.think_budget})"
+        asked = "unlimited" if turn.think_budget is None else turn.think_budget
+        return f"budget {turn.effective_think_budget} (asked {asked}, capped by max tokens)"
     return f"budget {turn.effective_think_budget}"
 
 

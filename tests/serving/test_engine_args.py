@@ -18,17 +18,29 @@ def test_prepare_engine_env_selects_the_v1_runner():
 
 
 def test_prepare_engine_env_refuses_an_explicit_v2_runner():
-    with pytest.raises(RuntimeError, match="V2 model runner, which cannot load the think-budget"):
+    with pytest.raises(RuntimeError, match="V2 model runner, under which the think-budget"):
         prepare_engine_env({V2_RUNNER_ENV: "1"})
 
 
-def test_vllm_v2_loader_rejects_our_v1_processor():
-    """Why the V1 runner: vLLM 0.32's V2 loader refuses V1-interface entry points outright."""
+def test_v2_loader_accepts_the_class_and_it_stays_inert_there(tiny_model_dir, caplog):
+    """vLLM 0.32's V2 loader refuses V1-only classes in the entry-point group, which would stop
+    every V2 engine in the environment; ours passes that check and is inert under V2."""
+    import torch
+    from vllm import SamplingParams
+    from vllm.engine.arg_utils import EngineArgs
     from vllm.v1.worker.gpu.sample.logits_processor.loader import _load_v2_logitsprocs_plugins
 
+    from serving.vllm_processor import ThinkBudgetLogitsProcessor
+
     assert entry_point_installed()
-    with pytest.raises(ValueError, match="V1-interface plugins are not supported by the V2 model runner"):
-        _load_v2_logitsprocs_plugins()
+    assert _load_v2_logitsprocs_plugins() == [ThinkBudgetLogitsProcessor]
+    config = EngineArgs(model=str(tiny_model_dir), enforce_eager=True, max_model_len=512).create_engine_config()
+    v2 = ThinkBudgetLogitsProcessor(config, object())  # the V2 runner's (vllm_config, req_states)
+    assert not v2.owner and v2.rows is None
+    assert v2.add_request(0, SamplingParams(extra_args={"think_budget": 3})) is False
+    assert "VLLM_USE_V2_MODEL_RUNNER=0" in caplog.text
+    logits = torch.zeros(2, 8)  # [B, V]
+    assert v2.apply(logits, ctx=object()) is logits and not logits.any()
 
 
 def test_listing_the_processor_next_to_the_entry_point_yields_two_classes():

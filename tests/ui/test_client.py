@@ -8,7 +8,7 @@ from ui.chat import settings_from_controls
 from ui.client import ChatClient, ServerError, Settings, build_request
 from ui.server_proc import free_port
 from ui.stream import Turn
-from ui_fake_server import MODEL, NATURAL_THINKING
+from ui_fake_server import FAIL_WORD, MODEL, NATURAL_THINKING
 
 QUESTION = [{"role": "user", "content": [{"type": "text", "text": "2 + 2?"}]}]
 
@@ -58,6 +58,15 @@ def test_unknown_model_shows_the_404_message(fake_server) -> None:
     client = ChatClient(fake_server.api_base, model="no-such-model")
     with pytest.raises(ServerError, match=r"\(404\): The model `no-such-model` does not exist"):
         run(client, Settings(think_budget=8, max_tokens=64, temperature=0.0))
+
+
+def test_an_error_mid_stream_keeps_its_message(fake_server) -> None:
+    question = [{"role": "user", "content": f"please {FAIL_WORD}"}]
+    client, turn = ChatClient(fake_server.api_base), Turn()
+    with pytest.raises(ServerError, match="The request failed: generation failed: RuntimeError"):
+        for chunk in client.stream(question, Settings(None, 256, 0.0)):
+            turn.feed(chunk)
+    assert turn.thinking and not turn.finished  # what streamed before the error was kept
 
 
 def test_server_down_is_a_plain_sentence() -> None:

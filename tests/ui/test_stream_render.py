@@ -78,7 +78,10 @@ def test_stats_line_for_natural_stop_unlimited_and_clamped_budgets() -> None:
     clamped = Turn(finish_reason="length", num_thinking_tokens=90, answer_forced=True,
                    think_budget=500, effective_think_budget=90)
     line = stats_line(clamped)
-    assert "budget 90 (asked 500)" in line and "stopped at max tokens" in line
+    assert "budget 90 (asked 500, capped by max tokens)" in line
+    assert "stopped at max tokens" in line
+    clamped.think_budget = None  # unlimited asked, but max_tokens still leaves only 90
+    assert "budget 90 (asked unlimited, capped by max tokens)" in stats_line(clamped)
 
 
 def test_messages_while_thinking_then_finished() -> None:

@@ -20,6 +20,7 @@ MODEL = "fake-glm-4.1v"
 NATURAL_THINKING = 12  # thinking tokens when the budget does not cut in
 CLOSING = 2  # `</think><answer>`: counted in completion tokens, like the real server
 ANSWER_RESERVE = 4
+FAIL_WORD = "crash-now"  # a user message containing it makes the stream fail after the thinking
 WORDS = ["Let", " me", " look", " at", " the", " picture", " and", " count", " carefully", "."]
 
 
@@ -64,6 +65,12 @@ def stream(body: dict, budget: int | None, effective: int | None, images: int,
     for i in range(thinking):
         yield chunk({"index": 0, "delta": {"reasoning_content": WORDS[i % len(WORDS)]}})
         time.sleep(0.01)  # let the page render a few intermediate states
+    if FAIL_WORD in json.dumps(body["messages"][-1]):  # the engine dies mid-stream
+        failure = {"message": "generation failed: RuntimeError", "type": "InternalServerError",
+                   "param": None, "code": 500}
+        yield f"data: {json.dumps({'error': failure})}\n\n"
+        yield "data: [DONE]\n\n"
+        return
     answer = answer_tokens(body, images, videos)
     for i, token in enumerate(answer):
         last = i == len(answer) - 1

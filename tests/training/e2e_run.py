@@ -1,0 +1,114 @@
+"""Run by the end-to-end tests in a subprocess (keeps vLLM and torch.distributed out of pytest).
+
+    python tests/training/e2e_run.py ENGINE MODEL_DIR DATA OUT_DIR      (ENGINE: vllm or hf)
+    torchrun --nproc_per_node 2 tests/training/e2e_run.py ddp MODEL_DIR DATA OUT_DIR
+
+Prints one line `RESULT {json}` with what the tests assert on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from training.config import GRPOConfig
+from training.rewards import build_reward_fns
+from training.train import train
+
+BUDGET = 16
+
+
+def config(engine: str, model: str, data: str, out: str, **kw) -> GRPOConfig:
+    return GRPOConfig(model=model, train_data=data, output_dir=out, steps=4, prompts_per_step=4, group_size=4,
+                      num_minibatches=2, max_new_tokens=48, rollout_think_budget=BUDGET, answer_reserve=8, lr=1e-3,
+                      rollout_engine="hf" if engine == "ddp" else engine, save_every=2, progress_bar=False, **kw)
+
+
+def reward_fns():
+    # The real format gate and style terms, with a verifier that gives partial credit by answer
+    # length: a barely trained model then gets reward variance within groups, so updates happen.
+    lenient = lambda pred, ref: 1.0 / (1.0 + len(pred))  # noqa: E731
+    return build_reward_fns(verifiers={d: lenient for d in ("counting", "numeric", "exact")})
+
+
+def params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def engine_checks(engine, policy, initial: dict[str, torch.Tensor], processor, data: str) -> dict:
+    """Weights really reached vLLM: un-repacked tensors equal the policy's (in bf16), and vLLM's
+    sampled-token log-probs agree with the trained policy far better than with the initial one."""
+    from training.data import PromptEncoder, load_records
+    from training.policy import SequenceLogprobs, collate, token_logprobs
+    from training.rollout import Sample
+
+    inner = lambda m: m.language_model  # noqa: E731
+    got = engine.llm.apply_model(lambda m: {"embed": inner(m).model.embed_tokens.weight.detach().float().clone(),
+                                            "lm_head": inner(m).lm_head.weight.detach().float().clone()})[0]
+    named = dict(policy.named_parameters())
+    out = {
+        "embed_equal": torch.equal(got["embed"], named["model.language_model.embed_tokens.weight"].detach().bfloat16().float()),
+        "lm_head_equal": torch.equal(got["lm_head"], named["lm_head.weight"].detach().bfloat16().float()),
+    }
+    prompts = [PromptEncoder(processor)(r) for r in load_records(data)[:3]]
+    groups = engine.generate(prompts, 2, temperature=1.0, top_p=1.0, max_tokens=24, budget=None, seeds=[11, 13, 17])
+    rows = [Sample(0, p, c.token_ids, [1] * len(c.token_ids), 0, False, False, c.finish_reason, c.engine_logprobs)
+            for p, g in zip(prompts, groups) for c in g]
+    batch = collate(rows, processor.tokenizer.pad_token_id)
+    trained_copy = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+    for name, model_params in (("trained", None), ("initial", initial)):
+        if model_params is not None:
+            with torch.no_grad():
+                for k, p in policy.named_parameters():
+                    p.copy_(model_params[k])
+        with torch.no_grad():
+            logp = token_logprobs(SequenceLogprobs(policy), batch)
+        out[f"mismatch_{name}"] = ((logp - batch.engine_logprobs).abs() * batch.loss_mask).sum().item() / batch.loss_mask.sum().item()
+    policy.load_state_dict(trained_copy)
+    return out
+
+
+def main() -> None:
+    engine_kind, model, data, out = sys.argv[1:5]
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    initial = params(AutoModelForImageTextToText.from_pretrained(model, dtype=torch.float32))
+    forced: list[dict] = []
+
+    def record(step: int, samples) -> None:
+        forced.extend({"ids": s.response_ids, "mask": s.loss_mask, "forced": s.answer_forced,
+                       "think": s.num_thinking_tokens} for s in samples)
+
+    a = train(config(engine_kind, model, data, f"{out}/a"), reward_fns=reward_fns(), on_step=record)
+    result = {"changed": max_diff(initial, params(a["policy"])), "samples": forced, "history_a": a["history"],
+              "checkpoint": str(a["checkpoint"])}
+    if engine_kind == "ddp":  # every rank must hold the same weights after DDP's averaged updates
+        import torch.distributed as dist
+
+        sums = [None] * dist.get_world_size()
+        dist.all_gather_object(sums, [p.double().sum().item() for p in params(a["policy"]).values()])
+        result["rank_param_sums"] = sums
+        result["rank"] = dist.get_rank()
+        dist.destroy_process_group()
+    else:
+        if engine_kind == "vllm":
+            result.update(engine_checks(a["engine"], a["policy"], initial, AutoProcessor.from_pretrained(model), data))
+        engine = a["engine"] if engine_kind == "vllm" else None  # one vLLM engine per process
+        shutil.rmtree(f"{out}/b", ignore_errors=True)
+        train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine, stop_after=3)
+        b = train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine)
+        result["resume_diff"] = max_diff(params(a["policy"]), params(b["policy"]))
+        result["history_b"] = b["history"]
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
