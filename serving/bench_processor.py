@@ -70,7 +70,7 @@ def mixed_budget(row: int, max_tokens: int) -> int | None:
     if row % 2 == 0:
         return None
     if row % 4 == 1:
-        return max_tokens // 4 + row % (max_tokens // 2)
+        return max_tokens // 4 + row % max(1, max_tokens // 2)
     return HUGE_BUDGET
 
 
@@ -188,7 +188,10 @@ def report(cases: list[Case], batch: int, max_tokens: int, runs: int) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="thinkcap bench processor", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="thinkcap bench processor",
+        description="Decode throughput with the think-budget processor vs none vs vLLM's built-in budget.",
+    )
     parser.add_argument("--model", type=Path, default=None, help="model dir (default: the tiny model)")
     parser.add_argument("--batch", type=int, default=64, help="concurrent requests per run (default 64)")
     parser.add_argument("--max-tokens", type=int, default=256, help="tokens decoded per row (default 256)")

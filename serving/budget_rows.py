@@ -6,7 +6,7 @@ it could owe something (`ThinkState.tokens_until_action`) and is then caught up 
 produced meanwhile, each token exactly once. Only rows in a forced sequence or under
 `min_think_tokens` ("hot" rows, few of them) are looked at every step.
 
-Steps are counted, not tokens: a running row gains at most one token per step (vLLM rejects
+Steps are counted, not tokens: a running row gains at most one token per step (vLLM builds no
 custom processors under speculative decoding), so waking a row after k steps never misses the
 step it owes. Rows that gained fewer tokens (chunked prefill, preemption) are put back to sleep.
 """
@@ -50,6 +50,8 @@ class StepPlan:
 
 
 class BudgetRows:
+    """The budgeted rows of one engine's persistent batch, keyed by batch index."""
+
     def __init__(self, profile: ThinkProfile):
         self.profile = profile
         self.step_no = 0

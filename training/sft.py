@@ -27,7 +27,7 @@ THOUGHTS = [
     "Hmm, that does not look right.", "Look at the left side of the photo.", "Remember to double-check.",
     "The answer is the number I see.", "Therefore the final answer is clear.",
 ]
-ANSWER_SPACE = {"count_shapes": [1, 2, 3, 4, 5], "read_number": list(range(100)),
+ANSWER_SPACE = {"count_shapes": [1, 2, 3, 4, 5], "read_number": list(range(10)),
                 "square_motion": ["left", "right", "up", "down"]}
 
 

@@ -45,7 +45,7 @@ def _shapes_image(rng: random.Random, count: int) -> Image.Image:
 
 def _number_image(rng: random.Random, number: int) -> Image.Image:
     img = Image.new("RGB", (SIZE, SIZE), "white")
-    font = ImageFont.load_default(size=rng.randint(40, 56))
+    font = ImageFont.load_default(size=rng.randint(56, 72))
     draw = ImageDraw.Draw(img)
     left, top, right, bottom = draw.textbbox((0, 0), str(number), font=font)
     x = rng.randint(0, max(0, SIZE - (right - left))) - left
@@ -84,7 +84,7 @@ def make_record(rng: random.Random, task: str, index: int, out: Path) -> dict[st
         return {"id": rid, "task": task, "domain": "counting", "images": [f"images/{rid}.png"],
                 "prompt": f"How many shapes are in the image? {BOX_HINT}", "answer": count}
     if task == "read_number":
-        number = rng.randint(0, 99)
+        number = rng.randint(0, 9)  # one digit: 10 classes, like the other tasks' 4-5
         _number_image(rng, number).save(out / "images" / f"{rid}.png")
         return {"id": rid, "task": task, "domain": "numeric", "images": [f"images/{rid}.png"],
                 "prompt": f"What number is written in the image? {BOX_HINT}", "answer": number}

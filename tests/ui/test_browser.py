@@ -2,18 +2,21 @@
 
 The fast tests run the page in-process against the fake server; the end-to-end test starts
 `thinkcap demo` exactly as a user would, real `thinkcap serve` on the tiny model behind it, and
-saves the screenshot the README shows (docs/demo.png).
+saves a screenshot (THINKCAP_UPDATE_SCREENSHOT=1 also refreshes docs/demo.png for the README).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ui.app import build_demo, launch_demo
@@ -130,17 +133,18 @@ def test_bad_upload_and_dead_server_are_explained(page, media, text_file) -> Non
 
 @pytest.mark.slow
 @pytest.mark.engine
+@pytest.mark.timeout(1200)
 @pytest.mark.skipif(importlib.util.find_spec("serving.cli") is None,
                     reason="`thinkcap serve` (serving/cli.py) does not exist yet")
 def test_thinkcap_demo_end_to_end(page, media, tmp_path) -> None:
     """`thinkcap demo` alone: it starts `thinkcap serve` on the tiny model behind the page."""
-    port = free_port()
-    log = (tmp_path / "demo.log").open("wb")
-    demo = subprocess.Popen([sys.executable, "-m", "thinkcap", "demo", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    port, log_path = free_port(), tmp_path / "demo.log"
+    with log_path.open("wb") as log:
+        demo = subprocess.Popen([sys.executable, "-m", "thinkcap", "demo", "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         # The page answers only after the demo's own server is healthy (minutes on CPU).
-        wait_ready(f"http://127.0.0.1:{port}/", timeout=900, alive=lambda: demo.poll() is None)
+        wait_ready(f"http://127.0.0.1:{port}/", timeout=600, alive=lambda: demo.poll() is None)
         page.goto(f"http://127.0.0.1:{port}/")
         page.get_by_text("Connected to").wait_for(timeout=60_000)
         page.locator("#tc-advanced").get_by_text("Advanced").click()
@@ -151,11 +155,18 @@ def test_thinkcap_demo_end_to_end(page, media, tmp_path) -> None:
         stats = finished_answer(page, timeout_ms=300_000)
         assert "Answer forced after 8 thinking tokens" in stats.inner_text()
         assert thinking_text(page).strip()
+        answer = (page.locator("#tc-chat .message-content")
+                  .filter(has=page.locator(".tc-stats")).last.inner_text())
+        assert answer.replace(stats.inner_text(), "").strip()  # the answer text above the stats
         page.mouse.move(0, 0)  # no hover highlight in the picture
         page.screenshot(path=tmp_path / "demo.png", full_page=True)
-        shutil.copy(tmp_path / "demo.png", REPO / "docs" / "demo.png")
+        if os.environ.get("THINKCAP_UPDATE_SCREENSHOT"):  # refresh the README's picture on request only
+            shutil.copy(tmp_path / "demo.png", REPO / "docs" / "demo.png")
     finally:
         demo.terminate()  # the demo stops its `thinkcap serve` on SIGTERM
         demo.wait(60)
-        log.close()
+    # ... and that server is gone with it.
+    api_base = re.search(r"Model server ready at (\S+)", log_path.read_text()).group(1)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(api_base.removesuffix("/v1") + "/health", timeout=5)
 
