@@ -57,13 +57,13 @@ class ChunkWriter:
 
 async def stream_chat(prep: PreparedChat, ctx: ServerContext, run: GenerationRun, with_ids: bool,
                       include_usage: bool, started: float) -> AsyncIterator[str]:
-    tok, n = ctx.backend.tokenizer, prep.spec.n
-    prompt_ids = prep.prompt.prompt_token_ids
-    streams = [ChoiceStream(tok, ctx.profile, prep.plan.params, prompt_ids, prep.stops) for _ in range(n)]
+    n, prompt_ids = prep.spec.n, prep.prompt.prompt_token_ids
     writer = ChunkWriter(prep, with_ids)
     outcome = "aborted"
     ctx.metrics.in_flight.inc()
     try:
+        streams = [ChoiceStream(ctx.backend.tokenizer, ctx.profile, prep.plan.params, prompt_ids, prep.stops)
+                   for _ in range(n)]
         first = {"prompt_token_ids": prompt_ids} if with_ids else {}
         yield writer.chunk([ChunkChoice(index=i, delta=Delta(role="assistant")) for i in range(n)], **first)
         async for batch in run:

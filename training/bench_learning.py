@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-4, help="GRPO learning rate (default 2e-4)")
     parser.add_argument("--n", type=int, default=300, help="synthetic records (default 300)")
     parser.add_argument("--warmup-steps", type=int, default=150, help="supervised format warm-up steps (default 150)")
-    parser.add_argument("--answer-noise", type=float, default=0.5,
-                        help="share of warm-up demonstrations with a random answer (default 0.5)")
+    parser.add_argument("--answer-noise", type=float, default=0.0,
+                        help="share of warm-up demonstrations with a random answer (default 0)")
     parser.add_argument("--engine", default="auto", choices=("auto", "vllm", "hf"), help="rollout engine")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -39,6 +39,12 @@ def all_sum(values: list[float], world: int, device: torch.device) -> list[float
     return t.tolist()
 
 
+def mean(values: dict[str, float], world: int, device: torch.device) -> dict[str, float]:
+    """Average each value over ranks."""
+    totals = all_sum(list(values.values()), world, device)
+    return {k: v / world for k, v in zip(values, totals)}
+
+
 def barrier(world: int) -> None:
     if world > 1:
         dist.barrier()

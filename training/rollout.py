@@ -45,6 +45,7 @@ class Sample:
     engine_logprobs: list[float] | None = None
     text: str = ""
     reward: dict[str, float] = field(default_factory=dict)
+    advantage: float = 0.0
 
 
 def rollout_budget(think_budget: int | None, max_new_tokens: int, closing_len: int, answer_reserve: int) -> int:

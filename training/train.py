@@ -147,13 +147,14 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         valid = (rewards.std(dim=1) > 0).tolist()  # [N]
         invalid_rate = 1.0 - sum(dist.all_sum([sum(valid)], world, device)) / len(drawn)
         oversampling.update(invalid_rate)
-        keep = ([g for g in range(len(mine)) if valid[g]] or [0])[:local_prompts]
+        keep = ([g for g in range(len(mine)) if valid[g] or not cfg.dynamic_sampling] or [0])[:local_prompts]
+        for s, adv in zip(samples, advantages.view(-1).tolist()):
+            s.advantage = adv
         kept = [s for s in samples if s.group in keep]
-        adv_of = {id(s): advantages.view(-1)[i].item() for i, s in enumerate(samples)}
 
         # --------------------------------------------------------------------------------------
-        # Loss: clipped surrogate per token (clip-higher), optional k3 KL, forced tokens masked,
-        # aggregated per sample (or per token) with the counts of the whole minibatch over ranks
+        # Loss inputs: minibatches of the kept samples with the log-probs of the policy that
+        # sampled them (the PPO ratio's denominator) and of the reference (KL), before any update
         # --------------------------------------------------------------------------------------
         order = torch.randperm(len(kept), generator=torch.Generator().manual_seed(cfg.seed + step)).tolist()
         minibatches = []
@@ -161,53 +162,52 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
             for part in torch.tensor_split(torch.tensor(order), cfg.num_minibatches):
                 rows = [kept[i] for i in part.tolist()]
                 batch = collate(rows, tokenizer.pad_token_id).to(device)
-                adv = torch.tensor([adv_of[id(s)] for s in rows], device=device)  # [B]
+                adv = torch.tensor([s.advantage for s in rows], device=device)  # [B]
                 old_logp = token_logprobs(model, batch)  # [B, L-1]
-                ref_logp = token_logprobs(reference, batch) if reference is not None else None
+                ref_logp = token_logprobs(reference, batch) if reference is not None else None  # [B, L-1]
                 minibatches.append((batch, adv, old_logp, ref_logp))
-        update_stats: dict[str, float] = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "grad_norm": 0.0}
 
         # --------------------------------------------------------------------------------------
-        # Update: one optimizer step per minibatch, ppo_epochs passes
+        # Loss & update: clipped surrogate per token (clip-higher) + optional k3 KL, forced tokens
+        # masked, aggregated per sample (or per token); one optimizer step per minibatch
         # --------------------------------------------------------------------------------------
+        update_stats: dict[str, list[float]] = {"loss": [], "clip_frac": [], "kl": [], "grad_norm": []}
         for _ in range(cfg.ppo_epochs):
             for batch, adv, old_logp, ref_logp in minibatches:
-                n_samples, n_tokens = dist.all_sum([len(batch), batch.loss_mask.sum().item()], world, device)
+                mask = batch.loss_mask  # [B, L-1]: 1 on sampled response tokens, 0 on forced/prompt/pad
+                n_samples, n_tokens = dist.all_sum([len(batch), mask.sum().item()], world, device)
                 logp = token_logprobs(model, batch)  # [B, L-1]
                 per_token, clipped = clipped_surrogate(logp, old_logp, adv, cfg.clip_low, cfg.clip_high)  # [B, L-1]
                 kl = kl_k3(logp, ref_logp) if ref_logp is not None else torch.zeros_like(logp)  # [B, L-1]
                 # DDP averages gradients over ranks, so each rank normalises by the global count / world.
-                loss = aggregate(per_token + cfg.kl_coef * kl, batch.loss_mask, cfg.loss_aggregation,
+                loss = aggregate(per_token + cfg.kl_coef * kl, mask, cfg.loss_aggregation,
                                  num_samples=n_samples / world, num_tokens=n_tokens / world)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
                 optimizer.step()
                 scheduler.step()
-                mask = batch.loss_mask
-                n_updates = cfg.ppo_epochs * len(minibatches)
-                update_stats["loss"] += loss.item() / n_updates
-                update_stats["clip_frac"] += ((clipped.float() * mask).sum() / mask.sum().clamp(min=1)).item() / n_updates
-                update_stats["kl"] += ((kl.detach() * mask).sum() / mask.sum().clamp(min=1)).item() / n_updates
-                update_stats["grad_norm"] += norm.item() / n_updates
+                masked_mean = lambda t: ((t * mask).sum() / mask.sum().clamp(min=1)).item()  # noqa: E731
+                update_stats["loss"].append(loss.item())
+                update_stats["clip_frac"].append(masked_mean(clipped.float()))
+                update_stats["kl"].append(masked_mean(kl.detach()))
+                update_stats["grad_norm"].append(norm.item())
         engine.load_weights(policy.named_parameters())  # rollouts of the next step use the new policy
 
         # --------------------------------------------------------------------------------------
         # Log: every reward component, pass rates, lengths, forced-answer rate, clipping, tiers;
         # then checkpoint
         # --------------------------------------------------------------------------------------
-        mismatch = [((b.engine_logprobs - o).abs() * b.loss_mask).sum().item() / b.loss_mask.sum().clamp(min=1).item()
-                    for b, _, o, _ in minibatches if b.engine_logprobs.any()]
+        local = {f"train/{k}": sum(v) / len(v) for k, v in update_stats.items()}
+        if kept[0].engine_logprobs is not None:  # vLLM: how far its log-probs are from the trainer's
+            local["rollout/logprob_mismatch"] = sum(
+                ((b.engine_logprobs - o).abs() * b.loss_mask).sum().item() / b.loss_mask.sum().clamp(min=1).item()
+                for b, _, o, _ in minibatches) / len(minibatches)
         stats = [{"group": f"{rank}:{s.group}", "task": mine[s.group].task, "reward": s.reward,
                   "response_len": len(s.response_ids), "think_len": s.num_thinking_tokens,
                   "forced": s.answer_forced, "truncated": s.truncated} for s in samples]
-        stats = [x for part in dist.gather(stats, world) for x in part]
-        local = [update_stats[k] for k in sorted(update_stats)] + [sum(mismatch) / max(1, len(mismatch)), float(bool(mismatch))]
-        reduced = [v / world for v in dist.all_sum(local, world, device)]
-        metrics = summarize(stats, cfg.pass_threshold)
-        metrics.update({f"train/{k}": v for k, v in zip(sorted(update_stats), reduced)})
-        if reduced[-1] > 0:
-            metrics["rollout/logprob_mismatch"] = reduced[-2] / reduced[-1]
+        metrics = summarize([x for part in dist.gather(stats, world) for x in part], cfg.pass_threshold)
+        metrics.update(dist.mean(local, world, device))
         metrics.update({f"curriculum/tier{t}_weight": w for t, w in enumerate(tier_weights)})
         metrics.update({"sampling/invalid_rate": invalid_rate, "sampling/expansion": oversampling.expansion,
                         "sampling/groups_kept": float(len(keep)), "train/lr": scheduler.get_last_lr()[0]})
