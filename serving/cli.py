@@ -18,6 +18,8 @@ import uvicorn
 from budget import BudgetError, parse_think_budget
 from serving.settings import MediaLimits, ServerSettings, parse_effort_table
 
+TINY_MODEL_NAME = "thinkcap-tiny-glm4v"  # served name of the embedded model
+
 # Measured on CPU: an in-process executor with one OpenMP thread starts in ~7 s instead of ~46 s,
 # and vLLM refuses to start when its default KV cache does not fit beside other processes.
 CPU_ENV_DEFAULTS = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"}
@@ -101,6 +103,7 @@ def settings_from_args(args: argparse.Namespace, model: str) -> ServerSettings:
     return ServerSettings(model=model, served_model_name=name, media=MediaLimits(**media), **given)
 
 
+
 def main(argv: list[str] | None = None) -> int:
     cpu = is_cpu_build()
     if cpu:
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         from thinkcap.tiny_model import ensure_tiny_model
 
         model = str(ensure_tiny_model())
+        if not args.served_model_name:  # a readable id instead of a cache path in clients and the demo
+            args.served_model_name = [TINY_MODEL_NAME]
         print(f"thinkcap serve: no MODEL given, serving the tiny random-weight GLM-4.1V at {model}", flush=True)
     settings = settings_from_args(args, model)
     run_server(settings, engine_args_from(args, model), args.uvicorn_log_level)

@@ -13,7 +13,7 @@ import pytest
 
 from budget import BudgetParams, ThinkState, build_profile, replay
 from serving.engine_args import V2_RUNNER_ENV, entry_point_installed, processor_kwargs
-from vllm_engine import budget_processors, generate, make_llm, recorded_updates, sampling, think_prompt
+from tests.serving.vllm_engine import budget_processors, generate, make_llm, recorded_updates, sampling, think_prompt
 
 pytestmark = pytest.mark.engine
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from serving.engine_args import processor_kwargs
-from vllm_engine import budget_processors, generate, make_llm, sampling
+from tests.serving.vllm_engine import budget_processors, generate, make_llm, sampling
 
 pytestmark = pytest.mark.engine
 

@@ -10,7 +10,7 @@ import pytest
 
 from ui.examples import ExampleMedia, ensure_examples
 from ui.server_proc import free_port
-from ui_fake_server import FakeServer
+from tests.ui.ui_fake_server import FakeServer
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the network is closed anyway
 

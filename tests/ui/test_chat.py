@@ -11,7 +11,7 @@ from ui.client import ChatClient
 from ui.render import assistant_messages
 from ui.stream import Turn
 from ui.server_proc import free_port
-from ui_fake_server import MODEL
+from tests.ui.ui_fake_server import MODEL
 
 
 def ask(client: ChatClient, history: list[dict], text: str, files: list[str] = (),

@@ -8,7 +8,7 @@ from ui.chat import settings_from_controls
 from ui.client import ChatClient, ServerError, Settings, build_request
 from ui.server_proc import free_port
 from ui.stream import Turn
-from ui_fake_server import FAIL_WORD, MODEL, NATURAL_THINKING
+from tests.ui.ui_fake_server import FAIL_WORD, MODEL, NATURAL_THINKING
 
 QUESTION = [{"role": "user", "content": [{"type": "text", "text": "2 + 2?"}]}]
 
