@@ -25,24 +25,74 @@ def _mean(history: list[dict[str, Any]], key: str, first: bool, n: int) -> float
     return sum(h[key] for h in rows) / len(rows)
 
 
+def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: int, max_new_tokens: int,
+             samples: int = 4, seed: int = 12345) -> dict[str, float]:
+    """Mean reward / accuracy of `policy` on held-out records (never trained on), with forced
+    answering at `budget` as `thinkcap serve` would apply it; per task too."""
+    from transformers import AutoProcessor
+
+    from budget import BudgetParams, build_profile
+    from training.data import PromptEncoder
+    from training.rewards import build_reward_fns
+    from training.rollout import to_sample
+
+    processor = AutoProcessor.from_pretrained(model_dir)
+    profile = build_profile(processor.tokenizer, model_type="glm4v")
+    reward_fns = build_reward_fns()
+    encode = PromptEncoder(processor)
+    engine.load_weights(policy.named_parameters())
+    prompts = [encode(r) for r in records]
+    groups = engine.generate(prompts, samples, temperature=1.0, top_p=1.0, max_tokens=max_new_tokens,
+                             budget=BudgetParams(think_budget=budget),
+                             seeds=[(seed + i) * samples for i in range(len(records))])
+    scores: dict[str, list[float]] = {}
+    for record, prompt, group in zip(records, prompts, groups):
+        for c in group:
+            text = processor.tokenizer.decode(to_sample(c, 0, prompt, profile, budget, True).response_ids,
+                                              skip_special_tokens=True)
+            scores.setdefault(record.task, []).append(reward_fns[record.domain](text, record.answer)["accuracy"])
+    out = {f"accuracy/{task}": sum(v) / len(v) for task, v in sorted(scores.items())}
+    every = [x for v in scores.values() for x in v]
+    out["accuracy"] = sum(every) / len(every)
+    return out
+
+
+def mean_history(histories: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Step-wise mean over seeds of every metric all runs logged at that step."""
+    out = []
+    for rows in zip(*histories):
+        keys = set.intersection(*(set(r) for r in rows))
+        out.append({k: sum(r[k] for r in rows) / len(rows) for k in sorted(keys)})
+    return out
+
+
+def summarize_run(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Means over the first and last quarter (at most 5 steps) of a run."""
+    k = max(1, min(5, len(history) // 4))
+    keys = {"reward": "reward/mean", "truncated": "rollout/truncated_rate", "think_len": "rollout/think_len",
+            "forced": "rollout/forced_rate"}
+    return {f"{name}_{when}": _mean(history, key, when == "first", k)
+            for name, key in keys.items() for when in ("first", "last")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="thinkcap bench learning", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench_learning", help="output folder (default runs/bench_learning)")
     parser.add_argument("--steps", type=int, default=40, help="GRPO steps per run (default 40)")
+    parser.add_argument("--seeds", type=int, default=3, help="RL seeds per setting, same warm-up (default 3)")
     parser.add_argument("--prompts", type=int, default=8, help="prompts per step (default 8)")
     parser.add_argument("--group", type=int, default=8, help="samples per prompt (default 8)")
     parser.add_argument("--budget", type=int, default=32, help="rollout thinking budget (default 32)")
-    parser.add_argument("--lr", type=float, default=2e-4, help="GRPO learning rate (default 2e-4)")
-    parser.add_argument("--n", type=int, default=300, help="synthetic records (default 300)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="GRPO learning rate (default 1e-3)")
+    parser.add_argument("--n", type=int, default=300, help="synthetic training records (default 300)")
+    parser.add_argument("--held-out", type=int, default=120, help="synthetic held-out records (default 120)")
     parser.add_argument("--warmup-steps", type=int, default=150, help="supervised format warm-up steps (default 150)")
-    parser.add_argument("--answer-noise", type=float, default=0.0,
-                        help="share of warm-up demonstrations with a random answer (default 0)")
     parser.add_argument("--engine", default="auto", choices=("auto", "vllm", "hf"), help="rollout engine")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     from training.config import GRPOConfig
     from training.data import load_records
+    from training.policy import load_policy
     from training.sft import warm_up
     from training.synthetic import make_dataset
     from training.tracking import plot_rewards
@@ -50,47 +100,66 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     t0 = time.monotonic()
-    data = make_dataset(out / "data", n=args.n, seed=args.seed)
+    data = make_dataset(out / "data", n=args.n, seed=0)
+    held_out = load_records(make_dataset(out / "held_out", n=args.held_out, seed=1))
     # Long templated thoughts (2-10 sentences, ~16-90 tokens) against a 32-token budget: many
-    # samples reach the budget, which is where the two runs differ.
-    warm = warm_up(resolve_model("tiny"), load_records(data), out / "warm", steps=args.warmup_steps, batch_size=16,
-                   lr=1e-2, think_sentences=(2, 10), answer_noise=args.answer_noise, seed=args.seed)
+    # samples reach the budget, which is where the two settings differ.
+    warm = str(warm_up(resolve_model("tiny"), load_records(data), out / "warm", steps=args.warmup_steps))
     warm_s = time.monotonic() - t0
-    engine, results = None, {}
+    max_new_tokens = args.budget + 40
+    engine, runs, evals = None, {}, {}
     for label, forced in RUNS.items():
-        run_dir = out / ("forced_on" if forced else "forced_off")
-        shutil.rmtree(run_dir, ignore_errors=True)
-        cfg = GRPOConfig(
-            model=str(warm), train_data=str(data), output_dir=str(run_dir), seed=args.seed, steps=args.steps,
-            prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,
-            rollout_engine=args.engine, max_new_tokens=args.budget + 40, rollout_think_budget=args.budget,
-            answer_reserve=24, forced_answering=forced, save_every=0, resume=False)
-        start = time.monotonic()
-        result = train(cfg, engine=engine)
-        engine = result["engine"]  # one engine for both runs: the trainer loads each run's weights
-        history = result["history"]
-        k = max(1, min(5, len(history) // 4))
-        results[label] = {
-            "seconds": time.monotonic() - start, "history": history,
-            **{f"{name}_{when}": _mean(history, key, when == "first", k)
-               for name, key in (("reward", "reward/mean"), ("accuracy", "reward/accuracy"),
-                                 ("truncated", "rollout/truncated_rate"), ("think_len", "rollout/think_len"),
-                                 ("forced", "rollout/forced_rate"))
-               for when in ("first", "last")},
-        }
-    plot = plot_rewards({label: r["history"] for label, r in results.items()}, out / "reward_curve.png",
-                        title=f"GRPO on the synthetic task (tiny GLM-4.1V, budget {args.budget})")
-    summary = {"args": vars(args), "warmup_seconds": warm_s, "plot": str(plot),
-               "runs": {label: {k: v for k, v in r.items() if k != "history"} for label, r in results.items()}}
+        runs[label] = []
+        for seed in range(args.seeds):
+            run_dir = out / f"{'forced_on' if forced else 'forced_off'}-seed{seed}"
+            shutil.rmtree(run_dir, ignore_errors=True)
+            cfg = GRPOConfig(
+                model=warm, train_data=str(data), output_dir=str(run_dir), seed=seed, steps=args.steps,
+                prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,
+                rollout_engine=args.engine, max_new_tokens=max_new_tokens, rollout_think_budget=args.budget,
+                answer_reserve=24, forced_answering=forced, save_every=0, resume=False)
+            start = time.monotonic()
+            result = train(cfg, engine=engine)
+            engine = result["engine"]  # one engine for every run: each run loads its own weights into it
+            seconds = time.monotonic() - start
+            if not evals:
+                evals["warm-up model (before GRPO)"] = [evaluate(engine, load_policy(warm), held_out, warm,
+                                                                 args.budget, max_new_tokens)]
+            evals.setdefault(label, []).append(evaluate(engine, result["policy"], held_out, warm, args.budget,
+                                                        max_new_tokens))
+            runs[label].append({"seconds": seconds, "history": result["history"]})
+    curves = {label: mean_history([r["history"] for r in rs]) for label, rs in runs.items()}
+    plot = plot_rewards(curves, out / "reward_curve.png",
+                        title=f"GRPO, tiny GLM-4.1V, synthetic task, budget {args.budget} (mean of {args.seeds} seeds)")
+    summary = {
+        "args": vars(args), "warmup_seconds": warm_s, "plot": str(plot),
+        "runs": {label: {"mean": summarize_run(curves[label]),
+                         "per_seed": [summarize_run(r["history"]) | {"seconds": r["seconds"]} for r in rs]}
+                 for label, rs in runs.items()},
+        "held_out": {label: {"mean": {k: sum(e[k] for e in es) / len(es) for k in es[0]}, "per_seed": es}
+                     for label, es in evals.items()},
+    }
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-    print(f"\nwarm-up: {args.warmup_steps} supervised steps in {warm_s:.0f} s; GRPO: {args.steps} steps x "
-          f"{args.prompts} prompts x {args.group} samples, think budget {args.budget}\n")
-    print(f"{'run':<40} {'reward first→last':>18} {'accuracy':>14} {'truncated':>12} {'think len':>12} {'time':>7}")
-    for label, r in summary["runs"].items():
-        print(f"{label:<40} {r['reward_first']:>8.3f} → {r['reward_last']:<6.3f} "
-              f"{r['accuracy_first']:>5.3f} → {r['accuracy_last']:<5.3f} {r['truncated_first']:>4.2f} → "
-              f"{r['truncated_last']:<4.2f} {r['think_len_first']:>4.1f} → {r['think_len_last']:<5.1f} "
-              f"{r['seconds']:>5.0f} s")
-    print(f"\n(first/last = mean over the first/last {k} steps)  plot: {plot}")
+    print_summary(summary, args)
     return 0
+
+
+def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"\nwarm-up: {args.warmup_steps} supervised steps in {summary['warmup_seconds']:.0f} s; GRPO: {args.steps} "
+          f"steps x {args.prompts} prompts x {args.group} samples, think budget {args.budget}, {args.seeds} seeds\n")
+    print(f"{'training reward (mean of seeds)':<40} {'first → last':>16} {'last per seed':>22} {'truncated':>12} "
+          f"{'think len':>12} {'s/run':>6}")
+    for label, r in summary["runs"].items():
+        m, per = r["mean"], r["per_seed"]
+        seeds = " ".join(f"{p['reward_last']:.2f}" for p in per)
+        secs = sum(p["seconds"] for p in per) / len(per)
+        print(f"{label:<40} {m['reward_first']:>6.3f} → {m['reward_last']:<6.3f} {seeds:>22} "
+              f"{m['truncated_first']:>4.2f} → {m['truncated_last']:<4.2f} {m['think_len_first']:>4.1f} → "
+              f"{m['think_len_last']:<5.1f} {secs:>5.0f}")
+    print(f"\nheld-out accuracy ({args.held_out} new records x 4 samples, forced answering at budget {args.budget}):")
+    for label, e in summary["held_out"].items():
+        m = e["mean"]
+        tasks = "  ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in m.items() if "/" in k)
+        seeds = " ".join(f"{x['accuracy']:.3f}" for x in e["per_seed"])
+        print(f"  {label:<40} {m['accuracy']:.3f}  [{seeds}]  ({tasks})")
+    print(f"\n(first/last: mean over the first/last 5 steps)  plot: {summary['plot']}")

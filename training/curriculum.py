@@ -5,9 +5,11 @@ come from `thinkcap train --label-difficulty` (pass@k of a model); once a prompt
 out, its online pass rate over the last `window` groups decides its tier instead.
 
 Tier weights: a group where all samples pass or all fail has zero advantage everywhere, so it
-teaches nothing. Each tier keeps an EMA of its share of informative groups, and prompts are drawn
-from tiers in proportion to it (with a floor): sampling drifts away from tiers the model has
-already solved or cannot yet solve at all.
+teaches nothing. Each tier keeps an EMA of its share of informative groups, and a tier's weight is
+its expected number of informative prompts (size x that share), plus a floor: sampling drifts away
+from tiers the model has already solved or cannot yet solve at all. Weighing by size matters: a
+small tier of half-solved prompts must not take most of every batch, or the policy just memorises
+those few prompts (we saw exactly that on the synthetic task before weighing by size).
 
 Dynamic sampling: groups with zero reward variance are dropped; to still fill the batch we draw
 more prompts than needed, by an EMA of the expansion ratio 1 / (1 - invalid_rate).
@@ -48,17 +50,18 @@ class Curriculum:
         return sizes
 
     def weights(self) -> list[float]:
-        """Sampling probability of each tier: floor + the rest in proportion to informativeness.
-        Empty tiers get 0."""
-        live = [t for t, n in enumerate(self.tier_sizes()) if n > 0]
+        """Sampling probability of each tier: a floor, plus the rest in proportion to
+        size x informative share. Empty tiers get 0; disabled: proportional to size (uniform)."""
+        sizes = self.tier_sizes()
         if not self.enabled:
-            sizes = self.tier_sizes()
             return [n / len(self.tiers) for n in sizes]
-        total = sum(self.informative[t] for t in live)
+        live = [t for t, n in enumerate(sizes) if n > 0]
+        mass = {t: sizes[t] * self.informative[t] for t in live}
+        total = sum(mass.values())
         floor = self.min_weight
         out = [0.0] * self.num_tiers
         for t in live:
-            share = self.informative[t] / total if total > 0 else 1.0 / len(live)
+            share = mass[t] / total if total > 0 else 1.0 / len(live)
             out[t] = floor + (1.0 - floor * len(live)) * share
         return out
 

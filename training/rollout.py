@@ -93,7 +93,13 @@ class HFEngine:
         self.eos_token_ids = eos_token_ids
 
     def load_weights(self, named_tensors: Any) -> None:
-        pass  # generates with the trained module itself
+        """A no-op when the engine generates with the trained module itself (the usual case);
+        copies the tensors when it was built around another model (an engine reused across runs)."""
+        own = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                if own[name] is not tensor:
+                    own[name].copy_(tensor)
 
     def generate(
         self, prompts: list[EncodedPrompt], n: int, *, temperature: float, top_p: float, max_tokens: int,

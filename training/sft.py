@@ -39,9 +39,9 @@ def demonstration(record: Record, rng: random.Random, think_sentences: tuple[int
     return f"<think>{thinking}</think><answer><|begin_of_box|>{answer}<|end_of_box|></answer>"
 
 
-def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *, steps: int = 60,
-            batch_size: int = 16, lr: float = 3e-3, think_sentences: tuple[int, int] = (2, 8),
-            answer_noise: float = 1.0, seed: int = 0) -> Path:
+def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *, steps: int = 150,
+            batch_size: int = 16, lr: float = 1e-2, think_sentences: tuple[int, int] = (2, 10),
+            answer_noise: float = 0.0, seed: int = 0) -> Path:
     """Fine-tune on demonstrations (response tokens only, EOS included); save a servable folder."""
     from transformers import AutoProcessor
 
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> Any:
     parser.add_argument("data", help="JSONL records (synthetic tasks)")
     parser.add_argument("out", help="output model folder")
     parser.add_argument("--model", default="tiny", help="start model (default: the tiny model)")
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--answer-noise", type=float, default=1.0, help="share of random answers (default 1.0)")
+    parser.add_argument("--steps", type=int, default=150, help="optimizer steps of 16 demonstrations (default 150)")
+    parser.add_argument("--answer-noise", type=float, default=0.0, help="share of random answers (default 0)")
     args = parser.parse_args(argv)
     from training.train import resolve_model
 

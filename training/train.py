@@ -40,6 +40,9 @@ def resolve_model(name: str) -> str:
 
 def make_engine(cfg: GRPOConfig, model_path: str, policy: torch.nn.Module, profile: Any, processor: Any,
                 world: int) -> Any:
+    if cfg.rollout_engine == "vllm" and world > 1:
+        raise ValueError("rollout_engine=vllm runs one colocated engine in a single process; under torchrun "
+                         "use --rollout_engine hf (or auto)")
     use_vllm = cfg.rollout_engine == "vllm"
     if cfg.rollout_engine == "auto":
         try:

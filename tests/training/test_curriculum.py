@@ -20,21 +20,29 @@ def test_tier_of(rate, tier):
     assert tier_of(rate, 3) == tier
 
 
-def test_initial_tiers_and_equal_weights():
+def test_initial_tiers_and_size_weighted_weights():
     cur = Curriculum(records([0, 1, 2, None, 7]), num_tiers=3, min_weight=0.05)
     assert cur.tiers == {"r0": 0, "r1": 1, "r2": 2, "r3": 1, "r4": 2}  # unlabeled → middle, clamped
-    assert cur.weights() == pytest.approx([1 / 3] * 3)
+    # sizes 1, 2, 2 with equal informativeness: floor + 0.85 * size / 5
+    assert cur.weights() == pytest.approx([0.05 + 0.85 / 5, 0.05 + 0.85 * 2 / 5, 0.05 + 0.85 * 2 / 5])
 
 
 def test_weights_move_away_from_uninformative_tier():
-    cur = Curriculum(records([0, 0, 1, 2]), num_tiers=3, ema=0.7, min_weight=0.05)
-    # Tier 0: both groups all-solved (no signal). Tier 1: mixed. Tier 2: not seen this round.
+    cur = Curriculum(records([0, 0, 1, 1, 2, 2]), num_tiers=3, ema=0.7, min_weight=0.05, window=1)
+    # Tier 0: both groups all-solved (no signal). Tier 1: one mixed group. Tier 2: not seen.
     cur.update([("r0", [True] * 4), ("r1", [True] * 4), ("r2", [True, False, False, True])])
     assert cur.informative == pytest.approx([0.7, 1.0, 1.0])  # 0.7 * 1 + 0.3 * 0
-    w = cur.weights()
-    assert w[0] == pytest.approx(0.05 + 0.85 * 0.7 / 2.7)
-    assert w[1] == w[2] == pytest.approx(0.05 + 0.85 * 1.0 / 2.7)
+    assert cur.tier_sizes() == [2, 2, 2]  # r0, r1 stay easy; r2 (pass rate 0.5) stays in the middle
+    w = cur.weights()  # mass = size x informative share: 1.4, 2, 2
+    assert w[0] == pytest.approx(0.05 + 0.85 * 1.4 / 5.4)
+    assert w[1] == w[2] == pytest.approx(0.05 + 0.85 * 2.0 / 5.4)
     assert sum(w) == pytest.approx(1.0)
+
+
+def test_small_tier_does_not_take_the_batch():
+    # 2 half-solved prompts in tier 0 next to 98 fresh ones: tier 0 gets about its share of prompts.
+    cur = Curriculum(records([0] * 2 + [1] * 98), num_tiers=3, min_weight=0.05)
+    assert cur.weights()[0] == pytest.approx(0.05 + 0.9 * 2 / 100)
 
 
 def test_online_pass_rate_retiers_prompts():
