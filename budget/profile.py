@@ -11,7 +11,7 @@ this module stays free of transformers. Families differ only in the closing sequ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 
 class ProfileError(ValueError):
@@ -78,10 +78,6 @@ class ThinkProfile:
     def __post_init__(self) -> None:
         if not self.closing_ids or self.closing_ids[0] != self.think_close_id:
             raise ProfileError("closing_ids must start with the think-close id")
-
-
-class _Tokenizer(Protocol):
-    def get_vocab(self) -> dict[str, int]: ...
 
 
 def _vocab(tokenizer: Any) -> dict[str, int]:

@@ -1,14 +1,19 @@
 """Split a response's token ids into reasoning and answer, from the state's spans.
 
-Works on ids, never on re-tokenised text, so usage counts are exact.
+Works on ids, never on re-tokenised text, so usage counts are exact. `output_side` is the one
+rule: `split_output` applies it to a finished output, the server's stream splitter to each new id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
+from budget.profile import ThinkProfile
 from budget.state import ThinkState
+
+Side = Literal["reasoning", "answer"]
 
 
 @dataclass(frozen=True)
@@ -20,21 +25,34 @@ class Segments:
     thinking_closed: bool
 
 
+def hidden_ids(profile: ThinkProfile) -> frozenset[int]:
+    """Ids that never show in the answer text: the answer tags and EOS."""
+    return frozenset(t for t in (profile.answer_open_id, profile.answer_close_id, *profile.eos_token_ids)
+                     if t is not None)
+
+
+def output_side(state: ThinkState, pos: int, token_id: int, hidden: frozenset[int]) -> Side | None:
+    """Which part output position `pos` belongs to, once `state` has advanced over it; None for
+    the think tags, the closing sequence and `hidden` ids."""
+    start, end = state.think_start, state.think_end
+    if start is not None and start <= pos and (end is None or pos < end):
+        return "reasoning"
+    if start is None or (state.answer_start is not None and pos >= state.answer_start):
+        return None if token_id in hidden else "answer"  # never thought, or after the close
+    return None
+
+
 def split_output(state: ThinkState, output_ids: Sequence[int]) -> Segments:
     """`state` must have been advanced over exactly `output_ids` (see `budget.state.replay`)."""
-    profile = state.profile
-    if state.think_start is None:  # never thought: everything is answer
-        reasoning: list[int] = []
-        answer = list(output_ids)
-    else:
-        end = state.think_end if state.think_end is not None else len(output_ids)
-        reasoning = list(output_ids[state.think_start : end])
-        answer = list(output_ids[state.answer_start :]) if state.answer_start is not None else []
-    drop = {profile.answer_open_id, profile.answer_close_id, *profile.eos_token_ids} - {None}
-    answer = [t for t in answer if t not in drop]
+    hidden = hidden_ids(state.profile)
+    parts: dict[Side, list[int]] = {"reasoning": [], "answer": []}
+    for pos, tok in enumerate(output_ids):
+        side = output_side(state, pos, tok, hidden)
+        if side is not None:
+            parts[side].append(tok)
     return Segments(
-        reasoning_ids=reasoning,
-        answer_ids=answer,
+        reasoning_ids=parts["reasoning"],
+        answer_ids=parts["answer"],
         num_thinking_tokens=state.num_thinking_tokens,
         answer_forced=state.answer_forced,
         thinking_closed=state.answer_start is not None,

@@ -205,8 +205,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from serving.engine_args import CPU_ENV_DEFAULTS
+
     # In-process engines, one thread each (the machine is shared), a small CPU KV cache.
-    for key, value in {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}.items():
+    for key, value in CPU_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if args.model is None:
         from thinkcap.tiny_model import ensure_tiny_model

@@ -15,7 +15,7 @@ from serving.backend import RenderedPrompt, SamplingSpec
 from serving.budget_plan import BudgetPlan, budget_applies, checked_budget, finalize, requested_budget
 from serving.context import ServerContext
 from serving.errors import APIError
-from serving.media import check_counts, load_media
+from serving.media import load_media
 from serving.prompt import add_budget_suffix, render_chat
 from serving.protocol import ChatCompletionRequest
 
@@ -51,8 +51,6 @@ async def prepare_chat(req: ChatCompletionRequest, ctx: ServerContext) -> Prepar
         raise APIError(f"n={req.n} is above this server's limit of {ctx.settings.max_n}", param="n")
     requested = requested_budget(req, ctx.settings)
     preflight_budget(req, requested, ctx)
-    check_counts(req.messages, ctx.settings.media)
-
     media = await load_media(req.messages, ctx.settings.media)
     text = render_chat(ctx.backend.tokenizer, req.messages)
     prompt = add_budget_suffix(text, ctx.profile, requested, budget_applies(req, requested))

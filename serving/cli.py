@@ -16,13 +16,11 @@ from typing import Any
 import uvicorn
 
 from budget import BudgetError, parse_think_budget
+from serving.engine_args import CPU_ENV_DEFAULTS
 from serving.settings import MediaLimits, ServerSettings, parse_effort_table
 
 TINY_MODEL_NAME = "thinkcap-tiny-glm4v"  # served name of the embedded model
 
-# Measured on CPU: an in-process executor with one OpenMP thread starts in ~7 s instead of ~46 s,
-# and vLLM refuses to start when its default KV cache does not fit beside other processes.
-CPU_ENV_DEFAULTS = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"}
 
 
 def is_cpu_build() -> bool:
@@ -101,7 +99,6 @@ def settings_from_args(args: argparse.Namespace, model: str) -> ServerSettings:
     served = args.served_model_name
     name = served[0] if isinstance(served, list) and served else served
     return ServerSettings(model=model, served_model_name=name, media=MediaLimits(**media), **given)
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,8 +83,8 @@ class VLLMBackend:
         )
 
     async def generate(self, prompt: RenderedPrompt, spec: SamplingSpec, request_id: str) -> AsyncIterator[list[TokenDelta]]:
-        params = self.sampling_params(spec)
         try:
+            params = self.sampling_params(spec)
             async for out in self.engine.generate(prompt.engine_input, params, request_id):
                 yield [TokenDelta(o.index, list(o.token_ids), o.finish_reason, o.stop_reason) for o in out.outputs]
         except (VLLMClientError, GracefulHTTPError) as exc:

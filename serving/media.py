@@ -59,6 +59,7 @@ def check_counts(messages: list[Message], limits: MediaLimits) -> None:
 
 
 async def load_media(messages: list[Message], limits: MediaLimits) -> MediaInputs:
+    """Fetch and decode every part; the counts are checked before anything is fetched."""
     check_counts(messages, limits)
     out = MediaInputs()
     for param, part in media_parts(messages):

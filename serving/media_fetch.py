@@ -75,18 +75,24 @@ def local_path(url: str, limits: MediaLimits, param: str) -> Path:
     if root is None:
         raise APIError("local media paths are disabled; start the server with --allowed-local-media-path", param=param)
     raw = unquote(urlparse(url).path) if url.startswith("file:") else url
-    path = Path(raw).expanduser()
-    # resolve() follows symlinks, so a link inside the folder cannot point outside it.
-    path = (path if path.is_absolute() else root / path).resolve()
-    if not path.is_relative_to(root):
-        raise APIError(f"{raw} is outside the allowed local media path {root}", param=param)
-    if not path.is_file():
-        raise APIError(f"local media file {raw} does not exist", param=param)
+    try:  # NUL bytes, unknown ~user, over-long names: the OS refuses them, the client sent them
+        path = Path(raw).expanduser()
+        # resolve() follows symlinks, so a link inside the folder cannot point outside it.
+        path = (path if path.is_absolute() else root / path).resolve()
+        if not path.is_relative_to(root):
+            raise APIError(f"{raw} is outside the allowed local media path {root}", param=param)
+        if not path.is_file():
+            raise APIError(f"local media file {raw} does not exist", param=param)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise APIError(f"invalid local media path {raw!r}: {exc}", param=param) from None
     return path
 
 
 def _read_local(url: str, limits: MediaLimits, param: str) -> bytes:
     path = local_path(url, limits, param)
-    if path.stat().st_size > limits.fetch_max_bytes:
-        raise _too_big(limits, param)
-    return path.read_bytes()
+    try:
+        if path.stat().st_size > limits.fetch_max_bytes:
+            raise _too_big(limits, param)
+        return path.read_bytes()
+    except OSError as exc:  # e.g. permission denied
+        raise APIError(f"could not read local media file {path.name}: {exc.strerror or exc}", param=param) from None

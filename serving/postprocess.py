@@ -2,8 +2,10 @@
 
 Everything is derived from ids with the budget core: `budget.replay` re-runs the state machine
 the engine's logits processor ran (forcing is a pure function of the ids), `budget.split_output`
-cuts reasoning from answer. Streaming feeds each new id to a live `ThinkState` to know which side
-of the split it is on, so both paths agree token for token.
+cuts reasoning from answer. Streaming feeds each new id to a live `ThinkState` and routes it with
+the same rule (`budget.output_side`), so both paths agree token for token. (One exception: text
+an unbudgeted model writes *before* opening `<think>` itself is streamed as content, since nobody
+knows yet that thinking follows; the finished split leaves it out.)
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from budget import BudgetParams, ThinkProfile, ThinkState, replay, split_output
+from budget import BudgetParams, Segments, ThinkProfile, ThinkState, hidden_ids, output_side, replay, split_output
 from serving.responses import ChoiceThinkcap
 from serving.textstream import IncrementalDecoder, StopFilter, decode, trim_at_stop
 
@@ -39,6 +41,15 @@ class ChoiceResult:
     info: ChoiceThinkcap
 
 
+def choice_info(tokenizer: Any, state: ThinkState, seg: Segments) -> ChoiceThinkcap:
+    return ChoiceThinkcap(
+        num_thinking_tokens=seg.num_thinking_tokens,
+        answer_forced=seg.answer_forced,
+        boxed_answer=boxed_answer(tokenizer, state.profile, seg.answer_ids),
+        forced_positions=list(state.forced_positions),
+    )
+
+
 def finish_choice(
     tokenizer: Any,
     profile: ThinkProfile,
@@ -58,25 +69,7 @@ def finish_choice(
             reasoning, _ = trim_at_stop(reasoning, stops)
         else:
             content, _ = trim_at_stop(content, stops)
-    info = ChoiceThinkcap(
-        num_thinking_tokens=seg.num_thinking_tokens,
-        answer_forced=seg.answer_forced,
-        boxed_answer=boxed_answer(tokenizer, profile, seg.answer_ids),
-        forced_positions=list(state.forced_positions),
-    )
-    return ChoiceResult(index, output_ids, reasoning, content, finish_reason, info)
-
-
-def _side(state: ThinkState, pos: int, token_id: int, drop: frozenset[int]) -> str | None:
-    """Which part output position `pos` belongs to, after the state advanced over it: the same
-    rule as `budget.split_output` (tags, the closing sequence and EOS belong to neither)."""
-    if state.think_start is not None and state.think_start <= pos and (state.think_end is None or pos < state.think_end):
-        return "reasoning"
-    if state.answer_start is not None and pos >= state.answer_start:
-        return None if token_id in drop else "answer"
-    if state.think_start is None:  # not thinking (yet): plain answer text
-        return None if token_id in drop else "answer"
-    return None
+    return ChoiceResult(index, output_ids, reasoning, content, finish_reason, choice_info(tokenizer, state, seg))
 
 
 class ChoiceStream:
@@ -89,12 +82,7 @@ class ChoiceStream:
         self.ids: list[int] = []
         self.decoders = {"reasoning": IncrementalDecoder(tokenizer), "answer": IncrementalDecoder(tokenizer)}
         self.filters = {"reasoning": StopFilter(stops), "answer": StopFilter(stops)}
-        self._drop = frozenset(t for t in (profile.answer_open_id, profile.answer_close_id, *profile.eos_token_ids)
-                               if t is not None)
-
-    @property
-    def thinking_seen(self) -> bool:
-        return self.state.think_start is not None
+        self._hidden = hidden_ids(profile)
 
     def push(self, token_ids: list[int]) -> dict[str, str]:
         """Feed new ids; return the text now final on each side ('reasoning', 'answer')."""
@@ -103,7 +91,8 @@ class ChoiceStream:
             pos = self.state.num_generated
             self.state.advance(tok)
             self.ids.append(tok)
-            side = _side(self.state, pos, tok, self._drop)
+            # Decided as each id arrives: the same rule as `split_output` on the whole output.
+            side = output_side(self.state, pos, tok, self._hidden)
             if side is not None:
                 routed[side].append(tok)
         return {side: self.filters[side].push(self.decoders[side].push(ids)) for side, ids in routed.items()}
@@ -116,10 +105,4 @@ class ChoiceStream:
         return out
 
     def info(self) -> ChoiceThinkcap:
-        seg = split_output(self.state, self.ids)
-        return ChoiceThinkcap(
-            num_thinking_tokens=seg.num_thinking_tokens,
-            answer_forced=seg.answer_forced,
-            boxed_answer=boxed_answer(self.tokenizer, self.state.profile, seg.answer_ids),
-            forced_positions=list(self.state.forced_positions),
-        )
+        return choice_info(self.tokenizer, self.state, split_output(self.state, self.ids))

@@ -20,7 +20,6 @@ from serving.protocol import ImagePart, Message, TextPart
 @dataclass(frozen=True)
 class Prompt:
     text: str
-    opened_think: bool  # we appended `<think>`
     prefilled_answer: bool  # we appended the closing sequence (budget 0)
 
 
@@ -54,11 +53,10 @@ def render_chat(tokenizer: Any, messages: list[Message]) -> str:
 
 def add_budget_suffix(text: str, profile: ThinkProfile, budget: int | None, applies: bool) -> Prompt:
     """Open thinking (and for budget 0 close it) in the prompt text when a budget applies."""
-    spec = FAMILIES[profile.family]
-    already_open = text.rstrip().endswith(spec.think_open)
     if not applies:
-        return Prompt(text, opened_think=False, prefilled_answer=False)
-    suffix = "" if already_open else spec.think_open
+        return Prompt(text, prefilled_answer=False)
+    spec = FAMILIES[profile.family]
+    suffix = "" if text.rstrip().endswith(spec.think_open) else spec.think_open
     if budget == 0:
         suffix += "".join(spec.closing)
-    return Prompt(text + suffix, opened_think=not already_open, prefilled_answer=budget == 0)
+    return Prompt(text + suffix, prefilled_answer=budget == 0)

@@ -15,6 +15,7 @@ from budget import parse_think_budget
 from budget.params import THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
 
 NonNegInt = Annotated[StrictInt, Field(ge=0)]
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]  # torch generators take no more
 
 
 class TextPart(BaseModel):
@@ -67,7 +68,7 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     n: Annotated[StrictInt, Field(ge=1)] = 1
     stop: str | list[str] | None = Field(None, validate_default=True)  # always a list once validated
-    seed: StrictInt | None = None
+    seed: Int64 | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     # --- thinkcap extensions -------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 def decode(tokenizer: Any, ids: list[int]) -> str:
     # skip_special_tokens: EOS/role tokens vanish; GLM's <|begin_of_box|>/<|end_of_box|> are added
     # but not special tokens, so they stay as literal text and the boxed answer stays findable.
@@ -55,7 +56,7 @@ class StopFilter:
         if self.stopped or not text:
             return ""
         self.pending += text
-        cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
+        cut = _first_stop(self.pending, self.stops)
         if cut >= 0:
             self.stopped = True
             out, self.pending = self.pending[:cut], ""
@@ -69,7 +70,12 @@ class StopFilter:
         return out
 
 
+def _first_stop(text: str, stops: list[str]) -> int:
+    """Index where the earliest stop string starts in `text`, or -1."""
+    return min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+
+
 def trim_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     """Cut `text` at the first stop string; (text, whether one was found)."""
-    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    cut = _first_stop(text, stops)
     return (text[:cut], True) if cut >= 0 else (text, False)

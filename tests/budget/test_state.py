@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budget import BudgetParams, Phase, ThinkProfile, ThinkState, replay, split_output
+from budget import BudgetParams, Phase, ThinkProfile, ThinkState, hidden_ids, output_side, replay, split_output
 
 OPEN, CLOSE, ANS, ANS_END, EOS = 10, 11, 12, 13, 0
 GLM = ThinkProfile("glm4.1v", OPEN, CLOSE, (CLOSE, ANS), frozenset({EOS}), answer_open_id=ANS, answer_close_id=ANS_END)
@@ -101,6 +101,26 @@ def test_replay_reproduces_live_run(profile, budget, stream):
     seg = split_output(again, emitted)
     assert len(seg.reasoning_ids) == budget and seg.answer_forced
     assert seg.answer_ids == [t for t in emitted[budget + len(profile.closing_ids) :] if t not in (ANS, EOS)]
+
+
+@given(profile=PROFILES, budget=BUDGETS, prompt=st.sampled_from([[OPEN], [1], [OPEN, CLOSE, ANS]]),
+       stream=st.lists(TOKENS, max_size=60))
+def test_live_routing_matches_split_output(profile, budget, prompt, stream):
+    """The server's stream splitter routes each id as it arrives; once thinking has started (or
+    can no longer start), that must agree with `split_output` on the finished output."""
+    state, emitted = run(profile, BudgetParams(think_budget=budget), prompt, stream)
+    hidden = hidden_ids(profile)
+    live = ThinkState(profile, BudgetParams(think_budget=budget), prompt)
+    routed: dict[str, list[int]] = {"reasoning": [], "answer": []}
+    for pos, tok in enumerate(emitted):
+        live.advance(tok)
+        side = output_side(live, pos, tok, hidden)
+        if side is not None and (live.think_start is None) == (state.think_start is None):
+            routed[side].append(tok)
+        elif side is not None:  # before the model opened <think> itself: only the live view sees it
+            assert side == "answer" and pos < state.think_start
+    seg = split_output(state, emitted)
+    assert (routed["reasoning"], routed["answer"]) == (seg.reasoning_ids, seg.answer_ids)
 
 
 def test_budget_zero_forces_immediately_and_unlimited_forces_nothing():

@@ -84,6 +84,7 @@ def test_min_think_above_budget_is_400(fake_app_client):
     ({"messages": [{"role": "tool", "content": "x"}]}, 400, "role"),
     ({"temperature": 5}, 400, "temperature"),
     ({"stop": [""]}, 400, "stop"),
+    ({"seed": 2**64}, 400, "seed"),  # beyond int64: would fail inside the engine
 ])
 def test_client_errors(fake_app_client, body, status, fragment):
     client, _ = fake_app_client()
@@ -105,6 +106,9 @@ def test_media_errors(fake_app_client, tmp_path):
     assert outside.status_code == 400 and "outside the allowed" in outside.json()["error"]["message"]
     assert "does not exist" in with_image(str(tmp_path / "missing.png")).json()["error"]["message"]
     assert "scheme" in with_image("ftp://example.com/a.png").json()["error"]["message"]
+    for refused_by_the_os in ("a\x00b.png", "~no-such-user-thinkcap/a.png", "x" * 5000):
+        r = with_image(refused_by_the_os)
+        assert r.status_code == 400 and "invalid local media path" in r.json()["error"]["message"]
     assert backend.rendered == []
 
 
