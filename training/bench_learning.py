@@ -78,12 +78,12 @@ def summarize_run(history: list[dict[str, Any]]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="thinkcap bench learning", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench_learning", help="output folder (default runs/bench_learning)")
-    parser.add_argument("--steps", type=int, default=40, help="GRPO steps per run (default 40)")
+    parser.add_argument("--steps", type=int, default=60, help="GRPO steps per run (default 60)")
     parser.add_argument("--seeds", type=int, default=3, help="RL seeds per setting, same warm-up (default 3)")
     parser.add_argument("--prompts", type=int, default=8, help="prompts per step (default 8)")
     parser.add_argument("--group", type=int, default=8, help="samples per prompt (default 8)")
     parser.add_argument("--budget", type=int, default=32, help="rollout thinking budget (default 32)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="GRPO learning rate (default 1e-3)")
+    parser.add_argument("--lr", type=float, default=5e-4, help="GRPO learning rate (default 5e-4)")
     parser.add_argument("--n", type=int, default=300, help="synthetic training records (default 300)")
     parser.add_argument("--held-out", type=int, default=120, help="synthetic held-out records (default 120)")
     parser.add_argument("--warmup-steps", type=int, default=150, help="supervised format warm-up steps (default 150)")
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         max_new_tokens))
             runs[label].append({"seconds": seconds, "history": result["history"]})
     curves = {label: mean_history([r["history"] for r in rs]) for label, rs in runs.items()}
-    plot = plot_rewards(curves, out / "reward_curve.png",
+    plot = plot_rewards(curves, out / "reward_curve.png", keys=("reward/mean", "rollout/think_len"),
                         title=f"GRPO, tiny GLM-4.1V, synthetic task, budget {args.budget} (mean of {args.seeds} seeds)")
     summary = {
         "args": vars(args), "warmup_seconds": warm_s, "plot": str(plot),

@@ -21,15 +21,16 @@ import numpy as np
 import torch
 
 _STEP_DIR = re.compile(r"step-(\d+)")
-# Weights and the model config are written by save_pretrained; everything else (tokenizer,
-# processor configs, chat template, generation config) is copied from the starting model.
-_SKIP = re.compile(r".*\.(safetensors|bin|pt|pth|msgpack|h5)$|.*\.index\.json$|config\.json$")
+# save_pretrained writes weights, config.json and generation_config.json; the tokenizer, processor
+# configs and chat template come from the starting model.
+_ASSETS = re.compile(r"tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\..*|merges\.txt|"
+                     r"chat_template\.(jinja|json)|(video_)?preprocessor_config\.json|processor_config\.json")
 
 
 def copy_model_assets(src: str | Path, dst: str | Path) -> None:
     """Copy tokenizer, processor and template files so `dst` is a complete, servable model folder."""
     for path in Path(src).iterdir():
-        if path.is_file() and not _SKIP.fullmatch(path.name) and not (Path(dst) / path.name).exists():
+        if path.is_file() and _ASSETS.fullmatch(path.name) and not (Path(dst) / path.name).exists():
             shutil.copy2(path, Path(dst) / path.name)
 
 

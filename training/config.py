@@ -138,7 +138,7 @@ class GRPOConfig:
         base = Path(path).resolve().parent
         for key in ("train_data", "output_dir"):
             if raw.get(key) and not Path(raw[key]).is_absolute():
-                raw[key] = str(base / raw[key])
+                raw[key] = str((base / raw[key]).resolve())
         raw.update(vars(build_parser(cls).parse_args(overrides or [], namespace=_Overrides())))
         return cls(**raw)
 

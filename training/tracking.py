@@ -90,25 +90,26 @@ def smooth(values: list[float], window: int = 5) -> list[float]:
     return out
 
 
-def plot_rewards(runs: dict[str, list[dict[str, Any]]], path: str | Path, key: str = "reward/mean",
+def plot_rewards(runs: dict[str, list[dict[str, Any]]], path: str | Path, keys: tuple[str, ...] = ("reward/mean",),
                  title: str = "GRPO mean reward per step") -> Path:
-    """One line per run (raw, faint) plus its moving average."""
+    """One panel per metric key; in each, one line per run (raw, faint) plus its moving average."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (label, history), colour in zip(runs.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
-        steps = [h["step"] for h in history if key in h]
-        values = [h[key] for h in history if key in h]
-        ax.plot(steps, values, color=colour, alpha=0.3, linewidth=1)
-        ax.plot(steps, smooth(values), color=colour, linewidth=2, label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel(key)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for (label, history), colour in zip(runs.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+            steps = [h["step"] for h in history if key in h]
+            values = [h[key] for h in history if key in h]
+            ax.plot(steps, values, color=colour, alpha=0.3, linewidth=1)
+            ax.plot(steps, smooth(values), color=colour, linewidth=2, label=label)
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

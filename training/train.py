@@ -187,7 +187,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
                                  num_samples=n_samples / world, num_tokens=n_tokens / world)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+                max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
+                norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
                 optimizer.step()
                 scheduler.step()
                 masked_mean = lambda t: ((t * mask).sum() / mask.sum().clamp(min=1)).item()  # noqa: E731
