@@ -31,13 +31,11 @@ def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: in
     answering at `budget` as `thinkcap serve` would apply it; per task too."""
     from transformers import AutoProcessor
 
-    from budget import BudgetParams, build_profile
+    from budget import BudgetParams
     from training.data import PromptEncoder
     from training.rewards import build_reward_fns
-    from training.rollout import to_sample
 
     processor = AutoProcessor.from_pretrained(model_dir)
-    profile = build_profile(processor.tokenizer, model_type="glm4v")
     reward_fns = build_reward_fns()
     encode = PromptEncoder(processor)
     engine.load_weights(policy.named_parameters())
@@ -46,10 +44,9 @@ def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: in
                              budget=BudgetParams(think_budget=budget),
                              seeds=[(seed + i) * samples for i in range(len(records))])
     scores: dict[str, list[float]] = {}
-    for record, prompt, group in zip(records, prompts, groups):
+    for record, group in zip(records, groups):
         for c in group:
-            text = processor.tokenizer.decode(to_sample(c, 0, prompt, profile, budget, True).response_ids,
-                                              skip_special_tokens=True)
+            text = processor.tokenizer.decode(c.token_ids, skip_special_tokens=True)  # forced answering: ids as they are
             scores.setdefault(record.task, []).append(reward_fns[record.domain](text, record.answer)["accuracy"])
     out = {f"accuracy/{task}": sum(v) / len(v) for task, v in sorted(scores.items())}
     every = [x for v in scores.values() for x in v]

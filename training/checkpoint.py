@@ -3,7 +3,7 @@
     output_dir/checkpoints/step-000010/
         policy/             HF format: config, safetensors, tokenizer, processor, chat template
         trainer_state.pt    step, optimizer, curriculum + dynamic-sampling state, metrics history
-        rng-rank0.pt        Python / NumPy / torch RNG states, one file per rank
+        rng-rank0.pt        Python / NumPy / torch (and CUDA) RNG states, one file per rank
 
 A checkpoint is written into `step-N.tmp` and renamed when complete, so a run killed mid-save
 leaves the previous checkpoint as the newest valid one.
@@ -42,13 +42,18 @@ def save_policy(model: torch.nn.Module, out_dir: str | Path, source_model_dir: s
 
 
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def checkpoint_dir(output_dir: str | Path, step: int) -> Path:

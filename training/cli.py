@@ -34,10 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0].startswith("-"):
         print(f"thinkcap train: the first argument must be a config YAML, got {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    from training import dist
     from training.train import train
 
     cfg = GRPOConfig.from_yaml(argv[0], argv[1:])
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    finally:
+        dist.shutdown()
     if result["checkpoint"] is not None and result["reward_curve"] is not None:
         print(f"policy (servable with `thinkcap serve`): {result['checkpoint'] / 'policy'}")
         print(f"reward curve: {result['reward_curve']}")

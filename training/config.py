@@ -92,9 +92,12 @@ class GRPOConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
         for name in ("steps", "prompts_per_step", "group_size", "num_minibatches", "ppo_epochs", "max_new_tokens",
-                     "num_tiers", "online_window"):
+                     "num_tiers", "online_window", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("answer_reserve", "save_every", "lr_warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
         if self.group_size < 2:
             raise ValueError("group_size must be >= 2: GRPO's advantage compares samples of one prompt")
         if self.num_minibatches > self.group_size:

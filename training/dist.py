@@ -50,6 +50,7 @@ def barrier(world: int) -> None:
         dist.barrier()
 
 
-def shutdown(world: int) -> None:
-    if world > 1 and dist.is_initialized():
+def shutdown() -> None:
+    """Tear down the process group `init` made (torchrun warns when a run exits without this)."""
+    if dist.is_initialized():
         dist.destroy_process_group()

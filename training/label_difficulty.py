@@ -18,7 +18,7 @@ from training.config import GRPOConfig
 from training.curriculum import tier_of
 from training.data import PromptEncoder, load_records
 from training.rewards import build_reward_fns
-from training.rollout import rollout_budget, to_sample
+from training.rollout import rollout_budget
 
 
 def label(in_path: str, out_path: str, cfg: GRPOConfig, k: int, batch: int = 16) -> list[dict]:
@@ -46,9 +46,8 @@ def label(in_path: str, out_path: str, cfg: GRPOConfig, k: int, batch: int = 16)
                                  seeds=[(cfg.seed + start + i) * k for i in range(len(chunk))])
         for i, (record, group) in enumerate(zip(chunk, groups)):
             passes = []
-            for c in group:
-                text = processor.tokenizer.decode(to_sample(c, 0, prompts[i], profile, budget, True).response_ids,
-                                                  skip_special_tokens=True)
+            for c in group:  # forced answering: the response is the engine's ids as they are
+                text = processor.tokenizer.decode(c.token_ids, skip_special_tokens=True)
                 passes.append(reward_fns[record.domain](text, record.answer)["accuracy"] >= cfg.pass_threshold)
             rate = sum(passes) / len(passes)
             out.append({**raw[start + i], "pass_rate": rate, "pass_at_k": float(any(passes)),

@@ -50,6 +50,8 @@ def test_yaml_errors(tmp_path: Path):
     ({"forced_answering": False, "rollout_think_budget": None}, "set a budget"),
     ({"tier_min_weight": 0.5, "num_tiers": 3}, "tier_min_weight must be in"),
     ({"oversample_ema": 1.0}, "oversample_ema must be in \\(0, 1\\)"),
+    ({"keep_checkpoints": 0}, "keep_checkpoints must be >= 1"),  # [:-0] would have kept every checkpoint
+    ({"answer_reserve": -1}, "answer_reserve must be >= 0"),
 ])
 def test_cross_field_checks(kwargs, message):
     with pytest.raises(ValueError, match=message):
