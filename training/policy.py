@@ -69,9 +69,12 @@ class SequenceLogprobs(torch.nn.Module):
     2 video) tells them apart. Being one module, it is also what DDP wraps under torchrun.
     """
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, temperature: float = 1.0):
         super().__init__()
         self.model = model
+        # Rollouts sample from softmax(logits / T): score tokens under that same distribution, so
+        # the PPO ratio compares the policy that actually produced the samples (as verl does).
+        self.temperature = temperature
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, mm_token_type_ids: Tensor,
                 media: dict[str, Tensor]) -> Tensor:
@@ -89,7 +92,7 @@ class SequenceLogprobs(torch.nn.Module):
             video_grid_thw=media.get("video_grid_thw"), attention_mask=attention_mask,
             mm_token_type_ids=mm_token_type_ids)  # [3, B, L] (M-RoPE), or None for text-only
         logits = self.model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions,
-                            use_cache=False).logits[:, :-1].float()  # [B, L-1, V]
+                            use_cache=False).logits[:, :-1].float() / self.temperature  # [B, L-1, V]
         targets = input_ids[:, 1:].unsqueeze(-1)  # [B, L-1, 1]
         # log_softmax via logsumexp: one [B, L-1, V] temporary fewer than log_softmax().gather().
         return logits.gather(-1, targets).squeeze(-1) - logits.logsumexp(dim=-1)  # [B, L-1]

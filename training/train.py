@@ -82,8 +82,9 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     reward_fns = reward_fns or build_reward_fns(cfg.min_reward, cfg.repetition_penalty, cfg.language_mix_penalty)
     records = load_records(cfg.train_data, set(reward_fns), cfg.system_prompt)
     encode = PromptEncoder(processor)
-    reference = SequenceLogprobs(load_policy(model_path, cfg.dtype).to(device).eval()) if cfg.kl_coef > 0 else None
-    model = SequenceLogprobs(policy)
+    reference = (SequenceLogprobs(load_policy(model_path, cfg.dtype).to(device).eval(), cfg.temperature)
+                 if cfg.kl_coef > 0 else None)
+    model = SequenceLogprobs(policy, cfg.temperature)
     if world > 1:  # vision params sit idle on text-only batches, hence find_unused_parameters
         model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -38,6 +38,8 @@ class VLLMEngine:
             # Whole prompts per step: vLLM 0.32 crashes ("CPU Generator does not use offset") when a
             # seeded request's prefill is split over steps on CPU, and we seed every request.
             enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192),
+            # Log-probs after temperature, like the trainer's scores (the sync check compares them).
+            logprobs_mode="processed_logprobs",
             **processor_kwargs(),
         )
 

@@ -79,6 +79,14 @@ def test_sequence_logprobs_match_hf_and_survive_mixed_batches(tiny_model_dir, pr
     width = alone.shape[1]
     torch.testing.assert_close(alone[0], hf, atol=1e-5, rtol=0)
     torch.testing.assert_close(mixed[0, :width], alone[0], atol=1e-5, rtol=0)
+    # At temperature T the scores are those of softmax(logits / T), the distribution rollouts sample from.
+    with torch.no_grad():
+        hot = token_logprobs(SequenceLogprobs(model, temperature=0.7), collate(rows[:1], 0))  # [1, L-1]
+        hf_hot = (model(input_ids=ids, mm_token_type_ids=torch.tensor([image.mm_token_type_ids + [0, 0, 0]]),
+                        **image.tensors).logits[0, :-1].float() / 0.7).log_softmax(-1)
+        hf_hot = hf_hot.gather(-1, ids[0, 1:, None])[:, 0]
+    torch.testing.assert_close(hot[0], hf_hot, atol=1e-5, rtol=0)
+    assert not torch.allclose(hot, alone)
     batch = collate(rows, 0)
     p = len(video.input_ids)
     assert batch.loss_mask[1, p - 1: p + 4].tolist() == [1, 0, 1, 1, 1]  # forced token masked on the grid
