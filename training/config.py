@@ -110,11 +110,12 @@ class GRPOConfig:
         budget = self.rollout_think_budget
         if budget is not None and budget < 0:
             raise ValueError(f"rollout_think_budget must be >= 0 or null; got {budget}")
-        if budget is not None and budget + self.answer_reserve + 2 > self.max_new_tokens:
+        # The model writes `<think>` itself (1 token) and GLM-4.1V's forced closing is 2 tokens.
+        if budget is not None and budget + self.answer_reserve + 3 > self.max_new_tokens:
             raise ValueError(
-                f"rollout_think_budget ({budget}) + answer_reserve ({self.answer_reserve}) + 2 closing tokens "
-                f"exceeds max_new_tokens ({self.max_new_tokens}): raise max_new_tokens to at least "
-                f"{budget + self.answer_reserve + 2} or lower the budget")
+                f"rollout_think_budget ({budget}) + answer_reserve ({self.answer_reserve}) + <think> and 2 "
+                f"closing tokens exceeds max_new_tokens ({self.max_new_tokens}): raise max_new_tokens to at "
+                f"least {budget + self.answer_reserve + 3} or lower the budget")
         if not self.forced_answering and budget is None:
             raise ValueError("forced_answering=false cuts samples at rollout_think_budget; set a budget")
         for name in ("tier_ema", "oversample_ema"):

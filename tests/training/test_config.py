@@ -43,7 +43,7 @@ def test_yaml_errors(tmp_path: Path):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"rollout_think_budget": 250, "max_new_tokens": 256}, "raise max_new_tokens to at least 268"),
+    ({"rollout_think_budget": 250, "max_new_tokens": 256}, "raise max_new_tokens to at least 269"),
     ({"num_minibatches": 5, "group_size": 4}, "num_minibatches \\(5\\) must be <= group_size"),
     ({"group_size": 1}, "group_size must be >= 2"),
     ({"loss_aggregation": "seq"}, "loss_aggregation must be one of"),
