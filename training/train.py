@@ -81,6 +81,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     profile = build_profile(tokenizer, model_type=policy.config.model_type)
     reward_fns = reward_fns or build_reward_fns(cfg.min_reward, cfg.repetition_penalty, cfg.language_mix_penalty)
     records = load_records(cfg.train_data, set(reward_fns), cfg.system_prompt)
+    if len(records) < world:
+        raise ValueError(f"{cfg.train_data} has {len(records)} records for {world} ranks: every rank needs a prompt")
     encode = PromptEncoder(processor)
     reference = (SequenceLogprobs(load_policy(model_path, cfg.dtype).to(device).eval(), cfg.temperature)
                  if cfg.kl_coef > 0 else None)
