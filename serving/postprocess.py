@@ -44,6 +44,7 @@ class ChoiceResult:
 def choice_info(tokenizer: Any, state: ThinkState, seg: Segments) -> ChoiceThinkcap:
     return ChoiceThinkcap(
         num_thinking_tokens=seg.num_thinking_tokens,
+        num_answer_tokens=len(seg.answer_ids),
         answer_forced=seg.answer_forced,
         boxed_answer=boxed_answer(tokenizer, state.profile, seg.answer_ids),
         forced_positions=list(state.forced_positions),

@@ -18,6 +18,8 @@ class ChoiceThinkcap(BaseModel):
     """Per-choice budget facts, computed from token ids (never from text)."""
 
     num_thinking_tokens: int
+    # Answer tokens the model wrote: no closing sequence, answer tags or EOS (budget.split_output).
+    num_answer_tokens: int = 0
     answer_forced: bool
     boxed_answer: str | None = None
     # Output positions where the server forced a token (the closing sequence); from budget.replay.

@@ -19,6 +19,7 @@ class Turn:
     finish_reason: str | None = None
     # From `choices[0].thinkcap`: exact counts from token ids, not estimates from the text.
     num_thinking_tokens: int | None = None
+    answer_tokens: int | None = None  # `num_answer_tokens`, when the server sends it
     answer_forced: bool = False
     boxed_answer: str | None = None
     # From the top-level `thinkcap`: what was asked for and what the server could apply.
@@ -37,8 +38,11 @@ class Turn:
 
     @property
     def num_answer_tokens(self) -> int | None:
+        if self.answer_tokens is not None:  # exact, from the server's token ids
+            return self.answer_tokens
         if self.completion_tokens is None or self.num_thinking_tokens is None:
             return None
+        # Older servers: an upper bound (it includes the closing tags and EOS).
         return self.completion_tokens - self.num_thinking_tokens
 
     def feed(self, chunk: Mapping[str, Any]) -> None:
@@ -61,5 +65,6 @@ class Turn:
             self.finish_reason = reason
         if stats := choice.get("thinkcap"):
             self.num_thinking_tokens = stats.get("num_thinking_tokens")
+            self.answer_tokens = stats.get("num_answer_tokens")
             self.answer_forced = bool(stats.get("answer_forced"))
             self.boxed_answer = stats.get("boxed_answer")

@@ -151,8 +151,10 @@ def test_budget_forces_closing_at_exact_position(fake_app_client, budget):
     ids, choice = body["choices"][0]["token_ids"], body["choices"][0]
     close, answer = backend.profile.closing_ids
     assert ids[budget : budget + 2] == [close, answer]
+    hidden = {answer, *backend.profile.eos_token_ids, backend.profile.answer_close_id}
     assert choice["thinkcap"] == {"num_thinking_tokens": budget, "answer_forced": True, "boxed_answer": None,
-                                  "forced_positions": [budget, budget + 1]}
+                                  "forced_positions": [budget, budget + 1],
+                                  "num_answer_tokens": len([t for t in ids[budget + 2 :] if t not in hidden])}
     assert body["usage"]["completion_tokens_details"]["reasoning_tokens"] == budget
     assert body["usage"]["completion_tokens"] == len(ids)
     tok = backend.tokenizer

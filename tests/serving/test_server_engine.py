@@ -77,6 +77,7 @@ def test_concurrent_budgets_force_closing_at_exact_positions(server, profile, to
         seg = split_output(state, ids)
         assert resp.usage.completion_tokens_details.reasoning_tokens == seg.num_thinking_tokens
         assert info["num_thinking_tokens"] == seg.num_thinking_tokens
+        assert info["num_answer_tokens"] == len(seg.answer_ids)
         assert choice.message.content == tok.decode(seg.answer_ids, skip_special_tokens=True)
         if b == 0:  # closed in the prompt: nothing forced, no thinking
             assert prompt[-3:] == [profile.think_open_id, *close_answer]

@@ -43,7 +43,10 @@ def test_thinking_and_answer_are_split_and_stats_kept() -> None:
     assert turn.answer == f"There are {BOX_OPEN}3{BOX_CLOSE}."
     assert (turn.finish_reason, turn.num_thinking_tokens, turn.answer_forced) == ("stop", 8, True)
     assert (turn.think_budget, turn.effective_think_budget, turn.boxed_answer) == (8, 8, "3")
-    assert turn.num_answer_tokens == 19 - 8
+    assert turn.num_answer_tokens == 19 - 8  # no exact count sent: completion minus thinking
+    exact = forced_stream()
+    exact[5]["choices"][0]["thinkcap"] = {**exact[5]["choices"][0]["thinkcap"], "num_answer_tokens": 6}
+    assert folded(exact).num_answer_tokens == 6  # the server's count wins
 
 
 def test_reasoning_alias_and_other_choices() -> None:
