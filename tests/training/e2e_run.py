@@ -3,7 +3,7 @@
     python tests/training/e2e_run.py ENGINE MODEL_DIR DATA OUT_DIR      (ENGINE: vllm or hf)
     torchrun --nproc_per_node 2 tests/training/e2e_run.py ddp MODEL_DIR DATA OUT_DIR
 
-Prints one line `RESULT {json}` with what the tests assert on.
+Writes `OUT_DIR/result-rank{r}.json` per process with what the tests assert on.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import torch
 
@@ -106,7 +107,9 @@ def main() -> None:
         b = train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine)
         result["resume_diff"] = max_diff(params(a["policy"]), params(b["policy"]))
         result["history_b"] = b["history"]
-    print("RESULT " + json.dumps(result), flush=True)
+    # A file per process: two ranks printing ~14 kB lines to one pipe can interleave them.
+    rank = result.get("rank", 0)
+    Path(out, f"result-rank{rank}.json").write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ ENV = {"OMP_NUM_THREADS": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_
 def run(cmd: list[str], cwd: Path) -> list[dict]:
     env = {**os.environ, **ENV, "PYTHONPATH": str(Path(__file__).parents[2])}
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return [json.loads(ln.removeprefix("RESULT ")) for ln in lines]
+    files = sorted(cwd.glob("result-rank*.json"))  # OUT_DIR is cwd in every caller
+    assert proc.returncode == 0 and files, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return [json.loads(f.read_text()) for f in files]
 
 
 def check_forced_tokens_masked(samples: list[dict], model_dir: Path, budget: int = 16) -> None:
