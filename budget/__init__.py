@@ -8,11 +8,11 @@ segments — split a response's ids into reasoning and answer
 
 from budget.params import BudgetError, BudgetParams, effective_budget, params_from_args, parse_think_budget
 from budget.profile import FAMILIES, ProfileError, ThinkProfile, build_profile, detect_family
-from budget.segments import Segments, hidden_ids, output_side, split_output
+from budget.segments import Segments, boxed_ids, hidden_ids, output_side, split_output
 from budget.state import Phase, ThinkState, prompt_phase, replay
 
 __all__ = [
     "FAMILIES", "BudgetError", "BudgetParams", "Phase", "ProfileError", "Segments", "ThinkProfile",
-    "ThinkState", "build_profile", "detect_family", "effective_budget", "hidden_ids", "output_side",
+    "ThinkState", "boxed_ids", "build_profile", "detect_family", "effective_budget", "hidden_ids", "output_side",
     "params_from_args", "parse_think_budget", "prompt_phase", "replay", "split_output",
 ]

@@ -42,6 +42,16 @@ def output_side(state: ThinkState, pos: int, token_id: int, hidden: frozenset[in
     return None
 
 
+def boxed_ids(profile: ThinkProfile, answer_ids: Sequence[int]) -> list[int] | None:
+    """Ids inside the last `<|begin_of_box|>...<|end_of_box|>` of an answer (to the end when the
+    box is never closed); None when the answer has no box or the profile no box tokens."""
+    if profile.box_open_id is None or profile.box_open_id not in answer_ids:
+        return None
+    start = max(i for i, t in enumerate(answer_ids) if t == profile.box_open_id) + 1
+    tail = list(answer_ids[start:])
+    return tail[: tail.index(profile.box_close_id)] if profile.box_close_id in tail else tail
+
+
 def split_output(state: ThinkState, output_ids: Sequence[int]) -> Segments:
     """`state` must have been advanced over exactly `output_ids` (see `budget.state.replay`)."""
     hidden = hidden_ids(state.profile)

@@ -102,7 +102,7 @@ def build_engines(model: Path, batch: int, max_tokens: int) -> dict[str, Any]:
     from vllm import LLM
     from vllm.config import ReasoningConfig
 
-    from serving.engine_args import prepare_engine_env, processor_kwargs
+    from vllm_adapter.engine_env import prepare_engine_env, processor_kwargs
 
     prepare_engine_env()
     common = dict(model=str(model), enforce_eager=True, max_model_len=max_tokens + 128, max_num_seqs=batch, seed=0)
@@ -115,7 +115,7 @@ def build_engines(model: Path, batch: int, max_tokens: int) -> dict[str, Any]:
 
 def clock_budget_code(llm) -> dict[str, Stopwatch]:
     """Stopwatches on our processors (both instances) and on the built-in's state holder."""
-    from serving.vllm_processor import ThinkBudgetLogitsProcessor
+    from vllm_adapter.processor import ThinkBudgetLogitsProcessor
 
     def install(worker) -> dict[str, Stopwatch]:
         batch = worker.model_runner.input_batch
@@ -205,7 +205,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from serving.engine_args import CPU_ENV_DEFAULTS
+    from vllm_adapter.engine_env import CPU_ENV_DEFAULTS
 
     # In-process engines, one thread each (the machine is shared), a small CPU KV cache.
     for key, value in CPU_ENV_DEFAULTS.items():

@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 
 from budget import BudgetError, parse_think_budget
-from serving.engine_args import CPU_ENV_DEFAULTS
+from vllm_adapter.engine_env import CPU_ENV_DEFAULTS
 from serving.settings import MediaLimits, ServerSettings, parse_effort_table
 
 TINY_MODEL_NAME = "thinkcap-tiny-glm4v"  # served name of the embedded model

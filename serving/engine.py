@@ -18,7 +18,7 @@ from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from serving.backend import RenderedPrompt, SamplingSpec, TokenDelta
-from serving.engine_args import prepare_engine_env, processor_kwargs
+from vllm_adapter.engine_env import prepare_engine_env, processor_kwargs
 from serving.errors import APIError
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from budget import BudgetParams, Segments, ThinkProfile, ThinkState, hidden_ids, output_side, replay, split_output
+from budget import BudgetParams, Segments, boxed_ids, ThinkProfile, ThinkState, hidden_ids, output_side, replay, split_output
 from serving.responses import ChoiceThinkcap
 from serving.textstream import IncrementalDecoder, StopFilter, decode, trim_at_stop
 
@@ -23,12 +23,8 @@ _NO_BUDGET = BudgetParams()  # still tracks <think> spans when the request set n
 
 def boxed_answer(tokenizer: Any, profile: ThinkProfile, answer_ids: Sequence[int]) -> str | None:
     """Text of the last `<|begin_of_box|>...<|end_of_box|>` in the answer (ids, not regexes)."""
-    if profile.box_open_id is None or profile.box_open_id not in answer_ids:
-        return None
-    start = max(i for i, t in enumerate(answer_ids) if t == profile.box_open_id) + 1
-    tail = list(answer_ids[start:])
-    end = tail.index(profile.box_close_id) if profile.box_close_id in tail else len(tail)
-    return decode(tokenizer, tail[:end]).strip()
+    ids = boxed_ids(profile, answer_ids)
+    return None if ids is None else decode(tokenizer, ids).strip()
 
 
 @dataclass(frozen=True)

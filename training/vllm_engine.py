@@ -27,7 +27,7 @@ class VLLMEngine:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         if not torch.cuda.is_available():
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the CPU default (4) is far too much here
-        from serving.engine_args import prepare_engine_env, processor_kwargs
+        from vllm_adapter.engine_env import prepare_engine_env, processor_kwargs
         from vllm import LLM
 
         prepare_engine_env()

@@ -25,7 +25,7 @@ from typing import Any
 
 V2_RUNNER_ENV = "VLLM_USE_V2_MODEL_RUNNER"
 ENTRY_POINT_GROUP = "vllm.logits_processors"
-PROCESSOR_FQCN = "serving.vllm_processor:ThinkBudgetLogitsProcessor"
+PROCESSOR_FQCN = "vllm_adapter.processor:ThinkBudgetLogitsProcessor"
 
 # Measured on CPU: an in-process executor with one OpenMP thread starts in ~7 s instead of ~46 s,
 # and vLLM refuses to start when its default KV cache does not fit beside other processes.

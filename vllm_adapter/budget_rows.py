@@ -149,8 +149,8 @@ class BudgetRows:
                 self._warned_placeholders = True
                 log.error(
                     "think budget disabled for a request: vLLM gave placeholder output ids. Pass "
-                    "logits_processors=['serving.vllm_processor:ThinkBudgetLogitsProcessor'] "
-                    "(see serving.engine_args.processor_kwargs) or disable async scheduling."
+                    "logits_processors=['vllm_adapter.processor:ThinkBudgetLogitsProcessor'] "
+                    "(see vllm_adapter.engine_env.processor_kwargs) or disable async scheduling."
                 )
             self.remove(row.index)
             return False

@@ -12,8 +12,8 @@ import os
 import pytest
 
 from budget import BudgetParams, ThinkState, build_profile, replay
-from serving.engine_args import V2_RUNNER_ENV, entry_point_installed, processor_kwargs
-from tests.serving.vllm_engine import budget_processors, generate, make_llm, recorded_updates, sampling, think_prompt
+from vllm_adapter.engine_env import V2_RUNNER_ENV, entry_point_installed, processor_kwargs
+from tests.vllm_adapter.vllm_engine import budget_processors, generate, make_llm, recorded_updates, sampling, think_prompt
 
 pytestmark = pytest.mark.engine
 

@@ -3,7 +3,7 @@
 Per-request arguments travel in `SamplingParams.extra_args` (`vllm_xargs` over HTTP):
 `think_budget`, `min_think_tokens`, `think_transition_ids`, `think_continuation_ids` — see
 `budget.params`. The decisions come from `budget.ThinkState`; this class only maps them onto
-logits rows. Bookkeeping is in `serving.budget_rows`, which keeps unbudgeted rows free and
+logits rows. Bookkeeping is in `vllm_adapter.budget_rows`, which keeps unbudgeted rows free and
 budgeted rows O(1) amortized per step.
 
 vLLM loads the class through the `vllm.logits_processors` entry point of this package, and our
@@ -13,7 +13,7 @@ owns the engine's rows and any later one stays idle, so budgets are enforced exa
 
 The class also passes vLLM's V2-runner plugin check, so installing this package never stops a
 V2 engine (GPU default in 0.32) from starting; under V2 it is inert and says so. Budgets need the
-V1 runner: `serving.engine_args.prepare_engine_env()` selects it.
+V1 runner: `vllm_adapter.engine_env.prepare_engine_env()` selects it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDi
 from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor as V2LogitsProcessor
 
 from budget import BudgetError, BudgetParams, ProfileError, ThinkProfile, ThinkState, build_profile, params_from_args
-from serving.budget_rows import BudgetRows, StepPlan
+from vllm_adapter.budget_rows import BudgetRows, StepPlan
 
 if TYPE_CHECKING:
     from vllm.config import VllmConfig

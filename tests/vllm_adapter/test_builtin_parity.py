@@ -12,7 +12,7 @@ import gc
 import pytest
 
 from budget import BudgetParams, build_profile, replay
-from tests.serving.vllm_engine import budget_processors, generate, make_llm, sampling, think_prompt
+from tests.vllm_adapter.vllm_engine import budget_processors, generate, make_llm, sampling, think_prompt
 
 pytestmark = pytest.mark.engine
 

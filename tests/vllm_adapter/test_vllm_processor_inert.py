@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.engine_args import processor_kwargs
-from tests.serving.vllm_engine import budget_processors, generate, make_llm, sampling
+from vllm_adapter.engine_env import processor_kwargs
+from tests.vllm_adapter.vllm_engine import budget_processors, generate, make_llm, sampling
 
 pytestmark = pytest.mark.engine
 
@@ -64,6 +64,6 @@ def test_budget_reaching_the_engine_anyway_is_ignored_with_a_warning(llm, prompt
 
     (owner,) = [p for p in budget_processors(llm) if p.owner]
     params = SamplingParams(max_tokens=4, extra_args={"think_budget": 1})
-    with caplog.at_level(logging.WARNING, logger="serving.vllm_processor"):
+    with caplog.at_level(logging.WARNING, logger="vllm_adapter.processor"):
         owner.update_state(BatchUpdate(batch_size=1, removed=[], added=[(0, params, prompt, [])], moved=[]))
     assert owner.rows is None and "think_budget ignored" in caplog.text

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from serving.engine_args import prepare_engine_env
+from vllm_adapter.engine_env import prepare_engine_env
 
 # In-process engine core (start ~7 s instead of ~46 s), one thread (the cores are shared), and
 # a KV cache that fits beside the other engineers' engines.
@@ -47,7 +47,7 @@ def generate(llm, prompts: list[list[int]], params) -> list[list[int]]:
 
 def budget_processors(llm) -> list:
     """Every think-budget processor instance inside the (in-process) engine's model runner."""
-    from serving.vllm_processor import ThinkBudgetLogitsProcessor
+    from vllm_adapter.processor import ThinkBudgetLogitsProcessor
 
     def collect(worker) -> list:
         return [p for p in worker.model_runner.input_batch.logitsprocs.all if isinstance(p, ThinkBudgetLogitsProcessor)]

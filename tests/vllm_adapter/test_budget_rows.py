@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from budget import BudgetParams, ThinkProfile, ThinkState
-from serving.budget_rows import BudgetRows, StepPlan
+from vllm_adapter.budget_rows import BudgetRows, StepPlan
 
 OPEN, CLOSE, ANS, EOS, WAIT = 10, 11, 12, 0, 50
 GLM = ThinkProfile("glm4.1v", OPEN, CLOSE, (CLOSE, ANS), frozenset({EOS}), answer_open_id=ANS)

@@ -1,11 +1,11 @@
-"""`serving.engine_args`: the V1-runner choice and the processor listing, checked against vLLM's
+"""`vllm_adapter.engine_env`: the V1-runner choice and the processor listing, checked against vLLM's
 own loader functions (no engine start needed; the engine tests build real ones)."""
 
 from __future__ import annotations
 
 import pytest
 
-from serving.engine_args import V2_RUNNER_ENV, entry_point_installed, prepare_engine_env, processor_kwargs
+from vllm_adapter.engine_env import V2_RUNNER_ENV, entry_point_installed, prepare_engine_env, processor_kwargs
 
 
 def test_prepare_engine_env_selects_the_v1_runner():
@@ -30,7 +30,7 @@ def test_v2_loader_accepts_the_class_and_it_stays_inert_there(tiny_model_dir, ca
     from vllm.engine.arg_utils import EngineArgs
     from vllm.v1.worker.gpu.sample.logits_processor.loader import _load_v2_logitsprocs_plugins
 
-    from serving.vllm_processor import ThinkBudgetLogitsProcessor
+    from vllm_adapter.processor import ThinkBudgetLogitsProcessor
 
     assert entry_point_installed()
     assert _load_v2_logitsprocs_plugins() == [ThinkBudgetLogitsProcessor]
@@ -48,7 +48,7 @@ def test_listing_the_processor_next_to_the_entry_point_yields_two_classes():
     why the processor itself makes sure only one instance per engine works."""
     from vllm.v1.sample.logits_processor import _load_custom_logitsprocs
 
-    from serving.vllm_processor import ThinkBudgetLogitsProcessor
+    from vllm_adapter.processor import ThinkBudgetLogitsProcessor
 
     loaded = _load_custom_logitsprocs(processor_kwargs()["logits_processors"])
     assert loaded == [ThinkBudgetLogitsProcessor, ThinkBudgetLogitsProcessor]
