@@ -145,6 +145,8 @@ async def run_sweep(cfg: RunConfig, items: list[EvalItem], budgets: list[Budget]
 
     try:
         with out.open("a") as f:
+            if out.stat().st_size and not out.read_bytes().endswith(b"\n"):
+                f.write("\n")  # a kill cut the last line: start ours on a fresh one
             # A task group cancels the other workers at the first refusal, before the file closes.
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(cfg.concurrency, max(1, len(todo)))):
