@@ -16,6 +16,8 @@ THINK_BUDGET_ALIASES = ("thinking_token_budget",)
 MIN_THINK_KEY = "min_think_tokens"
 CONTINUATION_KEY = "think_continuation_ids"
 TRANSITION_KEY = "think_transition_ids"
+RESERVE_KEY = "answer_reserve"  # set: the budget shrinks so the answer keeps this many tokens of max_tokens
+OPEN_KEY = "open_thinking"  # truthy: force `<think>` first when the prompt did not open thinking
 
 
 class BudgetError(ValueError):
@@ -55,12 +57,18 @@ class BudgetParams:
     continuation_ids: forced when the model's top choice was to stop before the minimum ("Wait").
     transition_ids: forced just before the closing sequence when the budget runs out; they count
         as thinking tokens, so a budget shorter than the transition skips it.
+    open_thinking: force `<think>` as the first token when the prompt did not open thinking, so
+        a budget always applies (a server sets it for chat requests that ask for a budget).
+    answer_reserve: None, or tokens the answer keeps inside max_tokens after a forced close;
+        `resolve_params` turns it into a smaller budget once max_tokens and the prompt are known.
     """
 
     think_budget: int | None = None
     min_think_tokens: int = 0
     continuation_ids: tuple[int, ...] = ()
     transition_ids: tuple[int, ...] = ()
+    open_thinking: bool = False
+    answer_reserve: int | None = None
 
     def __post_init__(self) -> None:
         parse_think_budget(self.think_budget)
@@ -73,11 +81,14 @@ class BudgetParams:
                 f"{MIN_THINK_KEY} ({self.min_think_tokens}) cannot exceed the think budget "
                 f"({self.think_budget}); lower min_think_tokens or raise think_budget/max_tokens"
             )
+        if self.answer_reserve is not None and (isinstance(self.answer_reserve, bool)
+                                                or not isinstance(self.answer_reserve, int) or self.answer_reserve < 0):
+            raise BudgetError(f"{RESERVE_KEY} must be an integer >= 0; got {self.answer_reserve!r}")
 
     @property
     def active(self) -> bool:
         """False when the request needs nothing from the processor (unlimited, no minimum)."""
-        return self.think_budget is not None or self.min_think_tokens > 0
+        return self.think_budget is not None or self.min_think_tokens > 0 or self.answer_reserve is not None
 
     def to_extra_args(self) -> dict[str, Any]:
         """The inverse of `params_from_args`, for `SamplingParams(extra_args=...)`."""
@@ -88,6 +99,10 @@ class BudgetParams:
             out[CONTINUATION_KEY] = list(self.continuation_ids)
         if self.transition_ids:
             out[TRANSITION_KEY] = list(self.transition_ids)
+        if self.open_thinking:
+            out[OPEN_KEY] = 1
+        if self.answer_reserve is not None:
+            out[RESERVE_KEY] = self.answer_reserve
         return out
 
 
@@ -98,7 +113,7 @@ def params_from_args(args: Mapping[str, Any] | None) -> BudgetParams | None:
     present = [k for k in (THINK_BUDGET_KEY, *THINK_BUDGET_ALIASES) if k in args]
     if len(present) > 1 and len({repr(args[k]) for k in present}) > 1:
         raise BudgetError(f"conflicting budget values in {present}; send only {THINK_BUDGET_KEY}")
-    keys = (MIN_THINK_KEY, CONTINUATION_KEY, TRANSITION_KEY)
+    keys = (MIN_THINK_KEY, CONTINUATION_KEY, TRANSITION_KEY, RESERVE_KEY)
     if not present and not any(k in args for k in keys):
         return None
     budget = parse_think_budget(args[present[0]], present[0]) if present else None
@@ -108,8 +123,21 @@ def params_from_args(args: Mapping[str, Any] | None) -> BudgetParams | None:
         min_think_tokens=min_think,
         continuation_ids=_parse_ids(args.get(CONTINUATION_KEY), CONTINUATION_KEY),
         transition_ids=_parse_ids(args.get(TRANSITION_KEY), TRANSITION_KEY),
+        open_thinking=bool(args.get(OPEN_KEY)),
+        answer_reserve=args.get(RESERVE_KEY),
     )
     return params if params.active else None
+
+
+def answer_room(max_tokens: int, closing_len: int, prefix_tokens: int, answer_reserve: int) -> tuple[int, int] | None:
+    """(room for thinking, answer reserve actually kept) inside max_tokens, or None when max_tokens
+    cannot even hold the opening and closing tags. The reserve shrinks to fit rather than fail:
+    a request vLLM would accept is never refused for being short (its answer is just shorter)."""
+    room = max_tokens - prefix_tokens - closing_len
+    if room < 0:
+        return None
+    reserve = min(answer_reserve, room)
+    return room - reserve, reserve
 
 
 def effective_budget(

@@ -83,6 +83,8 @@ class ThinkState:
         self._suppress = frozenset({profile.think_close_id, *profile.eos_token_ids})
         if self.phase == Phase.THINKING:
             self._schedule()
+        elif self.phase == Phase.BEFORE and params.open_thinking:
+            self._pending = (profile.think_open_id,)  # a forced `<think>` at output position 0
 
     # ---- queries (called before sampling) -------------------------------------------------
     def forced_token(self) -> int | None:

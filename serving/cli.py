@@ -1,26 +1,34 @@
-"""`thinkcap serve [MODEL] [server options] [vLLM engine options]`.
+"""`thinkcap serve [MODEL] [vLLM serve flags] [thinkcap flags]` — vLLM's own OpenAI server plus
+thinkcap's budget layer.
 
-Server options fill `ServerSettings`; every other flag is one of vLLM's own engine arguments
-(`AsyncEngineArgs.add_cli_args`), so `--tensor-parallel-size`, `--dtype`, `--max-model-len`,
-`--limit-mm-per-prompt`, ... work as with `vllm serve`. Without MODEL the tiny random-weight
-GLM-4.1V is built (once) and served, so the server runs anywhere.
+Every `vllm serve` flag works (they come from vLLM's `make_arg_parser`), and the server is started
+by vLLM's own `serve` command, so endpoints, parameters, errors, metrics, `--api-key`,
+`--api-server-count` and data-parallel scale-out are vLLM's. thinkcap adds:
+- its flags (budget defaults, effort table, answer reserve, media limits) as `args.thinkcap`;
+- the think-budget logits processor in `--logits-processors`;
+- `--reasoning-parser glm41v` by default for GLM-4.1V models;
+- `VLLM_PLUGINS` naming the `thinkcap` endpoint plugin (the budget middleware), plus every
+  plugin vLLM would have loaded anyway.
+Without MODEL the tiny random-weight GLM-4.1V is built (once) and served.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-from importlib.metadata import PackageNotFoundError, distribution
-from typing import Any
-
-import uvicorn
+from importlib.metadata import PackageNotFoundError, distribution, entry_points
+from pathlib import Path
 
 from budget import BudgetError, parse_think_budget
-from vllm_adapter.engine_env import CPU_ENV_DEFAULTS
 from serving.settings import MediaLimits, ServerSettings, parse_effort_table
+from vllm_adapter.engine_env import CPU_ENV_DEFAULTS, PROCESSOR_FQCN, prepare_engine_env
 
 TINY_MODEL_NAME = "thinkcap-tiny-glm4v"  # served name of the embedded model
-
+GLM41V_MODEL_TYPES = ("glm4v", "glm4v_moe")
+OPT_IN_PLUGINS = {"lora_hf_hub_resolver"}  # vLLM enables it only when VLLM_PLUGINS names it
+PLUGIN_GROUPS = ("vllm.general_plugins", "vllm.platform_plugins", "vllm.io_processor_plugins",
+                 "vllm.stat_logger_plugins", "vllm.endpoint_plugins")
 
 
 def is_cpu_build() -> bool:
@@ -46,59 +54,92 @@ def _efforts_arg(text: str) -> dict[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_server_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_tag", nargs="?", metavar="MODEL",
-                        help="model path or hub name (default: the tiny random-weight GLM-4.1V)")
-    g = parser.add_argument_group("thinkcap server")
-    g.add_argument("--host", help="bind address (default 127.0.0.1)")
-    g.add_argument("--port", type=int, help="port (default 8000)")
-    g.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/* (env THINKCAP_API_KEY)")
+SERVER_KEYS = ("default_think_budget", "answer_reserve", "reasoning_effort_budgets", "max_n")
+MEDIA_KEYS = ("max_images_per_request", "max_videos_per_request", "image_max_pixels", "video_max_duration_s",
+              "fetch_timeout_s", "fetch_max_bytes")
+
+
+def add_thinkcap_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("thinkcap budget layer")
     g.add_argument("--default-think-budget", type=_budget_arg, metavar="N",
                    help="budget for requests that send none (-1 = unlimited, the default)")
     g.add_argument("--answer-reserve", type=int, metavar="N",
                    help="tokens kept for the answer after a forced close (default 16)")
     g.add_argument("--reasoning-effort-budgets", type=_efforts_arg, metavar="TABLE",
-                   help="reasoning_effort → budget, e.g. low=256,medium=1024,high=4096")
+                   help="reasoning_effort → budget, e.g. minimal=64,low=256,medium=1024,high=4096,xhigh=16384")
     g.add_argument("--max-n", type=int, help="largest n per request (default 16)")
-    m = parser.add_argument_group("thinkcap media limits")
+    m = parser.add_argument_group("thinkcap media gate")
     m.add_argument("--max-images-per-request", type=int, help="default 8")
     m.add_argument("--max-videos-per-request", type=int, help="default 2")
     m.add_argument("--image-max-pixels", type=int, help="largest image/frame area accepted (default 4096*4096)")
-    m.add_argument("--video-fps", type=float, help="frames sampled per second of video (default 2)")
-    m.add_argument("--video-max-frames", type=int, help="most frames sampled from one video (default 32)")
     m.add_argument("--video-max-duration", type=float, dest="video_max_duration_s", help="seconds (default 600)")
     m.add_argument("--media-fetch-timeout", type=float, dest="fetch_timeout_s", help="seconds (default 10)")
     m.add_argument("--media-max-bytes", type=int, dest="fetch_max_bytes", help="per media item (default 64 MiB)")
-    parser.add_argument("--uvicorn-log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-
-
-SERVER_KEYS = ("host", "port", "api_key", "default_think_budget", "answer_reserve", "reasoning_effort_budgets", "max_n")
-MEDIA_KEYS = ("max_images_per_request", "max_videos_per_request", "image_max_pixels", "video_fps", "video_max_frames",
-              "video_max_duration_s", "fetch_timeout_s", "fetch_max_bytes")
 
 
 def build_parser(cpu: bool) -> argparse.ArgumentParser:
-    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     parser = FlexibleArgumentParser(prog="thinkcap serve", description=__doc__.splitlines()[0])
-    add_server_args(parser)
-    AsyncEngineArgs.add_cli_args(parser)
+    make_arg_parser(parser)
+    add_thinkcap_args(parser)
     parser.set_defaults(model=None)  # vLLM's default (a hub model) would hide "no model given"
     if cpu:
         parser.set_defaults(enforce_eager=True)  # compiling for CPU costs minutes and gains little here
     return parser
 
 
-def settings_from_args(args: argparse.Namespace, model: str) -> ServerSettings:
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     # Unset flags stay out, so THINKCAP_* environment variables and the defaults apply.
     given = {k: getattr(args, k) for k in SERVER_KEYS if getattr(args, k) is not None}
     media = {k: getattr(args, k) for k in MEDIA_KEYS if getattr(args, k) is not None}
-    if args.allowed_local_media_path:  # vLLM's own flag, reused with the same meaning
+    if args.allowed_local_media_path:  # vLLM's own flag: the gate reads local files, vLLM never does
         media["allowed_local_media_path"] = args.allowed_local_media_path
-    served = args.served_model_name
-    name = served[0] if isinstance(served, list) and served else served
-    return ServerSettings(model=model, served_model_name=name, media=MediaLimits(**media), **given)
+    return ServerSettings(media=MediaLimits(**media), **given)
+
+
+def model_type(model: str) -> str | None:
+    config = Path(model) / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("model_type")
+    try:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(model).model_type
+    except Exception:  # noqa: BLE001 - unknown models simply get no default parser
+        return None
+
+
+def plugin_allowlist(environ: dict[str, str]) -> str:
+    """VLLM_PLUGINS with thinkcap's endpoint plugin added. When unset, vLLM loads every plugin of
+    the other groups, so name them all to keep that behaviour (the list switches vLLM to allowlisting)."""
+    if "VLLM_PLUGINS" in environ:
+        names = [n for n in environ["VLLM_PLUGINS"].split(",") if n]
+    else:
+        names = sorted({ep.name for group in PLUGIN_GROUPS for ep in entry_points(group=group)} - OPT_IN_PLUGINS)
+    return ",".join(dict.fromkeys([*names, "thinkcap"]))
+
+
+def prepare(args: argparse.Namespace, cpu: bool) -> argparse.Namespace:
+    """Fill thinkcap's defaults into vLLM's namespace (model, processor, parser, settings)."""
+    args.model = args.model_tag or args.model
+    args.model_tag = None
+    if args.model is None:
+        from thinkcap.tiny_model import ensure_tiny_model
+
+        args.model = str(ensure_tiny_model())
+        if not args.served_model_name:  # a readable id instead of a cache path in clients and the demo
+            args.served_model_name = [TINY_MODEL_NAME]
+        print(f"thinkcap serve: no MODEL given, serving the tiny random-weight GLM-4.1V at {args.model}", flush=True)
+    processors = list(args.logits_processors or [])
+    args.logits_processors = [p for p in processors if p != PROCESSOR_FQCN] + [PROCESSOR_FQCN]
+    if not args.reasoning_parser and model_type(args.model) in GLM41V_MODEL_TYPES:
+        args.reasoning_parser = "glm41v"
+        args.structured_outputs_config.reasoning_parser = "glm41v"
+    args.thinkcap = settings_from_args(args)
+    args.thinkcap_announce = True
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,42 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     if cpu:
         for key, value in CPU_ENV_DEFAULTS.items():
             os.environ.setdefault(key, value)
-    args = build_parser(cpu).parse_args(argv)
-    model = args.model_tag or args.model
-    if model is None:
-        from thinkcap.tiny_model import ensure_tiny_model
+    prepare_engine_env()
+    os.environ["VLLM_PLUGINS"] = plugin_allowlist(dict(os.environ))
+    args = prepare(build_parser(cpu).parse_args(argv), cpu)
 
-        model = str(ensure_tiny_model())
-        if not args.served_model_name:  # a readable id instead of a cache path in clients and the demo
-            args.served_model_name = [TINY_MODEL_NAME]
-        print(f"thinkcap serve: no MODEL given, serving the tiny random-weight GLM-4.1V at {model}", flush=True)
-    settings = settings_from_args(args, model)
-    run_server(settings, engine_args_from(args, model), args.uvicorn_log_level)
+    from vllm.entrypoints.cli.serve import ServeSubcommand
+    from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args
+
+    validate_parsed_serve_args(args)
+    ServeSubcommand.cmd(args)
     return 0
-
-
-def engine_args_from(args: argparse.Namespace, model: str) -> Any:
-    from vllm.engine.arg_utils import AsyncEngineArgs
-
-    args.model = model
-    return AsyncEngineArgs.from_cli_args(args)
-
-
-class _AnnouncingServer(uvicorn.Server):
-    """Prints the URL once the socket is bound (the engine is up by then: it starts in the lifespan)."""
-
-    async def startup(self, sockets: Any = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            host, port = self.servers[0].sockets[0].getsockname()[:2]
-            print(f"thinkcap serve: ready at http://{host}:{port}/v1", flush=True)
-
-
-def run_server(settings: ServerSettings, engine_args: Any, log_level: str) -> None:
-    from serving.app import create_app
-    from serving.engine import VLLMBackend
-
-    app = create_app(settings, lambda: VLLMBackend.from_engine_args(engine_args))
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
-                            timeout_graceful_shutdown=5)
-    _AnnouncingServer(config).run()

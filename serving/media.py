@@ -1,78 +1,60 @@
-"""Decode request media into what vLLM's multimodal processors take.
+"""The media gate in front of vLLM: every image/video a request names is fetched and checked here
+with thinkcap's limits, then handed to vLLM as a `data:` URL, so vLLM's own fetcher never touches
+a client's URL or local path.
 
-Images → RGB `PIL.Image`. Videos → `(frames, metadata)`: an RGB uint8 array [T, H, W, 3] sampled
-uniformly at `--video-fps` (at most `--video-max-frames`), and the metadata dict vLLM's GLM-4.1V
-processor reads (`fps`, `frames_indices`, `duration`, ... with `do_sample_frames=False`) so the
-model's prompt carries the frames' real timestamps rather than re-sampled guesses.
-Decoding runs in a worker thread: it is CPU work and must not stall the event loop.
+Checks: media count, URL scheme and local-path rules and byte limits (`media_fetch`), image pixel
+count from the header before decoding (decompression bombs), a full decode (corrupt files), and
+for video: container opens, frame size, duration, first frame decodes. Decoding runs in a worker
+thread: it is CPU work and must not stall the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from serving.errors import APIError
 from serving.media_fetch import fetch_bytes
-from serving.protocol import ImagePart, Message, VideoPart
 from serving.settings import MediaLimits
-
-Video = tuple[np.ndarray, dict[str, Any]]
 
 
 @dataclass
-class MediaInputs:
-    images: list[Image.Image] = field(default_factory=list)
-    videos: list[Video] = field(default_factory=list)
+class MediaRef:
+    """One media URL inside a request body: `holder[key]` is the URL string."""
 
-    def as_mm_data(self) -> dict[str, list] | None:
-        data = {k: v for k, v in (("image", self.images), ("video", self.videos)) if v}
-        return data or None
-
-
-def media_parts(messages: list[Message]) -> list[tuple[str, ImagePart | VideoPart]]:
-    """(param path, part) for every image/video part, in prompt order."""
-    found = []
-    for i, msg in enumerate(messages):
-        if isinstance(msg.content, list):
-            for j, part in enumerate(msg.content):
-                if isinstance(part, (ImagePart, VideoPart)):
-                    found.append((f"messages.{i}.content.{j}", part))
-    return found
+    kind: str  # "image" | "video"
+    holder: dict[str, Any]
+    key: str
+    param: str  # where it is, for error messages: messages.0.content.1
 
 
-def check_counts(messages: list[Message], limits: MediaLimits) -> None:
-    """Refuse too many media before fetching any of them."""
-    parts = [p for _, p in media_parts(messages)]
-    n_img = sum(isinstance(p, ImagePart) for p in parts)
-    n_vid = len(parts) - n_img
+async def gate_media(refs: list[MediaRef], limits: MediaLimits) -> None:
+    """Check every ref (counts first, before fetching anything) and rewrite it to a data URL."""
+    n_img = sum(r.kind == "image" for r in refs)
+    n_vid = len(refs) - n_img
     if n_img > limits.max_images_per_request:
-        raise APIError(f"{n_img} images in one request; this server allows at most {limits.max_images_per_request}", param="messages")
+        raise APIError(f"{n_img} images in one request; this server allows at most {limits.max_images_per_request}",
+                       param="messages")
     if n_vid > limits.max_videos_per_request:
-        raise APIError(f"{n_vid} videos in one request; this server allows at most {limits.max_videos_per_request}", param="messages")
+        raise APIError(f"{n_vid} videos in one request; this server allows at most {limits.max_videos_per_request}",
+                       param="messages")
+    for ref in refs:
+        url = ref.holder.get(ref.key)
+        if not isinstance(url, str) or not url:
+            raise APIError(f"{ref.kind} URL must be a non-empty string", param=ref.param)
+        data = await fetch_bytes(url, limits, ref.param)
+        check = check_image if ref.kind == "image" else check_video
+        mime = await asyncio.to_thread(check, data, limits, ref.param)
+        ref.holder[ref.key] = f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-async def load_media(messages: list[Message], limits: MediaLimits) -> MediaInputs:
-    """Fetch and decode every part; the counts are checked before anything is fetched."""
-    check_counts(messages, limits)
-    out = MediaInputs()
-    for param, part in media_parts(messages):
-        if isinstance(part, ImagePart):
-            data = await fetch_bytes(part.image_url.url, limits, param)
-            out.images.append(await asyncio.to_thread(decode_image, data, limits, param))
-        else:
-            data = await fetch_bytes(part.video_url.url, limits, param)
-            out.videos.append(await asyncio.to_thread(decode_video, data, limits, param))
-    return out
-
-
-def decode_image(data: bytes, limits: MediaLimits, param: str = "image_url") -> Image.Image:
+def check_image(data: bytes, limits: MediaLimits, param: str = "image_url") -> str:
+    """The image's MIME type, after checking its size from the header and decoding it once."""
     try:
         img = Image.open(io.BytesIO(data))  # lazy: reads the header only
     except Exception as exc:  # PIL raises several types for unreadable data
@@ -81,24 +63,13 @@ def decode_image(data: bytes, limits: MediaLimits, param: str = "image_url") -> 
     if w * h > limits.image_max_pixels:
         raise APIError(f"image is {w}x{h} = {w * h} pixels; the limit is {limits.image_max_pixels}", param=param)
     try:
-        return img.convert("RGB")  # decodes; also drops alpha/palette the processor cannot take
+        img.load()
     except Exception as exc:
         raise APIError(f"could not decode the image: {type(exc).__name__}: {exc}", param=param) from None
+    return Image.MIME.get(img.format or "", "image/png")
 
 
-def sample_indices(total: int, fps: float, limits: MediaLimits) -> list[int]:
-    """Uniform frame indices at `limits.video_fps`, capped at `video_max_frames`; even count
-    because GLM-4.1V's vision tower merges frames in pairs (a last lone frame is repeated)."""
-    duration = total / fps
-    want = min(limits.video_max_frames, total, max(1, math.floor(duration * limits.video_fps)))
-    idx = np.linspace(0, total - 1, want).round().astype(int).tolist()
-    idx = list(dict.fromkeys(idx))  # short clips: linspace may repeat an index
-    if len(idx) % 2:
-        idx.append(idx[-1])
-    return idx
-
-
-def decode_video(data: bytes, limits: MediaLimits, param: str = "video_url") -> Video:
+def check_video(data: bytes, limits: MediaLimits, param: str = "video_url") -> str:
     import cv2
 
     stream = io.BytesIO(data)  # must outlive cap: OpenCV reads it until release() (freed early → segfault)
@@ -115,33 +86,10 @@ def decode_video(data: bytes, limits: MediaLimits, param: str = "video_url") -> 
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if w * h > limits.image_max_pixels:
             raise APIError(f"video frames are {w}x{h}; the limit is {limits.image_max_pixels} pixels", param=param)
-        wanted = sample_indices(total, fps, limits)
-        frames = _read_frames(cap, wanted)
+        ok, _ = cap.read()
+        if not ok:
+            raise APIError("no frame of the video could be decoded", param=param)
     finally:
         cap.release()
         stream.close()
-    if not frames:
-        raise APIError("no frame of the video could be decoded", param=param)
-    got = sorted(frames)
-    indices = [i if i in frames else max((g for g in got if g <= i), default=got[0]) for i in wanted]
-    array = np.stack([frames[i] for i in indices])  # [T, H, W, 3]
-    meta = {
-        "fps": fps, "duration": total / fps, "total_num_frames": total,
-        "frames_indices": indices, "video_backend": "opencv", "do_sample_frames": False,
-    }
-    return array, meta
-
-
-def _read_frames(cap: Any, wanted: list[int]) -> dict[int, np.ndarray]:
-    """Decode sequentially (seeking is unreliable in many containers), keeping wanted frames."""
-    import cv2
-
-    keep, frames, i = set(wanted), {}, 0
-    last = max(wanted)
-    while i <= last and cap.grab():
-        if i in keep:
-            ok, bgr = cap.retrieve()
-            if ok:
-                frames[i] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        i += 1
-    return frames
+    return "video/mp4"

@@ -1,6 +1,8 @@
-"""Server configuration: one pydantic-settings object, filled from `thinkcap serve` flags or
-`THINKCAP_*` environment variables (flags win). vLLM's own engine arguments are not here: they
-pass through to `AsyncEngineArgs` untouched (see `serving/cli.py`)."""
+"""thinkcap's own server settings (the budget layer and media gate); every other flag is vLLM's.
+
+Filled from `thinkcap serve` flags, or `THINKCAP_*` environment variables (flags win). The
+settings travel to every API-server process inside vLLM's argument namespace.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +11,20 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EFFORTS = ("low", "medium", "high")
+# Every `reasoning_effort` OpenAI defines; `none` is always budget 0.
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+DEFAULT_EFFORT_BUDGETS = {"none": 0, "minimal": 64, "low": 256, "medium": 1024, "high": 4096, "xhigh": 16384}
 
 
 class MediaLimits(BaseSettings):
-    """Bounds on what one request may make the server fetch and decode."""
+    """Bounds on what one request may make the server fetch and decode (checked before vLLM)."""
 
     model_config = SettingsConfigDict(env_prefix="THINKCAP_", extra="ignore")
 
     max_images_per_request: int = Field(8, ge=0)
     max_videos_per_request: int = Field(2, ge=0)
-    # Checked before decoding, so a decompression bomb is refused instead of exhausting memory.
+    # Checked from the header before decoding, so a decompression bomb is refused.
     image_max_pixels: int = Field(4096 * 4096, ge=1)
-    video_fps: float = Field(2.0, gt=0, description="frames sampled per second of video")
-    video_max_frames: int = Field(32, ge=2)
     video_max_duration_s: float = Field(600.0, gt=0)
     fetch_timeout_s: float = Field(10.0, gt=0)
     fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
@@ -36,22 +38,15 @@ class MediaLimits(BaseSettings):
 
 
 class ServerSettings(BaseSettings):
-    """Everything the HTTP layer needs to know that is not the engine."""
+    """What thinkcap's layer needs beyond vLLM's own arguments."""
 
     model_config = SettingsConfigDict(env_prefix="THINKCAP_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    model: str = ""  # path or hub name; filled by the CLI (the tiny model when none is given)
-    served_model_name: str | None = None
-    api_key: str | None = None
     # None = unlimited unless the request says otherwise.
     default_think_budget: int | None = Field(None, ge=0)
     # Tokens the answer keeps after a forced close: the budget shrinks to leave them in max_tokens.
     answer_reserve: int = Field(16, ge=0)
-    reasoning_effort_budgets: dict[str, int] = Field(
-        default_factory=lambda: {"low": 256, "medium": 1024, "high": 4096}
-    )
+    reasoning_effort_budgets: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS))
     max_n: int = Field(16, ge=1, description="largest `n` a request may ask for")
     media: MediaLimits = Field(default_factory=MediaLimits)
 
@@ -63,12 +58,9 @@ class ServerSettings(BaseSettings):
             raise ValueError(f"unknown reasoning efforts {sorted(unknown)}; use {', '.join(EFFORTS)}")
         if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in table.values()):
             raise ValueError(f"reasoning effort budgets must be integers >= 0; got {table}")
-        return table
-
-    @property
-    def model_name(self) -> str:
-        """The id clients send as `model` and see in `/v1/models`."""
-        return self.served_model_name or self.model
+        if table.get("none", 0) != 0:
+            raise ValueError("reasoning_effort 'none' means no thinking: its budget is always 0")
+        return {**DEFAULT_EFFORT_BUDGETS, **table}
 
 
 def parse_effort_table(text: str) -> dict[str, int]:

@@ -9,7 +9,7 @@ import importlib
 import sys
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "processor": ("serving.bench_processor", "decode throughput with the think-budget processor vs none vs vLLM's built-in"),
+    "processor": ("vllm_adapter.bench_processor", "decode throughput with the think-budget processor vs none vs vLLM's built-in"),
     "learning": ("training.bench_learning", "GRPO reward curve on the synthetic task, forced answering on vs off"),
 }
 

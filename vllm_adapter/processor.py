@@ -1,8 +1,8 @@
 """vLLM logits processor that enforces per-request thinking budgets (V1 model runner).
 
 Per-request arguments travel in `SamplingParams.extra_args` (`vllm_xargs` over HTTP):
-`think_budget`, `min_think_tokens`, `think_transition_ids`, `think_continuation_ids` — see
-`budget.params`. The decisions come from `budget.ThinkState`; this class only maps them onto
+`think_budget`, `min_think_tokens`, `think_transition_ids`, `think_continuation_ids`,
+`open_thinking`, `answer_reserve` — see `budget.params` and `budget.resolve`. The decisions come from `budget.ThinkState`; this class only maps them onto
 logits rows. Bookkeeping is in `vllm_adapter.budget_rows`, which keeps unbudgeted rows free and
 budgeted rows O(1) amortized per step.
 
@@ -28,7 +28,8 @@ from vllm.utils.torch_utils import async_tensor_h2d
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor as V2LogitsProcessor
 
-from budget import BudgetError, BudgetParams, ProfileError, ThinkProfile, ThinkState, build_profile, params_from_args
+from budget import (BudgetError, BudgetParams, ProfileError, ThinkProfile, ThinkState, build_profile, enforces,
+                    params_from_args, resolve_params)
 from vllm_adapter.budget_rows import BudgetRows, StepPlan
 
 if TYPE_CHECKING:
@@ -153,7 +154,9 @@ class ThinkBudgetLogitsProcessor(LogitsProcessor, V2LogitsProcessor):
             if params is not None and self.owner:
                 log.warning("think_budget ignored: %s has no think tokens", self.vllm_config.model_config.model)
             return
-        if params is None:
+        # The answer reserve needs the engine's final max_tokens and the prompt (see budget.resolve).
+        params = resolve_params(self.rows.profile, params, prompt_ids or (), sampling_params.max_tokens)
+        if not enforces(params):
             self.rows.remove(index)  # the slot's previous occupant, if any, is gone
             return
         try:

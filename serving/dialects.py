@@ -1,0 +1,215 @@
+"""Each API dialect's budget fields → one `BudgetParams` in the request's `vllm_xargs`.
+
+vLLM's own request models then parse the body as usual (every vLLM parameter keeps working) and
+hand `vllm_xargs` to the think-budget logits processor as `SamplingParams.extra_args`.
+
+| endpoint               | budget fields read here                                                    |
+|------------------------|----------------------------------------------------------------------------|
+| /v1/chat/completions   | think_budget, thinking_token_budget, reasoning_effort, min_think_tokens,   |
+|                        | chat_template_kwargs.enable_thinking=false (→ 0)                            |
+| /v1/completions        | think_budget, thinking_token_budget, min_think_tokens                      |
+| /v1/responses          | think_budget, min_think_tokens, reasoning.effort                           |
+| /v1/messages           | thinking.type=enabled + budget_tokens, thinking.type=disabled (→ 0)        |
+
+Chat-style endpoints force `<think>` open (`open_thinking`) unless the client continues its own
+assistant message; raw completions are budgeted once the prompt or the output opens `<think>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from budget import BudgetError, BudgetParams, params_from_args, parse_think_budget
+from budget.params import MIN_THINK_KEY, THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
+from serving.errors import APIError
+from serving.media import MediaRef
+from serving.settings import ServerSettings
+
+UNLIMITED_EFFORTS = ("max",)  # vLLM's extra effort level: no budget
+
+
+@dataclass
+class Prepared:
+    """What the response side needs to know about a rewritten request."""
+
+    kind: str  # "chat" | "completion" | "responses" | "messages"
+    params: BudgetParams | None  # as sent to the engine (before max_tokens is applied)
+    stream: bool = False
+    client_wants_ids: bool = False  # the client itself asked for token ids
+    max_tokens: int | None = None  # the client's, None = what the context leaves
+    media: list[MediaRef] = field(default_factory=list)
+
+
+def _pop_budget(body: dict[str, Any]) -> tuple[bool, int | None]:
+    """(given, budget) from think_budget / thinking_token_budget, removed from the body so vLLM's
+    built-in budget never acts twice."""
+    present = [k for k in (THINK_BUDGET_KEY, *THINK_BUDGET_ALIASES) if k in body]
+    values = {k: body.pop(k) for k in present}
+    if len({repr(v) for v in values.values()}) > 1:
+        raise APIError(f"conflicting budget values in {present}; send only {THINK_BUDGET_KEY}", param=THINK_BUDGET_KEY)
+    if not present:
+        return False, None
+    try:
+        return True, parse_think_budget(values[present[0]], present[0])
+    except BudgetError as exc:
+        raise APIError(str(exc), param=present[0]) from None
+
+
+def _effort_budget(effort: Any, settings: ServerSettings, param: str) -> int | None:
+    if effort in UNLIMITED_EFFORTS:
+        return None
+    table = settings.reasoning_effort_budgets
+    if effort not in table:
+        raise APIError(f"{param} {effort!r} is not one of {', '.join([*table, *UNLIMITED_EFFORTS])}", param=param)
+    return table[effort]
+
+
+def _params(body: dict[str, Any], budget: int | None, settings: ServerSettings, open_thinking: bool) -> BudgetParams:
+    """Merge with anything the client put in vllm_xargs itself (same keys, same rules)."""
+    xargs = body.get("vllm_xargs")
+    if xargs is not None and not isinstance(xargs, dict):
+        raise APIError("vllm_xargs must be an object", param="vllm_xargs")
+    xargs = dict(xargs or {})
+    min_think = body.pop(MIN_THINK_KEY, None)
+    try:
+        from_x = params_from_args(xargs) or BudgetParams()
+        if budget is None and THINK_BUDGET_KEY in xargs:
+            budget = from_x.think_budget
+        params = BudgetParams(
+            think_budget=budget,
+            min_think_tokens=from_x.min_think_tokens if min_think is None else min_think,
+            continuation_ids=from_x.continuation_ids, transition_ids=from_x.transition_ids,
+            open_thinking=open_thinking, answer_reserve=settings.answer_reserve,
+        )
+    except BudgetError as exc:
+        raise APIError(str(exc), param=MIN_THINK_KEY if "min_think" in str(exc) else THINK_BUDGET_KEY) from None
+    for key in (*THINK_BUDGET_ALIASES, MIN_THINK_KEY):
+        xargs.pop(key, None)
+    xargs.update(params.to_extra_args())
+    xargs = {k: v for k, v in xargs.items() if v is not None}  # vLLM's schema has no null values
+    body["vllm_xargs"] = xargs
+    return params
+
+
+def _check_n(body: dict[str, Any], settings: ServerSettings) -> None:
+    n = body.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > settings.max_n:
+        raise APIError(f"n={n} is above this server's limit of {settings.max_n}", param="n")
+
+
+def _ask_ids(body: dict[str, Any]) -> bool:
+    wanted = bool(body.get("return_token_ids"))
+    body["return_token_ids"] = True  # the `thinkcap` object is computed from the ids
+    return wanted
+
+
+# ---- media references ----------------------------------------------------------------------
+def _chat_media(messages: Any) -> list[MediaRef]:
+    refs: list[MediaRef] = []
+    for i, msg in enumerate(messages if isinstance(messages, list) else []):
+        content = msg.get("content") if isinstance(msg, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind in ("image_url", "video_url"):
+                holder = part.get(kind)
+                if isinstance(holder, str):  # vLLM also takes the URL as a bare string
+                    part[kind] = holder = {"url": holder}
+                if isinstance(holder, dict):
+                    refs.append(MediaRef(kind.removesuffix("_url"), holder, "url", f"messages.{i}.content.{j}"))
+    return refs
+
+
+def _responses_media(items: Any) -> list[MediaRef]:
+    refs: list[MediaRef] = []
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        content = item.get("content") if isinstance(item, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            if isinstance(part, dict) and part.get("type") == "input_image" and "image_url" in part:
+                refs.append(MediaRef("image", part, "image_url", f"input.{i}.content.{j}"))
+    return refs
+
+
+def _messages_media(messages: Any) -> list[MediaRef]:
+    refs: list[MediaRef] = []
+    for i, msg in enumerate(messages if isinstance(messages, list) else []):
+        content = msg.get("content") if isinstance(msg, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            source = block.get("source") if isinstance(block, dict) and block.get("type") == "image" else None
+            if isinstance(source, dict) and source.get("type") == "url":
+                refs.append(MediaRef("image", source, "url", f"messages.{i}.content.{j}"))
+    return refs
+
+
+# ---- dialects -------------------------------------------------------------------------------
+def prepare_chat(body: dict[str, Any], settings: ServerSettings) -> Prepared:
+    _check_n(body, settings)
+    given, budget = _pop_budget(body)
+    effort = body.get("reasoning_effort")
+    kwargs = body.get("chat_template_kwargs") if isinstance(body.get("chat_template_kwargs"), dict) else {}
+    if not given:
+        if effort is not None:
+            budget = _effort_budget(effort, settings, "reasoning_effort")
+        elif kwargs.get("enable_thinking") is False:
+            budget = 0  # templates without the switch (GLM-4.1V) still get no thinking
+        else:
+            budget = settings.default_think_budget
+    # A client continuing its own assistant text, or with no generation prompt, keeps its prefix.
+    open_thinking = body.get("add_generation_prompt", True) is not False and not body.get("continue_final_message")
+    params = _params(body, budget, settings, open_thinking)
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    return Prepared("chat", params, bool(body.get("stream")), _ask_ids(body), limit,
+                    _chat_media(body.get("messages")))
+
+
+def prepare_completion(body: dict[str, Any], settings: ServerSettings) -> Prepared:
+    _check_n(body, settings)
+    _, budget = _pop_budget(body)
+    params = _params(body, budget, settings, open_thinking=False)
+    return Prepared("completion", params, bool(body.get("stream")), _ask_ids(body), body.get("max_tokens"))
+
+
+def prepare_responses(body: dict[str, Any], settings: ServerSettings) -> Prepared:
+    given, budget = _pop_budget(body)
+    reasoning = body.get("reasoning")
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    if not given:
+        budget = (_effort_budget(effort, settings, "reasoning.effort") if effort is not None
+                  else settings.default_think_budget)
+    params = _params(body, budget, settings, open_thinking=True)
+    return Prepared("responses", params, bool(body.get("stream")), False, body.get("max_output_tokens"),
+                    _responses_media(body.get("input")))
+
+
+def prepare_messages(body: dict[str, Any], settings: ServerSettings) -> Prepared:
+    given, budget = _pop_budget(body)
+    thinking = body.pop("thinking", None)  # mapped here; vLLM's own mapping needs a reasoning config
+    if not given and isinstance(thinking, dict):
+        if thinking.get("type") == "disabled":
+            budget = 0
+        elif thinking.get("type") == "enabled":
+            value = thinking.get("budget_tokens")
+            try:
+                budget = parse_think_budget(value, "thinking.budget_tokens")
+            except BudgetError as exc:
+                raise APIError(str(exc), param="thinking.budget_tokens") from None
+            if budget is None:
+                raise APIError("thinking.budget_tokens is required when thinking.type is 'enabled'",
+                               param="thinking.budget_tokens")
+        else:
+            raise APIError(f"thinking.type must be 'enabled' or 'disabled'; got {thinking.get('type')!r}",
+                           param="thinking.type")
+    elif not given:
+        budget = settings.default_think_budget
+    params = _params(body, budget, settings, open_thinking=True)
+    return Prepared("messages", params, bool(body.get("stream")), False, body.get("max_tokens"),
+                    _messages_media(body.get("messages")))
+
+
+DIALECTS: dict[str, Callable[[dict[str, Any], ServerSettings], Prepared]] = {
+    "/v1/chat/completions": prepare_chat,
+    "/v1/completions": prepare_completion,
+    "/v1/responses": prepare_responses,
+    "/v1/messages": prepare_messages,
+}
