@@ -4,6 +4,9 @@
         policy/             HF format: config, safetensors, tokenizer, processor, chat template
         trainer_state.pt    step, optimizer, curriculum + dynamic-sampling state, metrics history
         rng-rank0.pt        Python / NumPy / torch (and CUDA) RNG states, one file per rank
+        dcp/                FSDP2 only: sharded model + optimizer state (torch.distributed.checkpoint;
+                            each rank writes its own shard files, and a load reshards to any world
+                            size); trainer_state.pt then holds no optimizer, policy/ is the gathered copy
 
 A checkpoint is written into `step-N.tmp` and renamed when complete, so a run killed mid-save
 leaves the previous checkpoint as the newest valid one.
@@ -34,11 +37,32 @@ def copy_model_assets(src: str | Path, dst: str | Path) -> None:
             shutil.copy2(path, Path(dst) / path.name)
 
 
-def save_policy(model: torch.nn.Module, out_dir: str | Path, source_model_dir: str | Path) -> Path:
+def save_policy(model: torch.nn.Module, out_dir: str | Path, source_model_dir: str | Path,
+                state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """`state_dict`: full tensors gathered from a sharded model (else the model's own)."""
     out = Path(out_dir)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=True, state_dict=state_dict)
     copy_model_assets(source_model_dir, out)
     return out
+
+
+def save_sharded(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Every rank writes its shards of model + optimizer state (FSDP2) with DCP."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path))
+
+
+def load_sharded(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optim": optim_sd}
+    dcp.load(state, checkpoint_id=str(path))
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 
 def rng_state() -> dict[str, Any]:
@@ -60,19 +84,24 @@ def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
     return Path(output_dir) / "checkpoints" / f"step-{step:06d}"
 
 
-def save_checkpoint(output_dir: str | Path, step: int, model: torch.nn.Module, source_model_dir: str | Path,
-                    trainer_state: dict[str, Any], rank: int = 0, world_size: int = 1, keep: int = 2) -> Path:
-    """Rank 0 writes policy + trainer state; every rank writes its RNG state. Call on all ranks
-    (the caller puts a barrier after it)."""
+def save_checkpoint(output_dir: str | Path, step: int, policy: torch.nn.Module, source_model_dir: str | Path,
+                    trainer_state: dict[str, Any], rank: int = 0, world_size: int = 1, keep: int = 2, *,
+                    sharded: tuple[torch.nn.Module, torch.optim.Optimizer] | None = None,
+                    full_state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Rank 0 writes policy + trainer state; every rank writes its RNG state (and its DCP shards
+    when `sharded` = (FSDP2 model, optimizer); `full_state` is then the gathered HF-named weights).
+    Call on all ranks (the caller puts a barrier after it)."""
     final = checkpoint_dir(output_dir, step)
     tmp = final.with_name(final.name + ".tmp")
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_policy(model, tmp / "policy", source_model_dir)
+        save_policy(policy, tmp / "policy", source_model_dir, full_state)
         torch.save({"step": step, **trainer_state}, tmp / "trainer_state.pt")
     if world_size > 1:
         torch.distributed.barrier()
+    if sharded is not None:
+        save_sharded(tmp / "dcp", *sharded)
     torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
     if world_size > 1:
         torch.distributed.barrier()

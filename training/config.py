@@ -2,7 +2,14 @@
 
 Defaults follow the GLM-4.1V-Thinking report's RL recipe (GRPO, clip-higher 0.2/0.28, no KL, no
 entropy loss, top_p=1, per-sample loss, curriculum sampling, dynamic sampling, forced answering).
-Every field can be overridden on the command line: `thinkcap train cfg.yaml --lr 1e-5`.
+Every field can be overridden on the command line: `thinkcap train cfg.yaml --lr 1e-5`. Flags are
+the field names with hyphens (`--rollout-think-budget 64`); the underscore spelling of the YAML key
+(`--rollout_think_budget`) is accepted too.
+
+Paths (model, train_data, output_dir): a relative path written in the YAML is relative to the YAML
+file's folder; a relative path given as a flag is relative to the current directory. Both are made
+absolute when the config loads, so the run never depends on where it was started from. `model` is
+only treated as a path when that file or folder exists (else it is a hub id, or `tiny`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,10 @@ from typing import Any
 import yaml
 
 
+class ConfigError(ValueError):
+    """A setting (or the data it names) is wrong; the CLI prints the message alone and exits 2."""
+
+
 def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
 
@@ -30,13 +41,23 @@ class GRPOConfig:
     output_dir: str = _f("runs/grpo", "where checkpoints, TensorBoard events, metrics.jsonl and the plot go")
     system_prompt: str = _f("", "system message prepended to every prompt; empty for none")
     seed: int = _f(0, "seeds sampling of prompts, rollouts and weight init of anything random")
-    dtype: str = _f("float32", "training dtype of the policy: float32 or bfloat16")
+    dtype: str = _f("float32", "dtype of the policy's master weights and optimizer state: float32 or bfloat16")
+    compute_dtype: str = _f("float32", "dtype of forward/backward: bfloat16 runs them in bf16 (autocast, or FSDP2's "
+                                       "mixed precision) while weights and optimizer state stay in `dtype`")
 
     # ---- schedule ------------------------------------------------------------------------------
     steps: int = _f(20, "RL iterations (one rollout batch + its updates each)")
     prompts_per_step: int = _f(8, "prompts per iteration over all ranks (each gives group_size samples)")
     group_size: int = _f(8, "samples per prompt (G in GRPO)")
-    num_minibatches: int = _f(1, "optimizer steps per rollout batch; >1 makes the update off-policy, so clipping acts")
+    num_minibatches: int = _f(1, "optimizer steps per rollout batch (and epoch); >1 makes the update off-policy, so "
+                                 "clipping acts. Not a memory setting: see micro_batch_size")
+    micro_batch_size: int = _f(0, "rows per forward/backward on each rank; a minibatch's micro-batches accumulate "
+                                  "gradients into one optimizer step (same result, less memory); 0 = whole minibatch")
+    gradient_checkpointing: bool = _f(False, "recompute each decoder layer's activations in backward (less memory, ~1/3 more compute)")
+    logprob_chunk_size: int = _f(1024, "response tokens per chunk of lm_head + log-softmax: only response positions are "
+                                       "scored, one [chunk, vocab] fp32 block at a time (never [batch, seq, vocab])")
+    distributed: str = _f("ddp", "under torchrun: ddp (replicated policy) or fsdp (FSDP2 fully_shard: parameters, "
+                                 "gradients and optimizer state sharded; checkpoints through torch.distributed.checkpoint)")
     ppo_epochs: int = _f(1, "passes over each rollout batch")
     lr: float = _f(1e-6, "AdamW learning rate (constant after warm-up)")
     lr_warmup_steps: int = _f(0, "optimizer steps of linear LR warm-up")
@@ -54,11 +75,16 @@ class GRPOConfig:
                                       "false: cut the sample there and give it min_reward")
     vllm_max_model_len: int = _f(2048, "vLLM context length (prompt + response)")
     vllm_gpu_memory_utilization: float = _f(0.3, "GPU memory share of the colocated vLLM engine (ignored on CPU)")
+    vllm_max_images: int | None = _f(None, "vLLM's limit_mm_per_prompt for images; null: the most any training record has")
+    vllm_max_videos: int | None = _f(None, "vLLM's limit_mm_per_prompt for videos; null: the most any training record has")
+    vllm_log_level: str = _f("error", "vLLM's log level in training (its per-step load notices bury the progress "
+                                      "line); the VLLM_LOGGING_LEVEL environment variable wins when set")
 
     # ---- rewards -------------------------------------------------------------------------------
     min_reward: float = _f(0.0, "reward of a malformed or truncated response (the minimum reward)")
-    repetition_penalty: float = _f(0.5, "weight of the repetition penalty (share of repeated 4-grams)")
-    language_mix_penalty: float = _f(0.5, "weight of the mixed-language penalty (share of minority-script words)")
+    repetition_penalty_weight: float = _f(0.5, "reward penalty weight for repeated text (x share of repeated 4-grams); "
+                                                "not the sampling parameter repetition_penalty")
+    language_mix_penalty_weight: float = _f(0.5, "reward penalty weight for mixed languages (x share of minority-script words)")
     pass_threshold: float = _f(0.5, "a sample 'passes' (for pass@k, pass rate, curriculum) when its accuracy >= this")
 
     # ---- algorithm -----------------------------------------------------------------------------
@@ -75,6 +101,8 @@ class GRPOConfig:
     tier_min_weight: float = _f(0.05, "floor of a tier's sampling weight so no tier starves")
     online_window: int = _f(4, "rollouts per prompt remembered for its online pass rate / tier")
     dynamic_sampling: bool = _f(True, "drop groups whose rewards all equal (no signal) and oversample to refill")
+    max_refill_rounds: int = _f(2, "extra rollout rounds per step while dynamic sampling left fewer than "
+                                   "prompts_per_step informative groups (verl's filter_groups); 0 = train on what is left")
     oversample_ema: float = _f(0.9, "EMA factor of the expansion ratio 1/(1 - invalid_rate)")
     max_oversample: float = _f(3.0, "cap on the oversampling factor")
 
@@ -83,19 +111,20 @@ class GRPOConfig:
     keep_checkpoints: int = _f(2, "newest checkpoints kept on disk")
     resume: bool = _f(True, "continue from the newest checkpoint in output_dir when there is one")
     tensorboard: bool = _f(True, "write TensorBoard scalars under output_dir/tb")
-    progress_bar: bool = _f(True, "show a tqdm progress bar")
+    progress_bar: bool = _f(True, "print one progress line per step (reward, accuracy, thinking tokens, forced rate, time)")
 
     def __post_init__(self) -> None:
         choices = {"rollout_engine": ("auto", "vllm", "hf"), "loss_aggregation": ("sample", "token"),
-                   "dtype": ("float32", "bfloat16")}
+                   "dtype": ("float32", "bfloat16"), "compute_dtype": ("float32", "bfloat16"),
+                   "distributed": ("ddp", "fsdp"), "vllm_log_level": ("debug", "info", "warning", "error")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
         for name in ("steps", "prompts_per_step", "group_size", "num_minibatches", "ppo_epochs", "max_new_tokens",
-                     "num_tiers", "online_window", "keep_checkpoints"):
+                     "num_tiers", "online_window", "keep_checkpoints", "logprob_chunk_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        for name in ("answer_reserve", "save_every", "lr_warmup_steps"):
+        for name in ("answer_reserve", "save_every", "lr_warmup_steps", "micro_batch_size", "max_refill_rounds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
         if self.group_size < 2:
@@ -125,29 +154,53 @@ class GRPOConfig:
             raise ValueError(f"max_oversample must be >= 1; got {self.max_oversample}")
         if not 0 <= self.tier_min_weight < 1 / self.num_tiers:
             raise ValueError(f"tier_min_weight must be in [0, 1/num_tiers) = [0, {1 / self.num_tiers:.3f})")
+        for name in ("vllm_max_images", "vllm_max_videos"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 or null; got {getattr(self, name)}")
         if self.kl_coef < 0:
             raise ValueError(f"kl_coef must be >= 0; got {self.kl_coef}")
 
     # ---- loading -------------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> GRPOConfig:
-        """Read a YAML mapping, then apply `--field value` overrides. Relative data/output paths in
-        the YAML are taken relative to the YAML's folder, so example configs run from anywhere."""
+        """Read a YAML mapping, then apply `--field value` overrides; paths as the module doc says."""
         raw = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: expected a mapping of config fields, got {type(raw).__name__}")
-        unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"{path}: unknown config fields {unknown}; see `thinkcap train --help`")
-        base = Path(path).resolve().parent
-        for key in ("train_data", "output_dir"):
-            if raw.get(key) and not Path(raw[key]).is_absolute():
-                raw[key] = str((base / raw[key]).resolve())
-        raw.update(vars(build_parser(cls).parse_args(overrides or [], namespace=_Overrides())))
+        _check_names(raw, f"{path}: unknown config field")
+        resolve_paths(raw, Path(path).resolve().parent)
+        flags = vars(build_parser(cls).parse_args(overrides or [], namespace=_Overrides()))
+        _check_names(flags, "unknown flag")
+        resolve_paths(flags, Path.cwd())
+        raw.update(flags)
         return cls(**raw)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+PATH_FIELDS = ("model", "train_data", "output_dir")
+RENAMED = {"repetition_penalty": "repetition_penalty_weight", "language_mix_penalty": "language_mix_penalty_weight"}
+
+
+def resolve_paths(values: dict[str, Any], base: Path) -> None:
+    """Make relative path fields absolute against `base` (see the module doc for `model`)."""
+    for key in PATH_FIELDS:
+        value = values.get(key)
+        if not value or Path(value).is_absolute() or value == "tiny":
+            continue
+        if key != "model" or (base / value).exists():
+            values[key] = str((base / value).resolve())
+
+
+def _check_names(raw: dict[str, Any], what: str) -> None:
+    for old, new in RENAMED.items():
+        if old in raw:
+            raise ValueError(f"config field {old!r} was renamed {new!r} (the reward penalty weight, not the "
+                             "sampling parameter)")
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(GRPOConfig)})
+    if unknown:
+        raise ValueError(f"{what}s {unknown}; see `thinkcap train --help`")
 
 
 class _Overrides(argparse.Namespace):
@@ -172,10 +225,19 @@ def _parser_type(tp: Any) -> Any:
     return _parse_bool if tp is bool else tp
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:  # one line, no usage dump (the CLI exits 2)
+        raise ConfigError(message.replace("argument ", "flag "))
+
+
 def build_parser(cls: type = GRPOConfig) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    """`--field-name` (and the YAML key spelling `--field_name`) for every field."""
+    parser = _Parser(prog="thinkcap train CONFIG.yaml", add_help=False, argument_default=argparse.SUPPRESS)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        parser.add_argument(f"--{f.name}", type=_parser_type(hints[f.name]), metavar=f.name.upper(),
+        flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
+        parser.add_argument(*flags, dest=f.name, type=_parser_type(hints[f.name]), metavar=f.name.upper(),
                             help=f"{f.metadata['help']} (default: {f.default!r})")
+    for old, new in RENAMED.items():
+        parser.add_argument(f"--{old.replace('_', '-')}", f"--{old}", dest=old, help=argparse.SUPPRESS)
     return parser

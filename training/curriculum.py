@@ -65,14 +65,15 @@ class Curriculum:
             out[t] = floor + (1.0 - floor * len(live)) * share
         return out
 
-    def sample(self, k: int) -> list[Record]:
-        """k distinct prompts (fewer only if the dataset is smaller): tier by weight, then uniform."""
+    def sample(self, k: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[Record]:
+        """k distinct prompts not in `exclude` (fewer only if too few are left): tier by weight, then uniform."""
         members: list[list[str]] = [[] for _ in range(self.num_tiers)]
         for rid, tier in self.tiers.items():
-            members[tier].append(rid)
+            if rid not in exclude:
+                members[tier].append(rid)
         weights = self.weights()
         chosen: list[str] = []
-        for _ in range(min(k, len(self.tiers))):
+        for _ in range(min(k, sum(map(len, members)))):
             live = [t for t in range(self.num_tiers) if members[t] and weights[t] > 0]
             if not live:  # the weighted tiers ran out within this draw: take from any tier left
                 live, weights = [t for t in range(self.num_tiers) if members[t]], [1.0] * self.num_tiers

@@ -9,11 +9,16 @@ import torch
 import torch.distributed as dist
 
 
+_OWNED = False  # did `init` create the default process group (and so `shutdown` may destroy it)?
+
+
 def init() -> tuple[int, int, torch.device]:
     """(rank, world size, device). Under torchrun: NCCL on GPUs, gloo on CPU."""
+    global _OWNED
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        _OWNED = True
     rank = dist.get_rank() if world > 1 else 0
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -39,6 +44,14 @@ def all_sum(values: list[float], world: int, device: torch.device) -> list[float
     return t.tolist()
 
 
+def all_max(value: int, world: int, device: torch.device) -> int:
+    if world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def mean(values: dict[str, float], world: int, device: torch.device) -> dict[str, float]:
     """Average each value over ranks."""
     totals = all_sum(list(values.values()), world, device)
@@ -51,6 +64,12 @@ def barrier(world: int) -> None:
 
 
 def shutdown() -> None:
-    """Tear down the process group `init` made (torchrun warns when a run exits without this)."""
-    if dist.is_initialized():
+    """Tear down the process group `init` made (torchrun warns when a run exits without this).
+
+    Only ours: in a single process the vLLM engine creates its own (gloo, world 1) group and
+    destroys it in its exit handler; destroying it first made every run end with vLLM's
+    `ValueError: Invalid process group specified`."""
+    global _OWNED
+    if _OWNED and dist.is_initialized():
         dist.destroy_process_group()
+    _OWNED = False

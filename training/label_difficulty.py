@@ -17,6 +17,7 @@ from budget import BudgetParams, build_profile
 from training.config import GRPOConfig
 from training.curriculum import tier_of
 from training.data import PromptEncoder, load_records
+from training.response import Response
 from training.rewards import build_reward_fns
 from training.rollout import rollout_budget
 
@@ -31,24 +32,25 @@ def label(in_path: str, out_path: str, cfg: GRPOConfig, k: int, batch: int = 16)
     processor = AutoProcessor.from_pretrained(model_path)
     policy = load_policy(model_path, cfg.dtype).eval()
     profile = build_profile(processor.tokenizer, model_type=policy.config.model_type)
-    reward_fns = build_reward_fns(cfg.min_reward, cfg.repetition_penalty, cfg.language_mix_penalty)
+    reward_fns = build_reward_fns(cfg.min_reward, cfg.repetition_penalty_weight, cfg.language_mix_penalty_weight)
     records = load_records(in_path, set(reward_fns))
     encode = PromptEncoder(processor)
-    engine = make_engine(cfg, model_path, policy, profile, processor, world=1)
+    engine = make_engine(cfg, model_path, policy, profile, processor, world=1, records=records)
     budget = rollout_budget(cfg.rollout_think_budget, cfg.max_new_tokens, len(profile.closing_ids), cfg.answer_reserve)
+    params = BudgetParams(think_budget=budget)  # one object: generation and the reward's replay
     raw = [json.loads(line) for line in Path(in_path).read_text().splitlines() if line.strip()]
     out = []
     for start in range(0, len(records), batch):
         chunk = records[start:start + batch]
         prompts = [encode(r) for r in chunk]
         groups = engine.generate(prompts, k, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 max_tokens=cfg.max_new_tokens, budget=BudgetParams(think_budget=budget),
+                                 max_tokens=cfg.max_new_tokens, budget=params,
                                  seeds=[(cfg.seed + start + i) * k for i in range(len(chunk))])
         for i, (record, group) in enumerate(zip(chunk, groups)):
             passes = []
             for c in group:  # forced answering: the response is the engine's ids as they are
-                text = processor.tokenizer.decode(c.token_ids, skip_special_tokens=True)
-                passes.append(reward_fns[record.domain](text, record.answer)["accuracy"] >= cfg.pass_threshold)
+                response = Response.from_ids(c.token_ids, profile, processor.tokenizer, c.prompt_ids, params)
+                passes.append(reward_fns[record.domain](response, record.answer)["accuracy"] >= cfg.pass_threshold)
             rate = sum(passes) / len(passes)
             out.append({**raw[start + i], "pass_rate": rate, "pass_at_k": float(any(passes)),
                         "difficulty": tier_of(rate, cfg.num_tiers)})

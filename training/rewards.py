@@ -1,7 +1,10 @@
 """Rewards: format gate, accuracy on the boxed answer, style penalties. A registry keyed by domain.
 
-    reward_fn = build_reward_fns(cfg)["counting"]
-    reward_fn(response_text, reference)  # -> {"reward": 0.93, "format": 1.0, "accuracy": 1.0, ...}
+    reward_fn = build_reward_fns()["counting"]
+    reward_fn(Response.from_ids(ids, profile, tokenizer), reference)  # -> {"reward": 0.93, "format": 1.0, ...}
+
+The response arrives split by token ids (training.response: the same split serving uses), so no
+reward parses text with a regex of its own.
 
 Every reward function is a plain callable returning the total under "reward" plus each component,
 and the trainer logs every component. A response that breaks the format gets `min_reward` and
@@ -16,33 +19,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from training.response import Response
 from training.verifiers import VERIFIERS, Verifier
 
-RewardFn = Callable[[str, Any], dict[str, float]]
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-BOX_OPEN, BOX_CLOSE = "<|begin_of_box|>", "<|end_of_box|>"
-_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
-_LAYOUT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-
-
-def parse_response(text: str) -> tuple[str, str] | None:
-    """(thinking, answer) when the whole text is `<think>...</think><answer>...</answer>` with each
-    tag exactly once; else None."""
-    match = _LAYOUT.fullmatch(text)
-    if match is None or any(text.count(tag) != 1 for tag in _TAGS):
-        return None
-    return match.group(1), match.group(2)
-
-
-def boxed_answer(answer: str) -> str | None:
-    """The content of the one `<|begin_of_box|>...<|end_of_box|>` in the answer; None unless exactly one."""
-    if answer.count(BOX_OPEN) != 1 or answer.count(BOX_CLOSE) != 1:
-        return None
-    start, end = answer.index(BOX_OPEN) + len(BOX_OPEN), answer.index(BOX_CLOSE)
-    return answer[start:end].strip() if start <= end else None
-
+RewardFn = Callable[[Response, Any], dict[str, float]]
 
 def _words(text: str) -> list[str]:
     # CJK has no spaces: each ideograph/kana counts as a word so both scripts weigh alike.
@@ -77,7 +57,7 @@ def language_mix_score(text: str) -> float:
 
 
 def glm_reward(
-    response: str,
+    response: Response,
     reference: Any,
     *,
     verifier: Verifier,
@@ -87,13 +67,12 @@ def glm_reward(
 ) -> dict[str, float]:
     """The report's reward for one verifiable sample; see the module docstring."""
     out = {"format": 0.0, "accuracy": 0.0, "repetition": 0.0, "language_mix": 0.0}
-    parsed = parse_response(response)
-    if parsed is None or (boxed := boxed_answer(parsed[1])) is None:
+    if not response.well_formed or response.boxed is None:
         return {"reward": min_reward, **out}
     out["format"] = 1.0
-    out["accuracy"] = float(verifier(boxed, reference))
+    out["accuracy"] = float(verifier(response.boxed, reference))
     # Style is judged on what the model wrote, not on the tags around it.
-    content = parsed[0] + " " + parsed[1].replace(BOX_OPEN, " ").replace(BOX_CLOSE, " ")
+    content = response.thinking + " " + response.answer
     out["repetition"] = repetition_score(content)
     out["language_mix"] = language_mix_score(content)
     penalty = repetition_weight * out["repetition"] + language_weight * out["language_mix"]

@@ -56,17 +56,18 @@ def rollout_budget(think_budget: int | None, max_new_tokens: int, closing_len: i
     return budget
 
 
-def to_sample(c: Completion, group: int, prompt: EncodedPrompt, profile: ThinkProfile, budget: int,
-              forced_answering: bool) -> Sample:
+def to_sample(c: Completion, group: int, prompt: EncodedPrompt, profile: ThinkProfile, params: BudgetParams,
+              budget: int, forced_answering: bool) -> Sample:
     """Loss mask and thinking statistics of one completion.
 
-    forced_answering: the engine forced the closing sequence at `budget`; replaying the same
-    BudgetParams marks exactly those positions. Otherwise the engine ran free and we cut the sample
-    where the budget would have been hit, as an engine without forced answering stops generation.
+    forced_answering: the engine forced the closing sequence with `params` (the very object the
+    rollout generated with); replaying it marks exactly those positions. Otherwise the engine ran
+    free and we cut the sample where `budget` would have been hit, as an engine without forced
+    answering stops generation.
     """
     ids = c.token_ids
     if forced_answering:
-        state = replay(profile, BudgetParams(think_budget=budget), c.prompt_ids, ids)
+        state = replay(profile, params, c.prompt_ids, ids)
         forced = set(state.forced_positions)
         mask = [0 if i in forced else 1 for i in range(len(ids))]
         return Sample(group, prompt, ids, mask, state.num_thinking_tokens, state.answer_forced, False,

@@ -1,13 +1,24 @@
-"""Progress bar, TensorBoard scalars, metrics.jsonl and the reward-curve PNG (rank 0 only)."""
+"""Progress line, TensorBoard scalars, metrics.jsonl and the reward-curve PNG (rank 0 only)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-# What the progress bar shows, in order; everything goes to TensorBoard and metrics.jsonl.
-BAR_KEYS = {"reward/mean": "reward", "reward/accuracy": "acc", "rollout/forced_rate": "forced", "rollout/think_len": "think"}
+# What the progress line shows, in order (name, format); everything goes to TensorBoard and metrics.jsonl.
+LINE_KEYS = {"reward/mean": ("reward", "{:.3f}"), "reward/accuracy": ("acc", "{:.3f}"),
+             "rollout/think_len": ("think", "{:.1f}"), "rollout/forced_rate": ("forced", "{:.2f}"),
+             "rollout/entropy": ("entropy", "{:.3f}"), "sampling/groups_kept": ("groups", "{:.0f}"),
+             "time/step_s": ("s/step", "{:.1f}")}
+
+
+def progress_line(step: int, total: int, metrics: dict[str, float]) -> str:
+    """`step 3/20 | reward 0.412 | acc 0.375 | think 31.2 | forced 0.44 | ... | s/step 12.3`."""
+    parts = [f"step {step}/{total}"]
+    parts += [f"{name} {fmt.format(metrics[k])}" for k, (name, fmt) in LINE_KEYS.items() if k in metrics]
+    return " | ".join(parts)
 
 
 class Tracker:
@@ -15,7 +26,9 @@ class Tracker:
                  enabled: bool = True, tensorboard: bool = True, progress_bar: bool = True):
         self.enabled = enabled
         self.path = Path(output_dir) / "metrics.jsonl"
-        self.writer = self.bar = None
+        self.writer = None
+        self.total = total_steps
+        self.progress = progress_bar
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,10 +41,6 @@ class Tracker:
 
             # purge_step hides events the killed run wrote after the checkpoint.
             self.writer = SummaryWriter(str(Path(output_dir) / "tb"), purge_step=start + 1)
-        if progress_bar:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total_steps, initial=start, desc="grpo", dynamic_ncols=True)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
@@ -42,16 +51,12 @@ class Tracker:
             for key, value in metrics.items():
                 self.writer.add_scalar(key, value, step)
             self.writer.flush()
-        if self.bar is not None:
-            self.bar.set_postfix({short: f"{metrics[k]:.3g}" for k, short in BAR_KEYS.items() if k in metrics},
-                                 refresh=False)
-            self.bar.update(1)
+        if self.progress:
+            print(progress_line(step, self.total, metrics), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _mean(values: list[float]) -> float:
@@ -97,6 +102,7 @@ def plot_rewards(runs: dict[str, list[dict[str, Any]]], path: str | Path, keys: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 4), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -106,6 +112,7 @@ def plot_rewards(runs: dict[str, list[dict[str, Any]]], path: str | Path, keys: 
             ax.plot(steps, values, color=colour, alpha=0.3, linewidth=1)
             ax.plot(steps, smooth(values), color=colour, linewidth=2, label=label)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no 2.5 ticks
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()

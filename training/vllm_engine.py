@@ -9,6 +9,7 @@ linear weights) and clears the encoder/multimodal caches that hold outputs of th
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -22,9 +23,15 @@ from training.rollout import Completion
 
 class VLLMEngine:
     def __init__(self, model_path: str, *, seed: int, max_model_len: int, gpu_memory_utilization: float,
-                 max_images: int = 1, max_videos: int = 1):
+                 limit_mm_per_prompt: dict[str, int] | None = None, log_level: str = "error"):
         # In-process engine core: weight sync needs the model object in this process.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        # vLLM logs ~60 lines per weight sync at INFO/WARNING (bf16 notices, "Failed to load
+        # weights" for layers that only hold buffers, set_num_threads): they bury the progress line
+        # and read like a sync failure. vLLM reads the level when first imported; set it on its
+        # logger too in case it already was. An explicit VLLM_LOGGING_LEVEL wins.
+        level = os.environ.setdefault("VLLM_LOGGING_LEVEL", log_level.upper())
+        logging.getLogger("vllm").setLevel(level)
         if not torch.cuda.is_available():
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the CPU default (4) is far too much here
         from vllm_adapter.engine_env import prepare_engine_env, processor_kwargs
@@ -34,7 +41,7 @@ class VLLMEngine:
         self.llm = LLM(
             model=model_path, seed=seed, max_model_len=max_model_len, enforce_eager=True,
             gpu_memory_utilization=gpu_memory_utilization, dtype="bfloat16",
-            limit_mm_per_prompt={"image": max_images, "video": max_videos},
+            limit_mm_per_prompt=limit_mm_per_prompt or {"image": 1, "video": 1},
             # Whole prompts per step: vLLM 0.32 crashes ("CPU Generator does not use offset") when a
             # seeded request's prefill is split over steps on CPU, and we seed every request.
             enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192),

@@ -77,7 +77,9 @@ def test_sequence_logprobs_match_hf_and_survive_mixed_batches(tiny_model_dir, pr
                    **image.tensors).logits[0, :-1].log_softmax(-1)
         hf = hf.gather(-1, ids[0, 1:, None])[:, 0]
     width = alone.shape[1]
-    torch.testing.assert_close(alone[0], hf, atol=1e-5, rtol=0)
+    scored = collate(rows[:1], 0).score_mask[0]  # [L-1]: the 3 response positions only
+    assert scored.sum().item() == 3 and (alone[0][~scored] == 0).all()
+    torch.testing.assert_close(alone[0][scored], hf[scored], atol=1e-5, rtol=0)
     torch.testing.assert_close(mixed[0, :width], alone[0], atol=1e-5, rtol=0)
     # At temperature T the scores are those of softmax(logits / T), the distribution rollouts sample from.
     with torch.no_grad():
@@ -85,9 +87,34 @@ def test_sequence_logprobs_match_hf_and_survive_mixed_batches(tiny_model_dir, pr
         hf_hot = (model(input_ids=ids, mm_token_type_ids=torch.tensor([image.mm_token_type_ids + [0, 0, 0]]),
                         **image.tensors).logits[0, :-1].float() / 0.7).log_softmax(-1)
         hf_hot = hf_hot.gather(-1, ids[0, 1:, None])[:, 0]
-    torch.testing.assert_close(hot[0], hf_hot, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hot[0][scored], hf_hot[scored], atol=1e-5, rtol=0)
     assert not torch.allclose(hot, alone)
     batch = collate(rows, 0)
     p = len(video.input_ids)
     assert batch.loss_mask[1, p - 1: p + 4].tolist() == [1, 0, 1, 1, 1]  # forced token masked on the grid
     assert batch.loss_mask.sum().item() == 3 + 4
+
+
+def test_chunked_scoring_same_values_and_grads(tiny_model_dir, processor, synthetic_data: Path):
+    """Scoring 2 tokens per chunk (each chunk recomputed in backward) gives the log-probs and
+    gradients of one big chunk, and the entropy of the full softmax."""
+    model = load_policy(str(tiny_model_dir)).train()
+    prompt = PromptEncoder(processor)(load_records(synthetic_data)[0])
+    batch = collate([Sample(0, prompt, [5, 6, 7, 8, 9], [1, 1, 0, 1, 1], 0, False, False, "stop")], 0)
+    results = []
+    for chunk in (1024, 2):
+        model.zero_grad()
+        logp, ent = token_logprobs(SequenceLogprobs(model, chunk_size=chunk), batch, with_entropy=True)
+        (logp * batch.loss_mask).sum().backward()
+        results.append((logp.detach(), ent, {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}))
+    (a, ent_a, ga), (b, ent_b, gb) = results
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    torch.testing.assert_close(ent_a, ent_b, atol=1e-6, rtol=0)
+    assert ga.keys() == gb.keys() and "lm_head.weight" in ga
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], atol=1e-5, rtol=1e-4)  # summation order differs
+    with torch.no_grad():
+        full = model(input_ids=batch.input_ids, mm_token_type_ids=batch.mm_token_type_ids, **prompt.tensors).logits[0, :-1]
+    logq = full.log_softmax(-1)
+    torch.testing.assert_close(ent_a[0][batch.score_mask[0]], -(logq.exp() * logq).sum(-1)[batch.score_mask[0]],
+                               atol=1e-4, rtol=0)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from training.rewards import (
-    boxed_answer, build_reward_fns, glm_reward, language_mix_score, parse_response, repetition_score,
-)
+from budget import BudgetParams, build_profile
+from training.response import Response
+from training.rewards import build_reward_fns, glm_reward, language_mix_score, repetition_score
 from training.verifiers import (
     VERIFIERS, verify_counting, verify_exact, verify_grounding, verify_math, verify_multiple_choice,
     verify_numeric, verify_ocr, verify_temporal_grounding,
@@ -17,6 +17,16 @@ BOX = "<|begin_of_box|>{}<|end_of_box|>"
 
 def response(thinking: str, answer: str) -> str:
     return f"<think>{thinking}</think><answer>{answer}</answer>"
+
+
+@pytest.fixture(scope="module")
+def split(tiny_model_dir):
+    """text → Response through token ids, as the trainer does with rollout ids."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    profile = build_profile(tok, model_type="glm4v")
+    return lambda text: Response.from_text(text, profile, tok)
 
 
 # ---- verifiers --------------------------------------------------------------------------------
@@ -84,21 +94,36 @@ def test_registry_has_every_domain():
 
 
 # ---- format -----------------------------------------------------------------------------------
-def test_parse_response_layout():
-    assert parse_response(response("hmm", "x")) == ("hmm", "x")
-    assert parse_response("  " + response("a", "b") + "\n") == ("a", "b")
-    assert parse_response("<think>a</think>b") is None  # no answer tags
-    assert parse_response("hi " + response("a", "b")) is None  # text before
-    assert parse_response(response("a", "b") + " more") is None  # text after
-    assert parse_response(response("a <think> b", "c")) is None  # a tag twice
-    assert parse_response("<answer>b</answer><think>a</think>") is None  # wrong order
+def test_layout_gate_on_ids(split):
+    ok = split(response("hmm", "x " + BOX.format(3)))
+    assert ok.well_formed and ok.boxed == "3" and ok.thinking == "hmm" and ok.answer == "x 3"
+    assert split("  " + response("a", BOX.format(1)) + "\n").well_formed
+    assert split(response("a", BOX.format(1)) + "<|endoftext|>").well_formed  # EOS may end it
+    for bad in ("<think>a</think>" + BOX.format(1),  # no answer tags
+                "hi " + response("a", BOX.format(1)),  # text before
+                response("a", BOX.format(1)) + " more",  # text after
+                response("a <think> b", BOX.format(1)),  # a tag twice
+                "<answer>" + BOX.format(1) + "</answer><think>a</think>"):  # wrong order
+        assert not split(bad).well_formed, bad
 
 
-def test_boxed_answer_exactly_one():
-    assert boxed_answer("The count is " + BOX.format(" 3 ")) == "3"
-    assert boxed_answer("3") is None
-    assert boxed_answer(BOX.format(1) + BOX.format(2)) is None
-    assert boxed_answer("<|end_of_box|>3<|begin_of_box|>") is None
+def test_boxed_exactly_one(split):
+    assert split(response("t", "The count is " + BOX.format(" 3 "))).boxed == "3"
+    assert split(response("t", "3")).boxed is None
+    assert split(response("t", BOX.format(1) + BOX.format(2))).boxed is None
+    assert split(response("t", "<|end_of_box|>3<|begin_of_box|>")).boxed is None
+
+
+def test_forced_closing_splits_like_serving(tiny_model_dir, split):
+    """A forced `</think><answer>` (budget 2) is the same split as the model closing itself."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    profile = build_profile(tok, model_type="glm4v")
+    ids = tok.encode(response("one two", BOX.format(5)), add_special_tokens=False)
+    forced = Response.from_ids(ids, profile, tok, params=BudgetParams(think_budget=2))
+    thinking_len = len(tok.encode("one two", add_special_tokens=False))
+    assert forced.answer_forced == (thinking_len == 2) and forced.well_formed and forced.boxed == "5"
 
 
 # ---- style and the total ----------------------------------------------------------------------
@@ -114,24 +139,24 @@ def test_language_mix_score():
     assert language_mix_score("答案 is") == pytest.approx(1 / 3)
 
 
-def test_glm_reward_components():
+def test_glm_reward_components(split):
     fn = build_reward_fns(min_reward=0.0, repetition_weight=0.5, language_weight=0.5)["counting"]
-    good = fn(response("two circles and a square", "There are " + BOX.format(3)), 3)
+    good = fn(split(response("two circles and a square", "There are " + BOX.format(3))), 3)
     assert good == {"reward": 1.0, "format": 1.0, "accuracy": 1.0, "repetition": 0.0, "language_mix": 0.0}
-    wrong = fn(response("count", BOX.format(4)), 3)
+    wrong = fn(split(response("count", BOX.format(4))), 3)
     assert wrong["format"] == 1.0 and wrong["accuracy"] == 0.0 and wrong["reward"] == 0.0
 
 
-def test_format_failure_gets_min_reward_even_with_right_answer():
+def test_format_failure_gets_min_reward_even_with_right_answer(split):
     for text in ("<think>x</think>" + BOX.format(3), response("x", "3"), response("x", BOX.format(3) * 2)):
-        out = glm_reward(text, 3, verifier=verify_counting, min_reward=-1.0)
+        out = glm_reward(split(text), 3, verifier=verify_counting, min_reward=-1.0)
         assert out["reward"] == -1.0 and out["format"] == 0.0 and out["accuracy"] == 0.0
 
 
-def test_style_penalties_lower_the_reward():
+def test_style_penalties_lower_the_reward(split):
     loop = "look again " * 10
-    out = glm_reward(response(loop, BOX.format(3)), 3, verifier=verify_counting, repetition_weight=0.5)
+    out = glm_reward(split(response(loop, BOX.format(3))), 3, verifier=verify_counting, repetition_weight=0.5)
     assert out["accuracy"] == 1.0
     assert out["reward"] == pytest.approx(1.0 - 0.5 * out["repetition"]) and out["repetition"] > 0.5
-    mixed = glm_reward(response("count 一 二 三", BOX.format(3)), 3, verifier=verify_counting, language_weight=0.5)
+    mixed = glm_reward(split(response("count 一 二 三", BOX.format(3))), 3, verifier=verify_counting, language_weight=0.5)
     assert mixed["language_mix"] == pytest.approx(0.25) and mixed["reward"] == pytest.approx(1.0 - 0.125)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from budget import ThinkProfile
+from budget import BudgetParams, ThinkProfile
 from training.data import EncodedPrompt
 from training.rollout import Completion, rollout_budget, to_sample
 
@@ -15,7 +15,8 @@ PROMPT = EncodedPrompt(text="q", input_ids=[7, 8], mm_token_type_ids=[0, 0], vll
 
 
 def sample(ids: list[int], budget: int, forced_answering: bool = True, finish: str = "stop"):
-    return to_sample(Completion([7, 8], ids, finish, [-0.5] * len(ids)), 0, PROMPT, PROFILE, budget, forced_answering)
+    return to_sample(Completion([7, 8], ids, finish, [-0.5] * len(ids)), 0, PROMPT, PROFILE,
+                     BudgetParams(think_budget=budget), budget, forced_answering)
 
 
 def test_rollout_budget_keeps_room_for_the_answer():

@@ -1,0 +1,119 @@
+"""One step's rollouts: draw prompts, sample G each under the budget, reward, and refill the batch
+while dynamic sampling leaves too few informative groups (verl's `filter_groups`).
+
+Every rank draws the same global prompt list (same curriculum RNG) and takes its slice
+`drawn[rank::world]`. After each round the ranks agree (all-reduce) whether any rank still has
+fewer than `prompts_per_step / world` informative groups; if so all draw again, prompts not yet
+used this step, until full or `max_refill_rounds` extra rounds are spent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from budget import BudgetParams, ThinkProfile
+from training import dist
+from training.config import GRPOConfig
+from training.curriculum import Curriculum, DynamicSampling
+from training.data import PromptEncoder, Record
+from training.grpo import group_advantages
+from training.response import Response
+from training.rewards import RewardFn
+from training.rollout import Sample, to_sample
+
+
+@dataclass
+class Collected:
+    records: list[Record] = field(default_factory=list)  # this rank's groups, in order
+    samples: list[Sample] = field(default_factory=list)  # G per group; s.group indexes `records`
+    valid: list[bool] = field(default_factory=list)  # per group: rewards not all equal
+    drawn: int = 0  # prompts drawn over all ranks and rounds
+    rounds: int = 0
+
+    def kept(self, local_prompts: int, dynamic: bool) -> list[int]:
+        """Groups to train on: informative ones (all when dynamic sampling is off), at most
+        `local_prompts`, at least one so every rank runs the same number of backward passes."""
+        keep = [g for g, ok in enumerate(self.valid) if ok or not dynamic]
+        return (keep or [0])[:local_prompts]
+
+
+@dataclass
+class RolloutContext:
+    cfg: GRPOConfig
+    engine: Any
+    encode: PromptEncoder
+    profile: ThinkProfile
+    tokenizer: Any
+    reward_fns: dict[str, RewardFn]
+    params: BudgetParams  # the one BudgetParams of every rollout: generation and replay use it
+    budget: int
+    rank: int
+    world: int
+    device: torch.device
+
+
+def collect(ctx: RolloutContext, step: int, curriculum: Curriculum, oversampling: DynamicSampling) -> Collected:
+    cfg, world = ctx.cfg, ctx.world
+    local_prompts = cfg.prompts_per_step // world
+    out = Collected()
+    used: set[str] = set()
+    draw = oversampling.num_to_draw(cfg.prompts_per_step)
+    results: list[tuple[str, list[bool]]] = []
+    for round_ in range(1 + (cfg.max_refill_rounds if cfg.dynamic_sampling else 0)):
+        drawn = curriculum.sample(draw, exclude=used)
+        if not drawn:
+            break
+        used.update(r.id for r in drawn)
+        out.drawn += len(drawn)
+        out.rounds = round_ + 1
+        mine = drawn[ctx.rank::world]
+        results += _roll(ctx, step, round_, mine, out)
+        short = dist.all_max(max(0, local_prompts - sum(out.valid)), world, ctx.device)
+        if not short or not cfg.dynamic_sampling:
+            break
+        # Draw for the neediest rank, expanded by the observed share of informative groups.
+        rate = max(sum(dist.all_sum([sum(out.valid)], world, ctx.device)) / out.drawn, 1 / cfg.max_oversample)
+        draw = math.ceil(short * world / rate)
+    curriculum.update([res for part in dist.gather(results, world) for res in part])  # identical on every rank
+    valid_total = sum(dist.all_sum([sum(out.valid)], world, ctx.device))
+    oversampling.update(1.0 - valid_total / out.drawn)
+    return out
+
+
+def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: Collected) -> list[tuple[str, list[bool]]]:
+    """Generate, score and add this rank's groups of one round; (record id, passes) per group."""
+    cfg = ctx.cfg
+    if not mine:
+        return []
+    prompts = [ctx.encode(r) for r in mine]
+    # vLLM seeds sample k of a request with seed + k: space the requests' seeds G apart so that
+    # no two samples of a step share a random stream.
+    seeds = [(cfg.seed * 1_000_003 + step * 10_007 + round_ * 7_919 + ctx.rank + ctx.world * i) * cfg.group_size
+             for i in range(len(mine))]
+    groups = ctx.engine.generate(prompts, cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
+                                 max_tokens=cfg.max_new_tokens, budget=ctx.params if cfg.forced_answering else None,
+                                 seeds=seeds)
+    base = len(out.records)
+    samples = [to_sample(c, base + g, prompts[g], ctx.profile, ctx.params, ctx.budget, cfg.forced_answering)
+               for g, group in enumerate(groups) for c in group]
+    for s in samples:
+        record = mine[s.group - base]
+        if s.truncated:  # cut at the budget (forced answering off): the minimum reward
+            s.reward = {"reward": cfg.min_reward, "format": 0.0, "accuracy": 0.0}
+            continue
+        response = Response.from_ids(s.response_ids, ctx.profile, ctx.tokenizer, s.prompt.input_ids,
+                                     ctx.params if cfg.forced_answering else None)
+        s.text = ctx.tokenizer.decode(s.response_ids, skip_special_tokens=False)
+        s.reward = ctx.reward_fns[record.domain](response, record.answer)
+    rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), cfg.group_size)  # [N, G]
+    for s, adv in zip(samples, group_advantages(rewards, cfg.scale_advantages).view(-1).tolist()):
+        s.advantage = adv
+    out.records += mine
+    out.samples += samples
+    out.valid += (rewards.std(dim=1) > 0).tolist()
+    per_group = [samples[g * cfg.group_size:(g + 1) * cfg.group_size] for g in range(len(mine))]
+    return [(r.id, [s.reward["accuracy"] >= cfg.pass_threshold for s in grp]) for r, grp in zip(mine, per_group)]
