@@ -1,7 +1,6 @@
 """Fixtures for the server tests.
 
 - `tiny_tokenizer`: the tiny model's real tokenizer (fast tests).
-- `fake_app_client`: factory of FastAPI TestClients over the fake backend (fast HTTP-layer tests).
 - `server`: ONE real `thinkcap serve` subprocess on the tiny model for the whole session (vLLM CPU
   engine), killed at the end. Tests using it are marked `engine`.
 """
@@ -13,17 +12,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
-
-from serving.app import create_app
-from serving.settings import MediaLimits, ServerSettings
-from tests.serving.fake_backend import FakeBackend
 
 START_TIMEOUT_S = 600  # engine start is ~10 s alone, much more when other engines share the CPU
 
@@ -33,25 +27,6 @@ def tiny_tokenizer(tiny_model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture
-def fake_app_client(tiny_tokenizer, tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
-    """`make(**settings)` → (TestClient, FakeBackend); media may be read from `tmp_path`."""
-    clients: list[TestClient] = []
-
-    def make(backend_kwargs: dict | None = None, **settings) -> tuple[TestClient, FakeBackend]:
-        backend = FakeBackend(tiny_tokenizer, **(backend_kwargs or {}))
-        media = settings.pop("media", MediaLimits(allowed_local_media_path=tmp_path))
-        cfg = ServerSettings(model="tiny", media=media, **settings)
-        client = TestClient(create_app(cfg, backend))
-        client.__enter__()  # runs the lifespan
-        clients.append(client)
-        return client, backend
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def free_port() -> int:

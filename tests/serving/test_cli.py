@@ -1,10 +1,12 @@
-"""`thinkcap serve` argument parsing: our flags, vLLM's engine flags, and how they meet."""
+"""`thinkcap serve` argument parsing: vLLM's own serve flags, thinkcap's flags, and the defaults
+thinkcap fills in (processor, reasoning parser, plugin allowlist)."""
 
 from __future__ import annotations
 
 import pytest
 
-from serving.cli import build_parser, engine_args_from, settings_from_args
+from serving.cli import build_parser, plugin_allowlist, prepare, settings_from_args
+from vllm_adapter.engine_env import PROCESSOR_FQCN
 
 
 @pytest.fixture(scope="module")
@@ -12,27 +14,34 @@ def parser():
     return build_parser(cpu=True)
 
 
-def test_server_and_engine_flags(parser, tmp_path):
+def test_vllm_and_thinkcap_flags(parser, tmp_path):
     args = parser.parse_args([
         "some/model", "--port", "9001", "--api-key", "k", "--default-think-budget", "64",
-        "--answer-reserve", "8", "--reasoning-effort-budgets", "low=10,high=99", "--video-fps", "1.5",
+        "--answer-reserve", "8", "--reasoning-effort-budgets", "low=10,high=99",
         "--allowed-local-media-path", str(tmp_path), "--served-model-name", "glm",
-        "--max-model-len", "2048", "--tensor-parallel-size", "1",
+        "--max-model-len", "2048", "--enable-auto-tool-choice", "--tool-call-parser", "glm45",
     ])
-    settings = settings_from_args(args, args.model_tag)
-    assert (settings.port, settings.api_key, settings.default_think_budget, settings.answer_reserve) == (9001, "k", 64, 8)
-    assert settings.reasoning_effort_budgets == {"low": 10, "high": 99}
-    assert settings.model_name == "glm" and settings.model == "some/model"
-    assert settings.media.video_fps == 1.5 and settings.media.allowed_local_media_path == tmp_path.resolve()
-    engine = engine_args_from(args, "some/model")
-    assert engine.model == "some/model" and engine.max_model_len == 2048 and engine.enforce_eager  # CPU default
+    settings = settings_from_args(args)
+    assert (settings.default_think_budget, settings.answer_reserve) == (64, 8)
+    assert settings.reasoning_effort_budgets["low"] == 10 and settings.reasoning_effort_budgets["none"] == 0
+    assert settings.media.allowed_local_media_path == tmp_path.resolve()
+    assert args.port == 9001 and args.api_key == ["k"] and args.tool_call_parser == "glm45"  # vLLM's own
+    assert args.enforce_eager  # CPU default
 
 
-def test_defaults_and_unlimited(parser):
-    args = parser.parse_args(["--default-think-budget", "-1"])
-    assert args.model_tag is None and args.model is None  # → the tiny model
-    settings = settings_from_args(args, "m")
-    assert settings.default_think_budget is None and settings.answer_reserve == 16 and settings.model_name == "m"
+def test_prepare_serves_the_tiny_model_with_processor_and_parser(parser, tiny_model_dir):
+    args = prepare(parser.parse_args([str(tiny_model_dir), "--logits-processors", "x.y:Z"]), cpu=True)
+    assert args.logits_processors == ["x.y:Z", PROCESSOR_FQCN]  # theirs kept, ours listed once
+    assert args.reasoning_parser == "glm41v" and args.structured_outputs_config.reasoning_parser == "glm41v"
+    mine = prepare(parser.parse_args([str(tiny_model_dir), "--reasoning-parser", "glm45"]), cpu=True)
+    assert mine.reasoning_parser == "glm45"  # a user's choice wins
+
+
+def test_plugin_allowlist_keeps_what_vllm_would_load():
+    names = plugin_allowlist({}).split(",")
+    assert "thinkcap" in names and "thinkcap_glm41v" in names and "lora_filesystem_resolver" in names
+    assert "lora_hf_hub_resolver" not in names  # opt-in in vLLM: naming it would switch it on
+    assert plugin_allowlist({"VLLM_PLUGINS": "a,b"}) == "a,b,thinkcap"
 
 
 @pytest.mark.parametrize("argv", [["--default-think-budget", "-5"], ["--default-think-budget", "x"],

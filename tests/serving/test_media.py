@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from serving.errors import APIError
-from serving.media import decode_image, decode_video, sample_indices
+from serving.media import MediaRef, check_image, check_video, gate_media
 from serving.media_fetch import fetch_bytes, local_path
 from serving.settings import MediaLimits
 
@@ -54,37 +54,35 @@ def test_local_paths_stay_inside_the_allowed_folder(tmp_path):
         local_path(str(tmp_path / "ok.bin"), MediaLimits(), "p")
 
 
-def test_image_pixel_limit_and_modes():
+def test_image_pixel_limit_and_mime():
     buf = io.BytesIO()
     Image.new("RGBA", (50, 40), (1, 2, 3, 4)).save(buf, "PNG")
-    img = decode_image(buf.getvalue(), MediaLimits())
-    assert img.mode == "RGB" and img.size == (50, 40)
+    assert check_image(buf.getvalue(), MediaLimits()) == "image/png"
     with pytest.raises(APIError, match="limit is 1000"):
-        decode_image(buf.getvalue(), MediaLimits(image_max_pixels=1000))
-
-
-def test_video_sampled_uniformly_with_real_timestamps(tmp_path):
-    frames, meta = decode_video(mp4_bytes(tmp_path, seconds=3), MediaLimits(video_fps=2))
-    assert frames.shape == (6, 24, 32, 3) and frames.dtype == np.uint8
-    assert meta["fps"] == 10 and meta["total_num_frames"] == 30 and meta["duration"] == 3
-    assert meta["frames_indices"] == [0, 6, 12, 17, 23, 29] and meta["do_sample_frames"] is False
-    # The frame at each index is that frame (brightness = 8 * index, within codec error).
-    assert [int(round(f.mean() / 8)) for f in frames] == meta["frames_indices"]
+        check_image(buf.getvalue(), MediaLimits(image_max_pixels=1000))
+    with pytest.raises(APIError, match="could not decode"):
+        check_image(buf.getvalue()[:60], MediaLimits())  # a truncated PNG: header fine, data cut
 
 
 def test_video_limits(tmp_path):
     data = mp4_bytes(tmp_path, seconds=4)
-    frames, meta = decode_video(data, MediaLimits(video_fps=10, video_max_frames=5))
-    assert len(frames) == 6  # 5 capped, then padded to an even count for GLM's frame pairs
-    assert meta["frames_indices"][-1] == meta["frames_indices"][-2]
+    assert check_video(data, MediaLimits()) == "video/mp4"
     with pytest.raises(APIError, match="lasts 4.0 s"):
-        decode_video(data, MediaLimits(video_max_duration_s=3))
+        check_video(data, MediaLimits(video_max_duration_s=3))
+    with pytest.raises(APIError, match="limit is 100 pixels"):
+        check_video(data, MediaLimits(image_max_pixels=100))
     with pytest.raises(APIError, match="could not open"):
-        decode_video(b"\x00" * 1000, MediaLimits())
+        check_video(b"\x00" * 1000, MediaLimits())
 
 
-@pytest.mark.parametrize(("total", "fps", "want"), [(30, 10.0, 6), (5, 10.0, 2), (1, 1.0, 2), (10_000, 30.0, 32)])
-def test_sample_indices_are_even_sorted_and_in_range(total, fps, want):
-    idx = sample_indices(total, fps, MediaLimits())
-    assert len(idx) == want and len(idx) % 2 == 0
-    assert idx == sorted(idx) and 0 <= idx[0] and idx[-1] <= total - 1
+def test_gate_rewrites_urls_to_data_and_counts_first(tmp_path):
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "JPEG")
+    (tmp_path / "a.jpg").write_bytes(buf.getvalue())
+    limits = MediaLimits(allowed_local_media_path=tmp_path, max_images_per_request=1)
+    part = {"url": "a.jpg"}
+    asyncio.run(gate_media([MediaRef("image", part, "url", "messages.0.content.0")], limits))
+    assert part["url"] == "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    two = [MediaRef("image", {"url": "nope"}, "url", "p") for _ in range(2)]
+    with pytest.raises(APIError, match="2 images"):  # refused before anything is fetched
+        asyncio.run(gate_media(two, limits))
