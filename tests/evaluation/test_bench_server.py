@@ -1,0 +1,53 @@
+"""Smoke run of `thinkcap bench server` on a tiny load: both servers start, vLLM's benchmark client
+drives both, every case has a ratio's worth of numbers, and the peer check splits real ids. No
+timing is asserted (benchmarks are commands; this only proves the command works)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evaluation.bench_server import ServerBenchConfig, main, parse_args
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+
+def test_bench_server_smoke(tmp_path: Path, capsys):
+    out = tmp_path / "bench"
+    assert main(["--concurrency", "1,2", "--rounds", "1", "--min-prompts", "2", "--prompts-per-concurrency", "1",
+                 "--output-len", "16", "--budget", "4", "--peer-requests", "2", "--peer-budget", "24",
+                 "--out", str(out), "--base-port", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "thinkcap / vLLM" in printed and "non-empty answers" in printed
+    result = json.loads((out / "bench_server.json").read_text())
+    assert set(result["cases"]) == {"c=1 no budget", "c=1 budget 4", "c=2 no budget", "c=2 budget 4"}
+    for case in result["cases"].values():
+        for server in ("thinkcap", "vllm"):
+            assert case[server]["completed"] == [2]
+            assert case[server]["output_throughput"][0] > 0 and case[server]["median_ttft_ms"][0] > 0
+    for server in ("thinkcap", "vllm"):
+        room, tight = result["peer"][server]
+        assert room["n"] == tight["n"] == 2 and room["max_tokens"] == 48 and tight["max_tokens"] == 24
+    # max_tokens = budget: ours lowers the budget to keep room for the answer (greedy, so the
+    # same on every run); vLLM's budget cannot fire before max_tokens ends the response.
+    assert result["peer"]["thinkcap"][1]["answered"] == 2
+    assert result["peer"]["vllm"][1]["closed"] == 0
+    assert (out / "thinkcap-serve.log").exists() and (out / "vllm-serve.log").exists()
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--budget", "64", "--output-len", "64"], "--budget"),
+    (["--concurrency", "0"], "--concurrency"),
+    (["--rounds", "0"], "--rounds"),
+    (["--peer-budget", "8"], "--peer-budget"),
+])
+def test_bad_options_are_refused(argv, needle, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert needle in capsys.readouterr().err
+
+
+def test_defaults_are_the_issue_load():
+    assert ServerBenchConfig().concurrencies == [1, 8, 32, 64]
