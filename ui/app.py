@@ -1,24 +1,25 @@
-"""The page: chat with example cards on the left, think-budget controls on the right.
+"""The page: a Chat tab (chat left, think-budget controls right) and a Compare tab.
 
-`build_demo` only lays out and wires; the behaviour lives in `ui.chat`. `launch_demo` adds what
-Gradio 6 takes at launch time (theme, CSS, which folders may be served).
+`build_demo` only lays out and wires; the behaviour lives in `ui.chat`, `ui.compare` and
+`ui.controls`. `launch_demo` adds what Gradio 6 takes at launch time (theme, CSS, the small
+script in assets/demo.js, which folders may be served).
 """
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import gradio as gr
 
-from ui.chat import (EFFORT_BUDGETS, add_user_message, pick_effort, respond, server_status,
-                     server_status_html, stop_turn, toggle_unlimited, unlock_textbox,
-                     use_example)
+from ui import chat, compare, controls
+from ui.chat import Chat
+from ui.compare import Compare
 from ui.client import ChatClient
 from ui.examples import ExampleMedia
+from ui.session import Sessions
 
 ASSETS = Path(__file__).parent / "assets"
-MAX_BUDGET = 8192
+STATUS_SECONDS = 10  # how often the status line asks the server again
 
 HEADER = """
 <div class="tc-header">
@@ -31,6 +32,8 @@ HEADER = """
 """
 
 PLACEHOLDER = "### Try an example\nor type a question below and attach images or a video."
+FOCUS_JS = "() => window.thinkcapFocus && window.thinkcapFocus()"
+CLEAR_TOASTS_JS = "(...args) => { window.thinkcapClearToasts && window.thinkcapClearToasts(); return args; }"
 
 
 def example_cards(media: ExampleMedia) -> list[dict]:
@@ -49,63 +52,139 @@ def example_cards(media: ExampleMedia) -> list[dict]:
     ]
 
 
-def budget_controls(default_budget: int) -> tuple:
+def budget_controls(default_budget: int) -> dict:
     with gr.Group():
-        effort = gr.Radio(list(EFFORT_BUDGETS), value=None, label="Reasoning effort",
-                          elem_id="tc-effort",
-                          info=" · ".join(f"{k} = {v}" for k, v in EFFORT_BUDGETS.items()))
-        budget = gr.Slider(0, MAX_BUDGET, value=default_budget, step=1, label="Think budget",
-                           info="Most tokens the model may think before it must answer.",
-                           elem_id="tc-budget")
+        effort = gr.Radio(list(controls.EFFORT_BUDGETS),
+                          value=controls.matching_effort(default_budget, False),
+                          label="Reasoning effort", elem_id="tc-effort",
+                          info=" · ".join(f"{k} = {v}" for k, v in controls.EFFORT_BUDGETS.items()
+                                          if v is not None))
+        budget = gr.Slider(0, controls.MAX_BUDGET, value=default_budget, step=1,
+                           label="Think budget", elem_id="tc-budget",
+                           info="Most tokens the model may think before it must answer.")
         unlimited = gr.Checkbox(False, label="Unlimited thinking", elem_id="tc-unlimited")
     with gr.Accordion("Advanced", open=False, elem_id="tc-advanced"):
-        max_tokens = gr.Slider(16, 16384, value=2048, step=16, label="Max tokens",
+        max_tokens = gr.Slider(16, controls.MAX_TOKENS, value=2048, step=16, label="Max tokens",
                                info="Thinking and answer together.", elem_id="tc-max-tokens")
         temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Temperature",
                                 elem_id="tc-temperature")
-    return effort, budget, unlimited, max_tokens, temperature
+        system = gr.Textbox("", label="System prompt", lines=2, elem_id="tc-system",
+                            placeholder="Optional instructions sent before the conversation")
+    return dict(effort=effort, budget=budget, unlimited=unlimited, max_tokens=max_tokens,
+                temperature=temperature, system=system)
+
+
+def wire_controls(c: dict) -> None:
+    c["effort"].input(controls.pick_effort, [c["effort"], c["max_tokens"]],
+                      [c["budget"], c["unlimited"], c["max_tokens"]], show_progress="hidden")
+    # The radio follows the slider and the switch, whoever moved them.
+    for source in (c["budget"], c["unlimited"]):
+        source.change(controls.sync_effort, [c["budget"], c["unlimited"]], [c["effort"]],
+                      show_progress="hidden")
+    c["unlimited"].change(controls.toggle_unlimited, [c["unlimited"]], [c["budget"]],
+                          show_progress="hidden")
+
+
+def chat_layout(media: ExampleMedia) -> dict:
+    chatbot = gr.Chatbot(label="Chat", height=600, elem_id="tc-chat", buttons=["copy"],
+                         feedback_options=None, placeholder=PLACEHOLDER,
+                         examples=example_cards(media))
+    box = gr.MultimodalTextbox(
+        file_count="multiple", file_types=["image", "video"], sources=["upload"],
+        placeholder="Ask about an image or a video…", label="Your message", show_label=False,
+        submit_btn=True, stop_btn=False, elem_id="tc-input")
+    return dict(chatbot=chatbot, box=box, go=gr.State(False))
+
+
+def wire_chat(handlers: Chat, ui: dict, c: dict, status: gr.HTML, new: gr.Button) -> None:
+    chatbot, box, go = ui["chatbot"], ui["box"], ui["go"]
+    box.change(chat.check_upload, [box], [box], show_progress="hidden",
+               trigger_mode="always_last")
+    # Instant and sometimes refused: no progress overlay to hide the toast behind.
+    starts = [
+        box.submit(handlers.add_user_message, [box, chatbot], [chatbot, box, go],
+                   show_progress="hidden", js=CLEAR_TOASTS_JS),
+        chatbot.example_select(handlers.use_example, [chatbot],
+                               [chatbot, box, go], show_progress="hidden"),
+        chatbot.retry(handlers.retry_turn, [chatbot], [chatbot, box, go],
+                      show_progress="hidden"),
+    ]
+    inputs = [chatbot, go, c["budget"], c["unlimited"], c["max_tokens"], c["temperature"],
+              c["system"]]
+    for start in starts:
+        (start.then(handlers.respond, inputs, [chatbot],
+                    show_progress="hidden")
+         .then(chat.end_turn, [go], [box], show_progress="hidden")
+         .then(None, js=FOCUS_JS)
+         .then(handlers.server_status, None, [status], show_progress="hidden"))
+    box.stop(handlers.stop_turn, None, None, concurrency_limit=None,
+             show_progress="hidden")
+    for clear in (chatbot.clear, new.click):
+        clear(handlers.new_chat, None, [chatbot, box], show_progress="hidden")
+
+
+def compare_layout() -> dict:
+    gr.Markdown("One question, answered at several think budgets at once: see what the budget "
+                "changes. Attach an image or a video as in the chat.")
+    with gr.Row(equal_height=True):
+        box = gr.MultimodalTextbox(
+            file_count="multiple", file_types=["image", "video"], sources=["upload"],
+            placeholder="A question to answer at every budget…", label="Question",
+            show_label=False, submit_btn="Compare", stop_btn=False, elem_id="tc-compare-input",
+            scale=4)
+        budgets = gr.Textbox(compare.DEFAULT_BUDGETS, label="Budgets (2–4, or “unlimited”)",
+                             elem_id="tc-compare-budgets", scale=1, min_width=180)
+    question = gr.HTML("", elem_id="tc-compare-question")
+    with gr.Row(equal_height=True, elem_id="tc-compare-columns"):
+        columns = [gr.Chatbot(label=f"Budget {i + 1}", height=520, visible=False,
+                              buttons=["copy"], feedback_options=None,
+                              elem_classes="tc-compare-col", elem_id=f"tc-compare-{i}")
+                   for i in range(compare.MAX_COLUMNS)]
+    return dict(box=box, budgets=budgets, question=question, columns=columns)
+
+
+def wire_compare(handlers: Compare, stop, ui: dict, c: dict) -> None:
+    box = ui["box"]
+    box.change(chat.check_upload, [box], [box], show_progress="hidden",
+               trigger_mode="always_last")
+    run = box.submit(handlers.run,
+                     [box, ui["budgets"], c["max_tokens"], c["temperature"], c["system"]],
+                     [ui["question"], box, *ui["columns"]], show_progress="hidden",
+                     js=CLEAR_TOASTS_JS)
+    run.then(chat.idle_box, None, [box], show_progress="hidden")
+    box.stop(stop, None, None, concurrency_limit=None, show_progress="hidden")
 
 
 def build_demo(client: ChatClient, media: ExampleMedia, default_budget: int = 256) -> gr.Blocks:
+    sessions = Sessions()
     with gr.Blocks(title="thinkcap · think-budget demo", analytics_enabled=False) as demo:
         gr.HTML(HEADER)
-        status = gr.HTML(server_status_html(None), elem_classes="tc-status")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="Chat", height=600, elem_id="tc-chat",
-                                     buttons=["copy"], feedback_options=None,
-                                     placeholder=PLACEHOLDER, examples=example_cards(media))
-                box = gr.MultimodalTextbox(
-                    file_count="multiple", file_types=["image", "video"], sources=["upload"],
-                    placeholder="Ask about an image or a video…",
-                    show_label=False, stop_btn=True, autofocus=True, elem_id="tc-input")
-            with gr.Column(scale=1, min_width=280):
-                effort, budget, unlimited, max_tokens, temperature = budget_controls(default_budget)
-                new_chat = gr.Button("New chat", variant="secondary")
-
-        # Instant and often refused (a bad file): no progress overlay to hide the toast behind.
-        sent = box.submit(add_user_message, [box, chatbot], [chatbot, box], show_progress="hidden")
-        picked = chatbot.example_select(use_example, [chatbot], [chatbot, box],
-                                        show_progress="hidden")
-        answers = [event.success(partial(respond, client),
-                                 [chatbot, budget, unlimited, max_tokens, temperature], [chatbot])
-                   for event in (sent, picked)]
-        for answer in answers:
-            answer.then(unlock_textbox, None, [box])
-        box.stop(stop_turn, [chatbot], [chatbot, box], cancels=answers)
-        chatbot.clear(unlock_textbox, None, [box], cancels=answers)
-        effort.input(pick_effort, [effort], [budget, unlimited])
-        unlimited.change(toggle_unlimited, [unlimited], [budget])
-        budget.release(lambda: None, None, [effort])  # a hand-set budget is no preset any more
-        new_chat.click(lambda: ([], gr.MultimodalTextbox(value=None, interactive=True)),
-                       None, [chatbot, box], cancels=answers)
-        demo.load(partial(server_status, client), None, [status])
+        status = gr.HTML(chat.server_status_html(None), elem_classes="tc-status",
+                         elem_id="tc-status")
+        with gr.Row(equal_height=False, elem_id="tc-main"):
+            with gr.Column(scale=3, elem_id="tc-left"):
+                with gr.Tabs():
+                    with gr.Tab("Chat", id="chat", elem_id="tc-chat-tab"):
+                        chat_ui = chat_layout(media)
+                    with gr.Tab("Compare budgets", id="compare", elem_id="tc-compare-tab"):
+                        compare_ui = compare_layout()
+            with gr.Column(scale=1, min_width=280, elem_id="tc-controls"):
+                c = budget_controls(default_budget)
+                new = gr.Button("New chat", variant="secondary", elem_id="tc-new-chat")
+        wire_controls(c)
+        handlers = Chat(client, sessions)
+        wire_chat(handlers, chat_ui, c, status, new)
+        wire_compare(Compare(client, sessions), handlers.stop_turn, compare_ui, c)
+        check = handlers.server_status
+        demo.load(check, None, [status])
+        gr.Timer(STATUS_SECONDS).tick(check, None, [status], show_progress="hidden")
     return demo
 
 
 def launch_demo(demo: gr.Blocks, media: ExampleMedia, *, host: str, port: int | None,
                 share: bool = False, block: bool = True) -> None:
-    demo.queue(default_concurrency_limit=4).launch(
+    script = (ASSETS / "demo.js").read_text()
+    demo.queue(default_concurrency_limit=8).launch(
         server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
         allowed_paths=[str(media.shapes.parent)], theme=gr.themes.Soft(primary_hue="indigo"),
-        css_paths=[ASSETS / "demo.css"], show_error=False)
+        css_paths=[ASSETS / "demo.css"], head=f"<script>{script}</script>", show_error=False)

@@ -1,8 +1,10 @@
-"""The demo's event handlers: take a message from the textbox, stream the model's turn.
+"""The chat's event handlers: take a message from the textbox, stream the model's turn.
 
 Kept apart from the layout (`ui.app`) so they can be driven directly in tests. Whatever goes
-wrong ends as a message in the page (a toast for a bad upload, a note in the chat for a server
-error): Gradio would otherwise show a bare "Error".
+wrong ends as a message in the page, never as Gradio's bare "Error": a refused send is a warning
+toast that leaves the conversation and the textbox as they were, a server error is a note in the
+chat. A refusal therefore returns `gr.skip()` for the chat and `False` for the `go` flag that the
+streaming step reads.
 """
 
 from __future__ import annotations
@@ -13,95 +15,85 @@ from collections.abc import Iterator
 import gradio as gr
 
 from ui.client import ChatClient, ServerError, Settings
+from ui.controls import warn, warn_if_capped
 from ui.history import to_openai
 from ui.media import MediaError, check_attachments, sniff_media
 from ui.render import assistant_messages
-from ui.stream import Turn
+from ui.session import Sessions, StopSignal
+from ui.stream import Throttle, Turn
 
-# Client-side presets for the effort shortcut; the slider then shows the number actually sent.
-EFFORT_BUDGETS = {"Low": 256, "Medium": 1024, "High": 4096}
-
-
-def add_user_message(message: dict | None, history: list[dict]) -> tuple[list[dict], dict]:
-    """Move the textbox contents into the chat, or raise `gr.Error` (a toast) and keep them."""
+def check_message(message: dict | None) -> dict:
+    """The textbox contents as chat content, or MediaError with the reason to refuse them."""
     message = message or {}
     text = (message.get("text") or "").strip()
     files = message.get("files") or []
     if not text and not files:
-        raise gr.Error("Type a question, or attach images or a video.", title="Nothing to send")
-    try:
-        media = [sniff_media(f) for f in files]
-        check_attachments(media)
-    except MediaError as exc:
-        raise gr.Error(str(exc), title="Cannot send this file") from None
-    content: list = [{"path": str(m.path)} for m in media] + ([text] if text else [])
-    # The textbox is locked until the answer is complete; `unlock_textbox` frees it.
-    return [*history, {"role": "user", "content": content}], gr.MultimodalTextbox(
-        value=None, interactive=False)
+        raise MediaError("Type a question, or attach images or a video.")
+    media = [sniff_media(f) for f in files]
+    check_attachments(media)
+    return {"role": "user", "content": [{"path": str(m.path)} for m in media] + (
+        [text] if text else [])}
 
 
-def use_example(history: list[dict], event: gr.SelectData) -> tuple[list[dict], dict]:
-    """A click on an example card in the empty chat: send it as if typed."""
-    example = event.value or {}
-    # Gradio hands example files over as file dicts; their `path` is the file on our disk.
-    files = [f["path"] if isinstance(f, dict) else f for f in example.get("files") or []]
-    return add_user_message({"text": example.get("text", ""), "files": files}, history)
+def turn_box() -> dict:
+    """The textbox while a turn streams: typeable, Stop instead of Send."""
+    return gr.MultimodalTextbox(value=None, interactive=True, submit_btn=False, stop_btn=True)
 
 
-def unlock_textbox() -> dict:
-    return gr.MultimodalTextbox(interactive=True)
+def idle_box() -> dict:
+    return gr.MultimodalTextbox(interactive=True, submit_btn=True, stop_btn=False)
 
 
-def stop_turn(history: list[dict]) -> tuple[list[dict], dict]:
-    """The stop button cancels the stream mid-thought; without this its spinner would spin on."""
-    def stopped(message: dict) -> dict:
-        if (message.get("metadata") or {}).get("status") != "pending":
-            return message
-        return {**message, "metadata": {"title": "Thinking (stopped)"}}
-    return [stopped(m) for m in history], unlock_textbox()
+def check_upload(message: dict | None) -> dict:
+    """Look at the bytes of each file as it is attached: drop the ones we could not send."""
+    message = message or {}
+    kept, problems = [], []
+    for f in message.get("files") or []:
+        path = f["path"] if isinstance(f, dict) else f
+        try:
+            sniff_media(path)
+            kept.append(path)
+        except MediaError as exc:
+            problems.append(str(exc))
+    if not problems:
+        return gr.skip()
+    warn(" ".join(problems), "Attachment removed")
+    return gr.MultimodalTextbox(value={"text": message.get("text", ""), "files": kept})
+
+
+def end_turn(go: bool) -> dict:
+    return idle_box() if go else gr.skip()
 
 
 def settings_from_controls(budget: float, unlimited: bool, max_tokens: float,
-                           temperature: float) -> Settings:
+                           temperature: float, system_prompt: str = "") -> Settings:
     return Settings(think_budget=None if unlimited else int(budget),
-                    max_tokens=int(max_tokens), temperature=float(temperature))
+                    max_tokens=int(max_tokens), temperature=float(temperature),
+                    system_prompt=system_prompt or "")
 
 
-def respond(client: ChatClient, history: list[dict], budget: float, unlimited: bool,
-            max_tokens: float, temperature: float) -> Iterator[list[dict]]:
-    """Stream the assistant's turn into the chat: thinking block first, then the answer."""
-    settings = settings_from_controls(budget, unlimited, max_tokens, temperature)
+def stream_turn(client: ChatClient, history: list[dict], settings: Settings,
+                signal: StopSignal | None = None,
+                throttle: Throttle | None = None) -> Iterator[list[dict]]:
+    """The assistant's turn as chat messages, at most ~10 updates a second, the last one exact."""
+    throttle = throttle or Throttle()
     turn = Turn()
-    yield [*history, *assistant_messages(turn)]
+    yield assistant_messages(turn)
     try:
-        for chunk in client.stream(to_openai(history), settings):
+        for chunk in client.stream(to_openai(history), settings, signal):
             turn.feed(chunk)
-            yield [*history, *assistant_messages(turn)]
+            if throttle.ready():
+                yield assistant_messages(turn)
     except (ServerError, MediaError) as exc:
-        yield [*history, *assistant_messages(turn, error=str(exc))]
+        yield assistant_messages(turn, error=str(exc))
         return
-    if not turn.finished:
-        yield [*history, *assistant_messages(turn, error="The server ended the stream early.")]
-
-
-def pick_effort(effort: str | None) -> tuple[dict, dict]:
-    """An effort preset fills in the budget slider and switches unlimited thinking off."""
-    if effort not in EFFORT_BUDGETS:
-        return gr.Slider(), gr.Checkbox()
-    return gr.Slider(value=EFFORT_BUDGETS[effort], interactive=True), gr.Checkbox(value=False)
-
-
-def toggle_unlimited(unlimited: bool) -> dict:
-    return gr.Slider(interactive=not unlimited)
-
-
-def server_status(client: ChatClient) -> str:
-    """One line under the header: which model answers, or why none does."""
-    try:
-        return server_status_html(f"Connected to <code>{html.escape(client.model)}</code> at "
-                                  f"<code>{html.escape(client.api_base)}</code>", ok=True)
-    except ServerError as exc:
-        return server_status_html(html.escape(str(exc)), ok=False)
+    if signal is not None and signal.stopped and not turn.finished:
+        turn.stopped = True
+        yield assistant_messages(turn)
+    elif not turn.finished:
+        yield assistant_messages(turn, error="The server ended the stream early.")
+    else:
+        yield assistant_messages(turn)
 
 
 def server_status_html(text: str | None, ok: bool | None = None) -> str:
@@ -109,3 +101,80 @@ def server_status_html(text: str | None, ok: bool | None = None) -> str:
     text = text or "Connecting to the model server…"
     return f'<span class="tc-dot tc-{state}"></span> {text}'
 
+
+class Chat:
+    """The handlers that need the server or the page's session; bound methods, so Gradio sees
+    their `gr.Request` / event-data annotations (a `functools.partial` would hide them)."""
+
+    def __init__(self, client: ChatClient, sessions: Sessions):
+        self.client, self.sessions = client, sessions
+
+    def add_user_message(self, message: dict | None, history: list[dict],
+                         request: gr.Request) -> tuple:
+        """Move the textbox contents into the chat → (chat, textbox, go)."""
+        try:
+            user = check_message(message)
+        except MediaError as exc:
+            warn(str(exc), "Cannot send this")
+            return gr.skip(), gr.skip(), False
+        if self.sessions.begin(request.session_hash) is None:
+            warn("The model is still answering: wait, or press Stop.", "Busy")
+            return gr.skip(), gr.skip(), False
+        return [*history, user], turn_box(), True
+
+    def use_example(self, history: list[dict], event: gr.SelectData,
+                    request: gr.Request) -> tuple:
+        """A click on an example card in the empty chat: send it as if typed."""
+        example = event.value or {}
+        # Gradio hands example files over as file dicts; their `path` is the file on our disk.
+        files = [f["path"] if isinstance(f, dict) else f for f in example.get("files") or []]
+        return self.add_user_message({"text": example.get("text", ""), "files": files},
+                                     history, request)
+
+    def retry_turn(self, history: list[dict], event: gr.RetryData,
+                   request: gr.Request) -> tuple:
+        """Retry: drop the answer and ask the same question again with the controls as they
+        are now (typically another think budget)."""
+        index = event.index if isinstance(event.index, int) else event.index[0]
+        users = [i for i, m in enumerate(history[:index + 1]) if m.get("role") == "user"]
+        if not users:
+            return gr.skip(), gr.skip(), False
+        if self.sessions.begin(request.session_hash) is None:
+            warn("The model is still answering: wait, or press Stop.", "Busy")
+            return gr.skip(), gr.skip(), False
+        return history[:users[-1] + 1], turn_box(), True
+
+    def stop_turn(self, request: gr.Request) -> None:
+        """Stop only signals: the streaming generator renders the stopped turn itself."""
+        self.sessions.stop(request.session_hash)
+
+    def new_chat(self, request: gr.Request) -> tuple[list, dict]:
+        self.sessions.stop(request.session_hash)
+        return [], gr.MultimodalTextbox(value=None, interactive=True, submit_btn=True,
+                                        stop_btn=False)
+
+    def respond(self, history: list[dict], go: bool, budget: float, unlimited: bool,
+                max_tokens: float, temperature: float, system_prompt: str,
+                request: gr.Request) -> Iterator[list[dict]]:
+        """Stream the assistant's turn into the chat after an accepted send (`go`)."""
+        if not go:
+            return
+        session = request.session_hash
+        try:
+            settings = settings_from_controls(budget, unlimited, max_tokens, temperature,
+                                              system_prompt)
+            warn_if_capped(settings)
+            signal = self.sessions.get(session).signal
+            for messages in stream_turn(self.client, history, settings, signal):
+                yield [*history, *messages]
+        finally:
+            self.sessions.end(session)
+
+    def server_status(self) -> str:
+        """One line under the header: which model answers, or why none does. Asked afresh."""
+        try:
+            model = self.client.check()
+        except ServerError as exc:
+            return server_status_html(html.escape(str(exc)), ok=False)
+        return server_status_html(f"Connected to <code>{html.escape(model)}</code> at "
+                                  f"<code>{html.escape(self.client.api_base)}</code>", ok=True)

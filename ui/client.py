@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import openai
 
+from ui.session import StopSignal
+
 
 class ServerError(Exception):
     """A request failed; `str(exc)` is meant for the user."""
@@ -25,13 +27,20 @@ class Settings:
     think_budget: int | None  # None: unlimited thinking
     max_tokens: int
     temperature: float
+    system_prompt: str = ""
+
+    def __post_init__(self) -> None:
+        if self.think_budget is not None and self.think_budget < 0:
+            raise ValueError(f"think_budget must be >= 0 or None, got {self.think_budget}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
 
 
 def build_request(model: str, messages: list[dict], settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `chat.completions.create`, extensions in `extra_body` (docs/api.md)."""
     return {
         "model": model,
-        "messages": messages,
+        "messages": _with_system(messages, settings.system_prompt),
         "max_tokens": settings.max_tokens,
         "temperature": settings.temperature,
         "stream": True,
@@ -39,6 +48,10 @@ def build_request(model: str, messages: list[dict], settings: Settings) -> dict[
         # An explicit null means "unlimited"; leaving it out would apply the server's default.
         "extra_body": {"think_budget": settings.think_budget},
     }
+
+
+def _with_system(messages: list[dict], prompt: str) -> list[dict]:
+    return [{"role": "system", "content": prompt.strip()}, *messages] if prompt.strip() else messages
 
 
 def error_message(exc: openai.OpenAIError, api_base: str) -> str:
@@ -65,23 +78,49 @@ class ChatClient:
     def model(self) -> str:
         """The model named on the command line, else the first one the server lists."""
         if self._model is None:
-            try:
-                models = self._client.models.list().data
-            except openai.OpenAIError as exc:
-                raise ServerError(error_message(exc, self.api_base)) from None
-            if not models:
-                raise ServerError(f"The server at {self.api_base} lists no models.")
-            self._model = models[0].id
+            self._model = self.check()
         return self._model
 
-    def stream(self, messages: list[dict], settings: Settings) -> Iterator[dict]:
-        """Yield the response chunks as plain dicts, extension fields included."""
-        request = build_request(self.model, messages, settings)
+    def check(self) -> str:
+        """Ask the server now (never from a cache) which model it serves; ServerError if none."""
         try:
-            with self._client.chat.completions.create(**request) as chunks:
-                for chunk in chunks:
-                    yield chunk.to_dict()
+            models = self._client.models.list().data
         except openai.OpenAIError as exc:
             raise ServerError(error_message(exc, self.api_base)) from None
-        except httpx.HTTPError:  # the connection broke mid-stream: the SDK does not wrap this
+        if not models:
+            raise ServerError(f"The server at {self.api_base} lists no models.")
+        ids = [m.id for m in models]
+        if self._model is not None and self._model not in ids:
+            raise ServerError(f"The server at {self.api_base} does not serve {self._model}.")
+        return self._model or ids[0]
+
+    def stream(self, messages: list[dict], settings: Settings,
+               stop: StopSignal | None = None) -> Iterator[dict]:
+        """Yield the response chunks as plain dicts, extension fields included.
+
+        `stop.stop()` from another thread closes the HTTP stream; the iteration then just ends.
+        """
+        request = build_request(self.model, messages, settings)
+        received = False
+        try:
+            with self._client.chat.completions.create(**request) as chunks:
+                if stop is not None:
+                    stop.attach(chunks.close)
+                try:
+                    for chunk in chunks:
+                        received = True
+                        yield chunk.to_dict()
+                finally:
+                    if stop is not None:
+                        stop.detach(chunks.close)
+        except (openai.OpenAIError, httpx.HTTPError) as exc:
+            if stop is not None and stop.stopped:
+                return  # we closed the stream ourselves
+            lost = isinstance(exc, (openai.APIConnectionError, httpx.HTTPError))
+            if received and lost:
+                # The SDK reports a stream cut mid-body as a connection error, like a server
+                # that never answered; after the first chunk it can only be a lost connection.
+                raise ServerError(f"Lost the connection to {self.api_base} mid-answer.") from None
+            if isinstance(exc, openai.OpenAIError):
+                raise ServerError(error_message(exc, self.api_base)) from None
             raise ServerError(f"Lost the connection to {self.api_base} mid-answer.") from None

@@ -18,11 +18,13 @@ _BOX_SPAN = '<span class="tc-box">{}</span>'
 # An unclosed box (still streaming, or the model stopped) is highlighted to the end of the text.
 _BOX_RE = re.compile(re.escape(BOX_OPEN) + r"(.*?)(?:" + re.escape(BOX_CLOSE) + r"|$)", re.S)
 _SPAN_RE = re.compile(re.escape(_BOX_SPAN.split("{}")[0]) + r"(.*?)</span>", re.S)
+_STRAY_CLOSE = re.compile(re.escape(BOX_CLOSE))
 NOTE_PREFIX = '<div class="tc-'  # starts the stats line and the error note
 
 
 def highlight_box(text: str) -> str:
-    return _BOX_RE.sub(lambda m: _BOX_SPAN.format(m.group(1)), text)
+    # A close marker without an open one (the model's slip) would otherwise show raw.
+    return _STRAY_CLOSE.sub("", _BOX_RE.sub(lambda m: _BOX_SPAN.format(m.group(1)), text))
 
 
 def answer_text(display: str) -> str:
@@ -41,49 +43,83 @@ def _budget_words(turn: Turn) -> str:
     return f"budget {turn.effective_think_budget}"
 
 
+def _timing_words(turn: Turn) -> list[str]:
+    words = [] if turn.seconds is None else [f"{turn.seconds:.1f} s"]
+    if (rate := turn.tokens_per_second) is not None:
+        words.append(f"{rate:.0f} tokens/s")
+    return words
+
+
 def stats_line(turn: Turn) -> str:
-    """One line under the answer: why thinking stopped, and the token counts."""
+    """One line under the answer: why thinking stopped, the answer's size, time and speed.
+
+    The thinking count appears once, in the headline; the budget only when it says more.
+    """
     thought = turn.num_thinking_tokens
     if turn.answer_forced:
         headline = f"<b>⚡ Answer forced after {thought} thinking tokens</b>"
+    elif thought is not None:
+        headline = f"<b>✓ Finished thinking on its own after {thought} tokens</b>"
     else:
         headline = "<b>✓ Finished thinking on its own</b>"
-    counts = [f"{thought} thinking tokens"] if thought is not None else []
+    parts = [headline]
     if (answered := turn.num_answer_tokens) is not None:
-        counts.append(f"{answered} answer tokens")
-    parts = [headline, *counts, _budget_words(turn)]
+        parts.append(f"{answered} answer tokens")
+    if not (turn.answer_forced and turn.think_budget == turn.effective_think_budget):
+        parts.append(_budget_words(turn))  # a forced answer's headline already names it
+    parts += _timing_words(turn)
     if turn.finish_reason == "length":
         parts.append("stopped at max tokens")
     return f'<div class="tc-stats">{" · ".join(parts)}</div>'
+
+
+def empty_answer_note(turn: Turn) -> str:
+    if turn.finish_reason == "length":
+        why = "max tokens ran out before it could answer; raise Max tokens under Advanced"
+    else:
+        why = "the model ended its turn right after thinking"
+    return f'<div class="tc-note">No answer text: {why}.</div>'
 
 
 def error_note(message: str) -> str:
     return f'<div class="tc-error">⚠ {html.escape(message)}</div>'
 
 
-def thinking_message(turn: Turn, stopped: bool) -> dict:
+def stopped_note() -> str:
+    return '<div class="tc-note">⏹ Stopped. Send again, or retry with another budget.</div>'
+
+
+def thinking_message(turn: Turn, ended: bool) -> dict:
     # Gradio drops a message with no text; a lone ellipsis shows the block is alive.
     message = {"role": "assistant", "content": turn.thinking or "…"}
-    if not stopped:  # "pending": a spinner beside the title, the block open
+    duration = {"duration": round(turn.thinking_seconds, 1)} if turn.thinking_seconds else {}
+    if not ended:  # "pending": a spinner beside the title, the block open
         message["metadata"] = {"title": "Thinking…", "status": "pending"}
+    elif turn.stopped:  # closed: the user chose to stop reading it
+        message["metadata"] = {"title": "Thinking stopped", "status": "done", **duration}
     elif turn.num_thinking_tokens is not None:
         # No status: the block stays open, since seeing the cut-off thought is the point of
         # the demo; status "done" would fold it away. The user can still fold it.
-        message["metadata"] = {"title": f"Thought for {turn.num_thinking_tokens} tokens"}
+        message["metadata"] = {"title": f"Thought for {turn.num_thinking_tokens} tokens",
+                               **duration}
     else:
-        message["metadata"] = {"title": "Thinking"}
+        message["metadata"] = {"title": "Thinking", **duration}
     return message
 
 
 def assistant_messages(turn: Turn, error: str | None = None) -> list[dict]:
     """The Chatbot messages for one assistant turn, at any point of its stream."""
     messages = []
-    stopped = turn.answering or error is not None
-    if turn.thinking or not stopped:
-        messages.append(thinking_message(turn, stopped))
+    ended = turn.answering or error is not None
+    if turn.thinking or not ended:
+        messages.append(thinking_message(turn, ended))
     body = highlight_box(turn.answer)
     if turn.finished:
+        if not turn.answer.strip():
+            body += "\n\n" + empty_answer_note(turn)
         body += "\n\n" + stats_line(turn)
+    if turn.stopped:
+        body += "\n\n" + stopped_note()
     if error:
         body += "\n\n" + error_note(error)
     if body.strip():

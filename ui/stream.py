@@ -2,13 +2,15 @@
 
 Pure: chunks arrive as plain dicts (`chunk.to_dict()` in the openai SDK), so the folding is tested
 without a server. The thinkcap extension fields ride on the chunk that carries `finish_reason`,
-and the token usage on the final chunk with empty `choices`.
+and the token usage on the final chunk with empty `choices`. The caller passes the clock reading
+with each chunk, so the turn's timings are testable too.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -26,6 +28,11 @@ class Turn:
     think_budget: int | None = None
     effective_think_budget: int | None = None
     completion_tokens: int | None = None
+    stopped: bool = False  # the user pressed Stop: the turn ends where it was
+    # Monotonic clock readings: request sent, first answer text, last chunk.
+    started_at: float = field(default_factory=time.monotonic)
+    answer_at: float | None = None
+    last_at: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -34,7 +41,7 @@ class Turn:
     @property
     def answering(self) -> bool:
         """Thinking is over once answer text arrives or the turn ends."""
-        return bool(self.answer) or self.finished
+        return bool(self.answer) or self.finished or self.stopped
 
     @property
     def num_answer_tokens(self) -> int | None:
@@ -45,8 +52,26 @@ class Turn:
         # Older servers: an upper bound (it includes the closing tags and EOS).
         return self.completion_tokens - self.num_thinking_tokens
 
-    def feed(self, chunk: Mapping[str, Any]) -> None:
+    @property
+    def thinking_seconds(self) -> float | None:
+        """From the request to the first answer text (or the end): what the thought cost."""
+        end = self.answer_at or self.last_at
+        return None if end is None else max(0.0, end - self.started_at)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.last_at is None else max(0.0, self.last_at - self.started_at)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        tokens = [self.num_thinking_tokens, self.num_answer_tokens]
+        if None in tokens or not self.seconds:
+            return None
+        return sum(tokens) / self.seconds
+
+    def feed(self, chunk: Mapping[str, Any], now: float | None = None) -> None:
         """Apply one `chat.completion.chunk`; chunks for other choices than the first are ignored."""
+        self.last_at = time.monotonic() if now is None else now
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) == 0:
                 self._feed_choice(choice)
@@ -60,7 +85,9 @@ class Turn:
         delta = choice.get("delta") or {}
         # `reasoning` is the newer vLLM name for the same text; servers send one or both.
         self.thinking += delta.get("reasoning_content") or delta.get("reasoning") or ""
-        self.answer += delta.get("content") or ""
+        if (content := delta.get("content")) and not self.answer:
+            self.answer_at = self.last_at
+        self.answer += content or ""
         if reason := choice.get("finish_reason"):
             self.finish_reason = reason
         if stats := choice.get("thinkcap"):
@@ -68,3 +95,18 @@ class Turn:
             self.answer_tokens = stats.get("num_answer_tokens")
             self.answer_forced = bool(stats.get("answer_forced"))
             self.boxed_answer = stats.get("boxed_answer")
+
+
+class Throttle:
+    """At most one page update per `interval` seconds: every update re-renders the whole message
+    in the browser, and a 3,000-token thought sent token by token froze the page for seconds."""
+
+    def __init__(self, interval: float = 0.1, clock=time.monotonic):
+        self.interval, self._clock, self._last = interval, clock, float("-inf")
+
+    def ready(self) -> bool:
+        now = self._clock()
+        if now - self._last < self.interval:
+            return False
+        self._last = now
+        return True

@@ -2,91 +2,172 @@
 
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
+
 import gradio as gr
 import pytest
 
-from ui.chat import (EFFORT_BUDGETS, add_user_message, pick_effort, respond, server_status,
-                     stop_turn)
-from ui.client import ChatClient
-from ui.render import assistant_messages
-from ui.stream import Turn
+from ui.chat import Chat, check_message, check_upload, stream_turn
+from ui.client import ChatClient, Settings
+from ui.controls import (EFFORT_BUDGETS, capped_warning, matching_effort, needed_max_tokens,
+                         pick_effort)
+from ui.media import MediaError
+from ui.session import Sessions
 from ui.server_proc import free_port
-from tests.ui.ui_fake_server import MODEL
+from ui.stream import Throttle
+from tests.ui.ui_fake_server import LONG_THINKING, LONG_WORD, MODEL, SLOW_WORD
+
+PAGE = SimpleNamespace(session_hash="page-1")  # what Gradio passes as `gr.Request`
 
 
-def ask(client: ChatClient, history: list[dict], text: str, files: list[str] = (),
-        budget: int = 8, unlimited: bool = False) -> list[dict]:
+def chat_for(api_base: str) -> Chat:
+    return Chat(ChatClient(api_base), Sessions())
+
+
+def ask(chat: Chat, history: list[dict], text: str, files: list[str] = (), budget: int = 8,
+        unlimited: bool = False, system: str = "") -> list[dict]:
     """One round as the page runs it: textbox → chat, then the streamed answer."""
-    history, _ = add_user_message({"text": text, "files": list(files)}, history)
+    history, _, go = chat.add_user_message({"text": text, "files": list(files)}, history, PAGE)
+    assert go
     history = gr.Chatbot().preprocess(gr.Chatbot().postprocess(history))
-    *_, final = respond(client, history, budget, unlimited, 256, 0.0)
+    *_, final = chat.respond(history, go, budget, unlimited, 256, 0.0, system, PAGE)
     return final
 
 
 def test_a_forced_answer_is_streamed_and_labelled(fake_server, media) -> None:
-    client = ChatClient(fake_server.api_base)
-    history, _ = add_user_message({"text": "How many?", "files": [str(media.shapes)]}, [])
-    states = list(respond(client, history, 4, False, 256, 0.0))
+    chat = chat_for(fake_server.api_base)
+    history, _, go = chat.add_user_message({"text": "How many?", "files": [str(media.shapes)]},
+                                           [], PAGE)
+    states = list(chat.respond(history, go, 4, False, 256, 0.0, "", PAGE))
 
-    first_thinking = next(s for s in states if len(s) == 2)
-    assert first_thinking[1]["metadata"] == {"title": "Thinking…", "status": "pending"}
+    first_thinking = states[0][1]
+    assert first_thinking["metadata"] == {"title": "Thinking…", "status": "pending"}
     thinking, answer = states[-1][1:]
-    assert thinking["metadata"] == {"title": "Thought for 4 tokens"}
+    assert thinking["metadata"]["title"] == "Thought for 4 tokens"
+    assert thinking["metadata"]["duration"] > 0 and "status" not in thinking["metadata"]
     assert thinking["content"] == "Let me look at"
     assert "I see 1 images, 0 videos" in answer["content"]
     assert '<span class="tc-box">3</span>' in answer["content"]
     assert "Answer forced after 4 thinking tokens" in answer["content"]
+    assert not chat.sessions.get(PAGE.session_hash).busy  # the page may send again
 
 
 def test_second_turn_resends_answers_but_not_thinking(fake_server, media) -> None:
-    client = ChatClient(fake_server.api_base)
-    history = ask(client, [], "What is this?", [str(media.video)])
-    ask(client, history, "Are you sure?", unlimited=True)
+    chat = chat_for(fake_server.api_base)
+    history = ask(chat, [], "What is this?", [str(media.video)])
+    ask(chat, history, "Are you sure?", unlimited=True, system="Answer briefly.")
 
     sent = fake_server.requests[-1]
-    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
-    previous = sent["messages"][1]["content"]
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
+    assert sent["messages"][0]["content"] == "Answer briefly."
+    previous = sent["messages"][2]["content"]
     assert previous.startswith("I see 0 images, 1 videos") and "<|begin_of_box|>3" in previous
     assert "Let me" not in previous and "tc-stats" not in previous
-    assert sent["messages"][0]["content"][0]["type"] == "video_url"
+    assert sent["messages"][1]["content"][0]["type"] == "video_url"
     assert sent["think_budget"] is None
 
 
 def test_server_error_becomes_a_note_in_the_chat(fake_server) -> None:
-    client = ChatClient(fake_server.api_base)
-    history, _ = add_user_message({"text": "hi", "files": []}, [])
-    *_, final = respond(client, history, 8, False, 4, 0.0)  # max_tokens too small for an answer
+    chat = chat_for(fake_server.api_base)
+    history, _, go = chat.add_user_message({"text": "hi", "files": []}, [], PAGE)
+    *_, final = chat.respond(history, go, 8, False, 4, 0.0, "", PAGE)  # max_tokens too small
     assert "The server rejected the request (400)" in final[-1]["content"]
     assert "Traceback" not in final[-1]["content"]
 
 
-def test_server_down_becomes_a_note_in_the_chat() -> None:
-    client = ChatClient(f"http://127.0.0.1:{free_port()}/v1")
-    history, _ = add_user_message({"text": "hi", "files": []}, [])
-    *_, final = respond(client, history, 8, False, 256, 0.0)
+def test_server_down_becomes_a_note_and_a_red_status() -> None:
+    chat = chat_for(f"http://127.0.0.1:{free_port()}/v1")
+    history, _, go = chat.add_user_message({"text": "hi", "files": []}, [], PAGE)
+    *_, final = chat.respond(history, go, 8, False, 256, 0.0, "", PAGE)
     assert "Cannot reach the model server" in final[-1]["content"]
-    assert "down" in server_status(client)
+    assert "tc-down" in chat.server_status()
 
 
-def test_bad_uploads_are_refused_with_a_toast(text_file, media) -> None:
-    with pytest.raises(gr.Error, match="neither an image nor a video"):
-        add_user_message({"text": "what is it?", "files": [str(text_file)]}, [])
-    with pytest.raises(gr.Error, match="not both"):
-        add_user_message({"text": "", "files": [str(media.shapes), str(media.video)]}, [])
-    with pytest.raises(gr.Error, match="Type a question"):
-        add_user_message({"text": "  ", "files": []}, [])
+def test_status_is_asked_afresh_each_time(fake_server) -> None:
+    chat = chat_for(fake_server.api_base)
+    assert MODEL in chat.server_status() and "tc-ok" in chat.server_status()
+    fake_server.stop()  # the model id is known now; the status must not trust that
+    assert "Cannot reach the model server" in chat.server_status()
 
 
-def test_effort_preset_sets_the_slider(fake_server) -> None:
-    slider, checkbox = pick_effort("Medium")
-    assert slider.value == EFFORT_BUDGETS["Medium"] and checkbox.value is False
-    assert MODEL in server_status(ChatClient(fake_server.api_base))
+def test_bad_sends_are_refused_without_touching_the_chat(text_file, media) -> None:
+    chat = chat_for("http://127.0.0.1:9/v1")
+    history = [{"role": "user", "content": "earlier"}]
+    for message in ({"text": "what is it?", "files": [str(text_file)]},
+                    {"text": "", "files": [str(media.shapes), str(media.video)]},
+                    {"text": "  ", "files": []}):
+        chat_out, box_out, go = chat.add_user_message(message, history, PAGE)
+        assert go is False and chat_out == gr.skip() and box_out == gr.skip()
+    with pytest.raises(MediaError, match="not both"):
+        check_message({"text": "", "files": [str(media.shapes), str(media.video)]})
+    kept = check_upload({"text": "hi", "files": [str(media.shapes), str(text_file)]})
+    assert kept.value["text"] == "hi"
+    assert [f["path"].rsplit("/", 1)[-1] for f in kept.value["files"]] == ["shapes.png"]
+    assert check_upload({"text": "hi", "files": [str(media.shapes)]}) == gr.skip()
 
 
-def test_stop_marks_a_pending_thought_as_stopped() -> None:
-    history, _ = add_user_message({"text": "q", "files": []}, [])
-    pending = [*history, *assistant_messages(Turn(thinking="half a thought"))]
-    stopped, _ = stop_turn(pending)
-    assert stopped[-1] == {"role": "assistant", "content": "half a thought",
-                           "metadata": {"title": "Thinking (stopped)"}}
-    assert stopped[:-1] == pending[:-1]
+def test_one_turn_at_a_time_per_page(fake_server) -> None:
+    chat = chat_for(fake_server.api_base)
+    _, _, first = chat.add_user_message({"text": "a", "files": []}, [], PAGE)
+    _, _, second = chat.add_user_message({"text": "b", "files": []}, [], PAGE)
+    other_page = SimpleNamespace(session_hash="page-2")
+    _, _, elsewhere = chat.add_user_message({"text": "c", "files": []}, [], other_page)
+    assert (first, second, elsewhere) == (True, False, True)
+
+
+def test_retry_cuts_back_to_the_question(fake_server) -> None:
+    chat = chat_for(fake_server.api_base)
+    history = ask(chat, [], "How many?", budget=4)
+    cut, _, go = chat.retry_turn(history, SimpleNamespace(index=len(history) - 1), PAGE)
+    assert go and cut == history[:1]
+    *_, final = chat.respond(cut, go, 64, False, 256, 0.0, "", PAGE)
+    assert "Finished thinking on its own after 12 tokens" in final[-1]["content"]
+    assert fake_server.requests[-1]["think_budget"] == 64
+
+
+def test_stop_ends_the_stream_and_marks_the_thought(fake_server) -> None:
+    chat = chat_for(fake_server.api_base)
+    history, _, go = chat.add_user_message({"text": SLOW_WORD, "files": []}, [], PAGE)
+    states = chat.respond(history, go, 4096, False, 8192, 0.0, "", PAGE)
+    next(states), next(states)  # streaming has started
+    threading.Timer(0.3, chat.stop_turn, [PAGE]).start()
+    *_, final = states
+    thinking, note = final[1:]
+    assert thinking["metadata"]["title"] == "Thinking stopped"
+    assert thinking["metadata"]["status"] == "done"
+    assert "Stopped" in note["content"]
+    assert not chat.sessions.get(PAGE.session_hash).busy
+
+
+def test_long_streams_are_throttled_and_exact(fake_server) -> None:
+    client = ChatClient(fake_server.api_base)
+    question = [{"role": "user", "content": LONG_WORD}]
+    states = list(stream_turn(client, question, Settings(None, 8192, 0.0), None, Throttle(0.1)))
+    assert len(states) < LONG_THINKING / 10  # not one page update per token
+    thinking, answer = states[-1]
+    assert thinking["metadata"]["title"] == f"Thought for {LONG_THINKING} tokens"
+    assert len(thinking["content"].split()) > LONG_THINKING * 0.7  # the whole thought, at the end
+
+
+def test_throttle_lets_one_update_through_per_interval() -> None:
+    now = [0.0]
+    throttle = Throttle(0.1, clock=lambda: now[0])
+    seen = []
+    for step in range(100):  # 1 s of updates every 10 ms
+        now[0] = step * 0.01
+        seen.append(throttle.ready())
+    assert sum(seen) == 10 and seen[0]
+
+
+def test_presets_fill_the_slider_and_make_room_in_max_tokens() -> None:
+    slider, checkbox, max_tokens = pick_effort("High", 2048)
+    assert slider.value == EFFORT_BUDGETS["High"] and checkbox.value is False
+    assert max_tokens.value == needed_max_tokens(4096) >= 4096 + 512
+    _, checkbox, max_tokens = pick_effort("Unlimited", 2048)
+    assert checkbox.value is True and max_tokens.value > 8192
+    assert pick_effort("Low", 2048)[2] == gr.skip()  # already room enough
+    assert matching_effort(100, False) is None and matching_effort(4096, False) == "High"
+    assert matching_effort(4096, True) == "Unlimited"
+    assert "lower the think budget of 4096" in capped_warning(Settings(4096, 2048, 0.0))
+    assert capped_warning(Settings(8, 64, 0.0)) is None

@@ -31,9 +31,10 @@ def forced_stream() -> list[dict]:
 
 
 def folded(chunks: list[dict]) -> Turn:
-    turn = Turn()
-    for chunk in chunks:
-        turn.feed(chunk)
+    """Fold with a fake clock: the request at t=0, one chunk every 0.5 s."""
+    turn = Turn(started_at=0.0)
+    for i, chunk in enumerate(chunks, start=1):
+        turn.feed(chunk, now=0.5 * i)
     return turn
 
 
@@ -68,15 +69,18 @@ def test_unclosed_box_is_highlighted_while_streaming() -> None:
 
 
 def test_stats_line_for_a_forced_answer() -> None:
-    line = stats_line(folded(forced_stream()))
-    assert "Answer forced after 8 thinking tokens" in line
-    assert "8 thinking tokens · 11 answer tokens · budget 8" in line
+    turn = folded(forced_stream())
+    assert (turn.thinking_seconds, turn.seconds) == (2.0, 3.5)  # to the first answer text; all
+    line = stats_line(turn)
+    # The count once (the headline), the budget not repeated, time and speed added.
+    assert "Answer forced after 8 thinking tokens</b> · 11 answer tokens · 3.5 s · 5 tokens/s" in line
+    assert line.count("8 thinking") == 1 and "budget 8" not in line
 
 
 def test_stats_line_for_natural_stop_unlimited_and_clamped_budgets() -> None:
     natural = Turn(finish_reason="stop", num_thinking_tokens=30, think_budget=None,
                    effective_think_budget=None, completion_tokens=45)
-    assert "Finished thinking on its own" in stats_line(natural)
+    assert "Finished thinking on its own after 30 tokens" in stats_line(natural)
     assert "unlimited budget" in stats_line(natural)
     clamped = Turn(finish_reason="length", num_thinking_tokens=90, answer_forced=True,
                    think_budget=500, effective_think_budget=90)
@@ -94,7 +98,8 @@ def test_messages_while_thinking_then_finished() -> None:
     assert thinking[0]["content"] == "Count the circles"
 
     done = assistant_messages(folded(chunks))
-    assert done[0]["metadata"] == {"title": "Thought for 8 tokens"}  # no spinner, left open
+    # No spinner, left open; Gradio shows the seconds beside the title.
+    assert done[0]["metadata"] == {"title": "Thought for 8 tokens", "duration": 2.0}
     assert "metadata" not in done[1]
     assert "Answer forced after 8 thinking tokens" in done[1]["content"]
     assert answer_text(done[1]["content"]) == folded(chunks).answer  # notes cut off again
@@ -105,3 +110,17 @@ def test_error_before_any_token_is_a_lone_note() -> None:
     assert "metadata" not in message
     assert message["content"] == '<div class="tc-error">⚠ Cannot reach &lt;the&gt; server</div>'
     assert answer_text(message["content"]) == ""
+
+
+def test_stray_close_marker_is_not_shown() -> None:
+    assert highlight_box(f"It is 4{BOX_CLOSE}.") == "It is 4."
+    assert highlight_box(f"{BOX_OPEN}4{BOX_CLOSE} and 5{BOX_CLOSE}") == '<span class="tc-box">4</span> and 5'
+
+
+def test_empty_answer_and_stop_are_said() -> None:
+    empty = Turn(thinking="hmm", finish_reason="length", num_thinking_tokens=50)
+    body = assistant_messages(empty)[1]["content"]
+    assert "No answer text: max tokens ran out" in body and answer_text(body) == ""
+    stopped = Turn(thinking="half", stopped=True)
+    thought, note = assistant_messages(stopped)
+    assert thought["metadata"]["title"] == "Thinking stopped" and "Stopped" in note["content"]

@@ -21,6 +21,12 @@ NATURAL_THINKING = 12  # thinking tokens when the budget does not cut in
 CLOSING = 2  # `</think><answer>`: counted in completion tokens, like the real server
 ANSWER_RESERVE = 4
 FAIL_WORD = "crash-now"  # a user message containing it makes the stream fail after the thinking
+LONG_WORD = "long-thought"  # ... makes a LONG_THINKING-token thought, streamed fast
+LONG_THINKING = 3000
+SLOW_WORD = "slow-thought"  # ... makes a thought slow enough to press Stop or kill the server in
+SLOW_THINKING, SLOW_DELAY = 600, 0.05
+NO_ANSWER_WORD = "no-answer"  # ... ends the turn right after thinking, with an empty answer
+STRAY_BOX_WORD = "stray-box"  # ... answers with a close-box marker that was never opened
 WORDS = ["Let", " me", " look", " at", " the", " picture", " and", " count", " carefully", "."]
 
 
@@ -58,13 +64,24 @@ def chunk(choice: dict | None = None, **extra) -> str:
     return f"data: {json.dumps(data)}\n\n"
 
 
+def thought_shape(body: dict) -> tuple[int, float]:
+    """(natural thinking length, seconds between thinking chunks) for this request."""
+    last = json.dumps(body["messages"][-1])
+    if LONG_WORD in last:
+        return LONG_THINKING, 0.001
+    if SLOW_WORD in last:
+        return SLOW_THINKING, SLOW_DELAY
+    return NATURAL_THINKING, 0.01  # a few intermediate states for the page to render
+
+
 def stream(body: dict, budget: int | None, effective: int | None, images: int,
            videos: int) -> Iterator[str]:
-    thinking = NATURAL_THINKING if effective is None else min(NATURAL_THINKING, effective)
-    forced = effective is not None and effective < NATURAL_THINKING
+    natural, delay = thought_shape(body)
+    thinking = natural if effective is None else min(natural, effective)
+    forced = effective is not None and effective < natural
     for i in range(thinking):
         yield chunk({"index": 0, "delta": {"reasoning_content": WORDS[i % len(WORDS)]}})
-        time.sleep(0.01)  # let the page render a few intermediate states
+        time.sleep(delay)
     if FAIL_WORD in json.dumps(body["messages"][-1]):  # the engine dies mid-stream
         failure = {"message": "generation failed: RuntimeError", "type": "InternalServerError",
                    "param": None, "code": 500}
@@ -72,12 +89,17 @@ def stream(body: dict, budget: int | None, effective: int | None, images: int,
         yield "data: [DONE]\n\n"
         return
     answer = answer_tokens(body, images, videos)
+    if NO_ANSWER_WORD in json.dumps(body["messages"][-1]):
+        answer = [""]
+    elif STRAY_BOX_WORD in json.dumps(body["messages"][-1]):
+        answer = ["The", " answer", " is", " 4", "<|end_of_box|>", "."]
     for i, token in enumerate(answer):
         last = i == len(answer) - 1
         choice = {"index": 0, "delta": {"content": token}, "finish_reason": "stop" if last else None}
         if last:
             choice["thinkcap"] = {"num_thinking_tokens": thinking, "answer_forced": forced,
-                                  "boxed_answer": "3"}
+                                  "boxed_answer": "3",
+                                  "num_answer_tokens": len([t for t in answer if t])}
             yield chunk(choice, thinkcap={"think_budget": budget, "effective_think_budget": effective})
         else:
             yield chunk(choice)
@@ -149,3 +171,11 @@ class FakeServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join()
+
+
+if __name__ == "__main__":  # a server in its own process, for tests that kill it mid-stream
+    import sys
+
+    server = FakeServer(int(sys.argv[1]))
+    print(f"fake server on {server.api_base}", flush=True)
+    server._server.run()

@@ -1,0 +1,60 @@
+/* thinkcap demo: the little the page needs beyond Gradio. Loaded in <head> by ui/app.py. */
+(() => {
+  const NOTE = '<div class="tc-';  // the stats line and notes the demo appends to an answer
+  const BOX = /<span class="tc-box">([\s\S]*?)<\/span>/g;
+
+  // Gradio's Copy button copies a message's source, our HTML included: copy the plain answer.
+  function plainAnswer(text) {
+    if (typeof text !== "string" || !text.includes('class="tc-')) return text;
+    const answer = text.split(NOTE)[0].replace(BOX, "$1").trim();
+    if (answer) return answer;
+    const notes = document.createElement("div");  // only notes (an error, a stop): their words
+    notes.innerHTML = text;
+    return notes.innerText.trim();
+  }
+  // Copy on a turn with a thought copies "title + thought + answer": keep the answer only,
+  // as the page shows it (the box highlight is plain text there), notes left out.
+  let shownAnswer = null;
+  function answerBeside(button) {
+    const buttons = button.closest("[class*='message-buttons']");
+    for (let row = buttons && buttons.previousElementSibling; row; row = row.previousElementSibling) {
+      const answers = [...row.querySelectorAll(".message-content")]
+        .filter((m) => !m.closest(".thought-group"));
+      if (!answers.length) continue;
+      const copy = answers[answers.length - 1].cloneNode(true);
+      copy.querySelectorAll(".tc-stats, .tc-note, .tc-error").forEach((n) => n.remove());
+      return copy.innerText.trim() || null;
+    }
+    return null;
+  }
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest && event.target.closest("button[aria-label='Copy message']");
+    shownAnswer = button ? answerBeside(button) : null;
+  }, true);
+  if (navigator.clipboard && navigator.clipboard.writeText) {
+    const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+    navigator.clipboard.writeText = (text) => {
+      const ours = typeof text === "string" && text.includes('class="tc-');
+      return write(ours && shownAnswer ? shownAnswer : plainAnswer(text));
+    };
+  }
+  window.thinkcapPlainAnswer = plainAnswer;
+
+  // A new send starts from a clean slate: earlier warnings are about earlier sends.
+  window.thinkcapClearToasts = () => {
+    document.querySelectorAll(".toast-close").forEach((button) => button.click());
+  };
+
+  // Focus the chat's textbox, but never scroll to it: on a phone that hid the header.
+  const WIDE = 700;
+  window.thinkcapFocus = () => {
+    const box = document.querySelector("#tc-input textarea");
+    if (box && window.innerWidth > WIDE) box.focus({ preventScroll: true });
+  };
+  const ready = setInterval(() => {
+    if (document.querySelector("#tc-input textarea")) {
+      clearInterval(ready);
+      window.thinkcapFocus();
+    }
+  }, 200);
+})();
