@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "processor": ("vllm_adapter.bench_processor", "decode throughput with the think-budget processor vs none vs vLLM's built-in"),
     "server": ("evaluation.bench_server", "thinkcap serve vs vLLM's own OpenAI server under vLLM's benchmark client"),
     "learning": ("training.bench_learning", "GRPO reward curve on the synthetic task, forced answering on vs off"),
+    "train-memory": ("training.bench_memory", "peak memory of a GRPO update: plain, chunked log-probs, micro-batch, checkpointing, FSDP2"),
 }
 
 
