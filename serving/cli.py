@@ -54,7 +54,7 @@ def _efforts_arg(text: str) -> dict[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-SERVER_KEYS = ("default_think_budget", "answer_reserve", "reasoning_effort_budgets", "max_n")
+SERVER_KEYS = ("default_think_budget", "answer_reserve", "structured_answer_reserve", "reasoning_effort_budgets", "max_n")
 MEDIA_KEYS = ("max_images_per_request", "max_videos_per_request", "image_max_pixels", "video_max_duration_s",
               "fetch_timeout_s", "fetch_max_bytes")
 
@@ -65,6 +65,9 @@ def add_thinkcap_args(parser: argparse.ArgumentParser) -> None:
                    help="budget for requests that send none (-1 = unlimited, the default)")
     g.add_argument("--answer-reserve", type=int, metavar="N",
                    help="tokens kept for the answer after a forced close (default 16)")
+    g.add_argument("--structured-answer-reserve", type=int, metavar="N",
+                   help="the same for answers a grammar constrains: response_format, structured_outputs, "
+                        "required/named tool_choice (default 256)")
     g.add_argument("--reasoning-effort-budgets", type=_efforts_arg, metavar="TABLE",
                    help="reasoning_effort → budget, e.g. minimal=64,low=256,medium=1024,high=4096,xhigh=16384")
     g.add_argument("--max-n", type=int, help="largest n per request (default 16)")

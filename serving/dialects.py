@@ -66,6 +66,19 @@ def _effort_budget(effort: Any, settings: ServerSettings, param: str) -> int | N
     return table[effort]
 
 
+def constrained(body: dict[str, Any]) -> bool:
+    """Whether a grammar will constrain the answer (it then keeps the larger reserve)."""
+    fmt = body.get("response_format")
+    text_fmt = body.get("text", {}).get("format") if isinstance(body.get("text"), dict) else None
+    tool_choice = body.get("tool_choice")
+    return bool(
+        (isinstance(fmt, dict) and fmt.get("type") not in (None, "text"))
+        or (isinstance(text_fmt, dict) and text_fmt.get("type") not in (None, "text"))
+        or body.get("structured_outputs")
+        or tool_choice == "required" or isinstance(tool_choice, dict) and tool_choice.get("type") not in (None, "auto", "none")
+    )
+
+
 def _params(body: dict[str, Any], budget: int | None, settings: ServerSettings, open_thinking: bool) -> BudgetParams:
     """Merge with anything the client put in vllm_xargs itself (same keys, same rules)."""
     xargs = body.get("vllm_xargs")
@@ -81,7 +94,8 @@ def _params(body: dict[str, Any], budget: int | None, settings: ServerSettings, 
             think_budget=budget,
             min_think_tokens=from_x.min_think_tokens if min_think is None else min_think,
             continuation_ids=from_x.continuation_ids, transition_ids=from_x.transition_ids,
-            open_thinking=open_thinking, answer_reserve=settings.answer_reserve,
+            open_thinking=open_thinking,
+            answer_reserve=settings.structured_answer_reserve if constrained(body) else settings.answer_reserve,
         )
     except BudgetError as exc:
         raise APIError(str(exc), param=MIN_THINK_KEY if "min_think" in str(exc) else THINK_BUDGET_KEY) from None

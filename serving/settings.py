@@ -46,6 +46,8 @@ class ServerSettings(BaseSettings):
     default_think_budget: int | None = Field(None, ge=0)
     # Tokens the answer keeps after a forced close: the budget shrinks to leave them in max_tokens.
     answer_reserve: int = Field(16, ge=0)
+    # A grammar-constrained answer (JSON schema, required/named tool call) needs more room than prose.
+    structured_answer_reserve: int = Field(256, ge=0)
     reasoning_effort_budgets: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS))
     max_n: int = Field(16, ge=1, description="largest `n` a request may ask for")
     media: MediaLimits = Field(default_factory=MediaLimits)

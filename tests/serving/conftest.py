@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.serving.parity_probes import EFFORT_TABLE
+
 START_TIMEOUT_S = 600  # engine start is ~10 s alone, much more when other engines share the CPU
 
 
@@ -38,24 +40,30 @@ def free_port() -> int:
 @dataclass
 class Server:
     url: str  # http://127.0.0.1:PORT
-    api_key: str
+    api_key: str | None
     media_dir: Path
     model_dir: Path
     log_path: Path
+    model: str = ""  # the served model id
 
 
-def _wait_healthy(proc: subprocess.Popen, url: str, log_path: Path) -> None:
+EFFORTS = ",".join(f"{k}={v}" for k, v in EFFORT_TABLE.items() if k != "none")
+# Flags both servers get, so the side-by-side matrix compares like with like.
+SHARED_FLAGS = ["--max-model-len", "1024", "--seed", "0", "--enable-auto-tool-choice", "--tool-call-parser", "glm45"]
+
+
+def _wait_healthy(proc: subprocess.Popen, url: str, log_path: Path, what: str = "thinkcap serve") -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"thinkcap serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"thinkcap serve not healthy after {START_TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
+    raise RuntimeError(f"{what} not healthy after {START_TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -64,19 +72,45 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
     port, key = free_port(), "test-key"
     cmd = [sys.executable, "-m", "thinkcap", "serve", str(tiny_model_dir), "--port", str(port),
-           "--api-key", key, "--allowed-local-media-path", str(media_dir),
-           "--max-model-len", "1024", "--answer-reserve", "4", "--seed", "0"]
+           "--api-key", key, "--allowed-local-media-path", str(media_dir), "--served-model-name", "tiny",
+           "--answer-reserve", "4", "--reasoning-effort-budgets", EFFORTS, *SHARED_FLAGS]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(proc, url, log_path)
-        yield Server(url, key, media_dir, tiny_model_dir, log_path)
+        yield Server(url, key, media_dir, tiny_model_dir, log_path, "tiny")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """vLLM's own OpenAI server on the same model and flags (the CPU wheel's `vllm` console script
+    does not start, the module does). Same CPU environment as `thinkcap serve` sets for itself."""
+    from vllm_adapter.engine_env import CPU_ENV_DEFAULTS
+
+    log_path = tmp_path_factory.mktemp("vllm-log") / "vllm.log"
+    port = free_port()
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model_dir),
+           "--port", str(port), "--served-model-name", "tiny", "--enforce-eager", *SHARED_FLAGS]
+    env = {**os.environ, **CPU_ENV_DEFAULTS, "VLLM_USE_V2_MODEL_RUNNER": "0"}
+    env.pop("VLLM_PLUGINS", None)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(proc, url, log_path, "vLLM's server")
+        yield Server(url, None, log_path.parent, tiny_model_dir, log_path, "tiny")
+    finally:
+        _stop(proc)
