@@ -86,6 +86,7 @@ class ChoiceTracker:
             ids = choice.get("token_ids") if self.prepared.client_wants_ids else choice.pop("token_ids", None)
             _with_reasoning_content(choice.get("message"))
             choice["thinkcap"] = self.layer.choice_info(self.prepared, self.prompt_ids, ids or [])
+            obj["thinkcap"] = self.request_info(choice["thinkcap"])
 
     def chunk(self, obj: dict[str, Any]) -> bool:
         """One streamed chunk; False when nothing is left to send (it only carried ids)."""
@@ -103,11 +104,17 @@ class ChoiceTracker:
                 _with_reasoning_content(delta)
             if choice.get("finish_reason") is not None:
                 choice["thinkcap"] = self.layer.choice_info(self.prepared, self.prompt_ids, self.ids[index])
+                obj["thinkcap"] = self.request_info(choice["thinkcap"])
             if self._worth_sending(choice):
                 kept.append(choice)
         had_choices = bool(obj.get("choices"))
         obj["choices"] = kept
         return bool(kept) or not had_choices  # usage-only chunks have no choices at all
+
+    def request_info(self, choice_info: dict[str, Any]) -> dict[str, Any]:
+        """Top level: the budget asked for and the one applied (after the answer reserve)."""
+        asked = self.prepared.params.think_budget if self.prepared.params else None
+        return {"think_budget": asked, "effective_think_budget": choice_info["think_budget"]}
 
     def _worth_sending(self, choice: dict[str, Any]) -> bool:
         if self.prepared.client_wants_ids or choice.get("finish_reason") is not None or choice.get("logprobs"):
