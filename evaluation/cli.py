@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     labels = [b.label for b in budgets]
     rows = [r for r in rows if r["item_id"] in wanted and r["budget"] in labels and r["sample"] < cfg.samples]
     summary = table(rows, labels, cfg.samples)
-    if not summary:
+    if all(r.get("error") for r in rows):
         raise RequestRefused("no request succeeded; see the error field in responses.jsonl")
     meta = {"data": str(data), "items": len(items), "budgets": labels, "samples": cfg.samples,
             "base_url": cfg.base_url, "model": cfg.model, "budget_param": cfg.budget_param,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 from tqdm import tqdm
 
@@ -103,7 +104,7 @@ async def _one(client: openai.AsyncOpenAI, cfg: RunConfig, item: EvalItem, budge
         reply = await stream_chat(client, request_for(cfg, item, budget, sample))
     except RequestRefused:
         raise
-    except (openai.OpenAIError, OSError) as exc:  # server down, 5xx, broken stream: retried on rerun
+    except (openai.OpenAIError, httpx.HTTPError, OSError) as exc:  # down, 5xx, cut stream: retried on rerun
         return {**row, "error": f"{type(exc).__name__}: {exc}"}
     return {**row, **asdict(reply), **score_response(reply.reasoning, reply.content, item.domain, item.answer)}
 
@@ -118,13 +119,14 @@ async def _resolve_model(client: openai.AsyncOpenAI, cfg: RunConfig) -> None:
 
 async def run_sweep(cfg: RunConfig, items: list[EvalItem], budgets: list[Budget], out: Path,
                     progress: bool = True) -> list[dict[str, Any]]:
-    """Send what `out` lacks, append each response to it, return every finished row."""
+    """Send what `out` lacks, append each response to it. Returns every finished row plus this
+    run's failed requests (rows with `error`, counted in the error rate and retried next time)."""
     client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key, timeout=cfg.timeout_s, max_retries=1)
     await _resolve_model(client, cfg)
     done = load_done(out, cfg)
     todo = [(item, b, s) for b in budgets for item in items for s in range(cfg.samples)
             if job_key(item.id, b.label, s) not in done]
-    rows = list(done.values())
+    rows, failed = list(done.values()), []
     scored = [r["accuracy"] for r in rows]
     queue: asyncio.Queue = asyncio.Queue()
     for job in todo:
@@ -137,7 +139,9 @@ async def run_sweep(cfg: RunConfig, items: list[EvalItem], budgets: list[Budget]
             row = await _one(client, cfg, *queue.get_nowait())
             f.write(json.dumps(row) + "\n")
             f.flush()
-            if not row.get("error"):
+            if row.get("error"):
+                failed.append(row)
+            else:
                 rows.append(row)
                 scored.append(row["accuracy"])
             bar.update(1)
@@ -156,4 +160,4 @@ async def run_sweep(cfg: RunConfig, items: list[EvalItem], budgets: list[Budget]
     finally:
         bar.close()
         await client.close()
-    return rows
+    return rows + failed

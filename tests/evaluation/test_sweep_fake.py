@@ -129,3 +129,19 @@ def test_eval_client_imports_no_vllm(tmp_path: Path):
             "evaluation.dataset.load_items; print(sorted(m for m in sys.modules if m.split('.')[0] == 'vllm'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_stream_that_fails_midway_is_an_error_row(fake_server, tmp_path: Path):
+    from tests.ui.ui_fake_server import FAIL_WORD
+
+    data = tmp_path / "text.jsonl"
+    data.write_text(json.dumps({"id": "ok", "domain": "counting", "prompt": "How many?", "answer": 3}) + "\n"
+                    + json.dumps({"id": "bad", "domain": "counting", "prompt": f"{FAIL_WORD} please", "answer": 3}) + "\n")
+    out = tmp_path / "run"
+    assert run(fake_server, data, out, "--budgets", "unlimited", "--no-plots") == 0
+    rows = {r["item_id"]: r for r in rows_of(out)}
+    assert "generation failed" in rows["bad"]["error"] and rows["ok"]["accuracy"] == 1.0
+    table = json.loads((out / "summary.json").read_text())["table"][0]
+    assert table["responses"] == 1 and table["error_rate"] == 0.5 and table["accuracy"] == 1.0
+    assert run(fake_server, data, out, "--budgets", "unlimited", "--no-plots") == 0
+    assert [r["messages"][0]["content"][-1]["text"] for r in fake_server.requests[2:]] == [f"{FAIL_WORD} please"]
