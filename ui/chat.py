@@ -158,6 +158,8 @@ class Chat:
                 request: gr.Request) -> Iterator[list[dict]]:
         """Stream the assistant's turn into the chat after an accepted send (`go`)."""
         if not go:
+            # Not `return` alone: Gradio takes a generator that yields nothing as an empty chat.
+            yield gr.skip()
             return
         session = request.session_hash
         try:

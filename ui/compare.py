@@ -81,6 +81,10 @@ def question_html(user: dict) -> str:
     return f"<div class='tc-question'><b>Q:</b> {html.escape(text)}{attached}</div>"
 
 
+def _untouched() -> list:
+    return [gr.skip()] * (2 + MAX_COLUMNS)
+
+
 def _outputs(columns: list[Column], first: bool = False) -> list:
     """Chatbot updates for the four column slots; labels and visibility only on the first."""
     updates = []
@@ -107,10 +111,12 @@ class Compare:
             user = check_message(message)
         except (ValueError, MediaError) as exc:
             warn(str(exc), "Cannot compare")
+            yield _untouched()  # a generator that yields nothing would blank the outputs
             return
         signal = self.sessions.begin(request.session_hash)
         if signal is None:
             warn("The model is still answering: wait, or press Stop.", "Busy")
+            yield _untouched()
             return
         try:
             yield from _stream_columns(self.client, signal, user, budgets, max_tokens,

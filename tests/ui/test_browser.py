@@ -1,172 +1,247 @@
-"""The demo in a real headless Chromium (Debian's), driven by Playwright.
+"""The chat in a real headless Chromium (Debian's), driven by Playwright, against the fake server.
 
-The fast tests run the page in-process against the fake server; the end-to-end test starts
-`thinkcap demo` exactly as a user would, real `thinkcap serve` on the tiny model behind it, and
-saves a screenshot (THINKCAP_UPDATE_SCREENSHOT=1 also refreshes docs/demo.png for the README).
+One fake server, one page server and one browser per module; each test opens a fresh page (a
+fresh Gradio session). Each test batches several of the defects of issue 13, named in comments.
+The end-to-end run against a real `thinkcap serve` is in test_browser_e2e.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-from ui.app import build_demo, launch_demo
-from ui.client import ChatClient
 from ui.server_proc import free_port, wait_ready
+from tests.ui.browser_kit import (MARKS, REPO, attach, finished_answer, launch_context,
+                                  send, serve_demo, set_number, thinking_text, toast_texts)
+from tests.ui.ui_fake_server import LONG_THINKING, WORDS, FakeServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[2]
-# Without the background-networking flags Chromium keeps calling home, into a closed network.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
-]
+pytestmark = MARKS
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+expect = sync_api.expect
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator:
+    with sync_api.sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def context(playwright, tmp_path_factory) -> Iterator:
+    context = launch_context(playwright, tmp_path_factory.mktemp("chromium-profile"))
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeServer]:
+    server = FakeServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_url(fake, media) -> str:
+    return serve_demo(fake.api_base, media)
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator:
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path / "chromium-profile", executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-            headless=True, viewport={"width": 1360, "height": 1000})
-        yield context.new_page()
-        context.close()
-
-
-def serve_demo(api_base: str, media) -> str:
-    """Launch the page in this process (Gradio serves from a thread); return its URL."""
-    port = free_port()
-    demo = build_demo(ChatClient(api_base), media)
-    launch_demo(demo, media, host="127.0.0.1", port=port, block=False)
-    return f"http://127.0.0.1:{port}/"
-
-
-def set_number(page, elem_id: str, value: float) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-
-
-def send(page, text: str, files: list[Path] = (), budget: int | None = None) -> None:
-    if budget is not None:
-        set_number(page, "tc-budget", budget)
-    if files:
-        page.set_input_files("#tc-input input[type=file]", [str(f) for f in files])
-        # An attachment shows as a thumbnail once uploaded; sending earlier would drop it.
-        page.locator("#tc-input .thumbnail-item").first.wait_for()
-    page.fill("#tc-input textarea", text)
-    page.locator("#tc-input textarea").press("Enter")
-
-
-def finished_answer(page, timeout_ms: float = 60_000):
-    """The stats line of the last answer: it appears once the whole turn has streamed."""
-    stats = page.locator("#tc-chat .tc-stats").last
-    stats.wait_for(timeout=timeout_ms)
-    return stats
-
-
-def thinking_text(page) -> str:
-    """The text of the last thinking block, which stays open once thinking has ended."""
-    page.get_by_text("Thought for", exact=False).last.wait_for()
-    return page.locator("#tc-chat .thought-group .message-content").last.inner_text()
-
-
-def test_forced_answer_against_the_fake_server(page, fake_server, media, tmp_path) -> None:
-    page.goto(serve_demo(fake_server.api_base, media))
+def page(context, demo_url) -> Iterator:
+    page = context.new_page()
+    page.goto(demo_url)
     page.get_by_text("Connected to").wait_for()
+    yield page
+    page.close()
+
+
+def chat_text(page) -> str:
+    """The conversation: the messages, or the placeholder of an empty chat."""
+    return page.locator("#tc-chat .bubble-wrap").inner_text()
+
+
+def test_forced_answer_stats_copy_and_system_prompt(page, fake, media) -> None:
+    expect(page.get_by_label("Your message")).to_be_visible()  # 10: the textbox has a name
+    page.locator("#tc-advanced").get_by_text("Advanced").click()
+    page.fill("#tc-system textarea", "Answer in one word.")
     send(page, "How many red circles?", [media.shapes], budget=8)
 
-    stats = finished_answer(page)
-    assert "Answer forced after 8 thinking tokens" in stats.inner_text()
+    stats = finished_answer(page).inner_text()
+    assert "Answer forced after 8 thinking tokens" in stats
+    assert stats.count("8 thinking") == 1  # 10: the count once, with time and speed
+    assert re.search(r"\d+\.\d s · \d+ tokens/s", stats)
+    assert re.search(r"Thought for 8 tokens\s*\(\d+(\.\d+)?s\)", chat_text(page))
     assert page.locator("#tc-chat .tc-box").last.inner_text() == "3"
-    assert "I see 1 images" in page.locator("#tc-chat").inner_text()
     assert thinking_text(page).startswith("Let me look at the picture")
-    assert fake_server.requests[-1]["think_budget"] == 8
-    page.screenshot(path=tmp_path / "demo-fake.png", full_page=True)
+    sent = fake.requests[-1]
+    assert sent["think_budget"] == 8
+    assert sent["messages"][0] == {"role": "system", "content": "Answer in one word."}
+
+    # 7: Copy puts the plain answer on the clipboard, no HTML, no thought, no stats.
+    page.locator("#tc-chat button[aria-label='Copy message']").last.click()
+    expect(page.locator("#tc-chat button[aria-label='Copied message']")).to_have_count(1)
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == "I see 1 images, 0 videos in 1 turns. The answer is 3."
+
+    # 10: a close-box marker that was never opened, and an answer with no text.
+    send(page, "stray-box")
+    finished_answer(page, nth=1)
+    assert "The answer is 4." in chat_text(page) and "end_of_box" not in chat_text(page)
+    send(page, "no-answer")
+    finished_answer(page, nth=2)
+    assert "No answer text: the model ended its turn right after thinking" in chat_text(page)
 
 
-def test_video_example_then_unlimited_follow_up(page, fake_server, media) -> None:
-    page.goto(serve_demo(fake_server.api_base, media))
+def test_example_unlimited_follow_up_then_retry_at_another_budget(page, fake) -> None:
     page.get_by_text("Which way does the ball roll?").click()  # an example card: sent at once
     finished_answer(page)
     assert page.locator("#tc-chat video").count() == 1
-    assert "I see 0 images, 1 videos in 1 turns" in page.locator("#tc-chat").inner_text()
+    assert "I see 0 images, 1 videos in 1 turns" in chat_text(page)
 
     page.locator("#tc-unlimited input").check()
     send(page, "Are you sure?")
-    page.locator("#tc-chat .tc-stats").nth(1).wait_for()
-    stats = page.locator("#tc-chat .tc-stats").last.inner_text()
+    stats = finished_answer(page, nth=1).inner_text()
     assert "Finished thinking on its own" in stats and "unlimited budget" in stats
-    assert fake_server.requests[-1]["think_budget"] is None
-    assert [m["role"] for m in fake_server.requests[-1]["messages"]] == ["user", "assistant", "user"]
+    assert fake.requests[-1]["think_budget"] is None
+
+    # Retry with another budget: the last answer is replaced, the question asked again.
+    page.locator("#tc-unlimited input").uncheck()
+    set_number(page, "tc-budget", 4)
+    page.locator("#tc-chat button[aria-label='Retry']").last.click()
+    page.locator("#tc-chat .tc-stats").get_by_text("Answer forced after 4 thinking").wait_for()
+    assert page.locator("#tc-chat .tc-stats").count() == 2
+    assert fake.requests[-1]["think_budget"] == 4
+    assert [m["role"] for m in fake.requests[-1]["messages"]] == ["user", "assistant", "user"]
 
 
-def test_bad_upload_and_dead_server_are_explained(page, media, text_file) -> None:
-    page.goto(serve_demo(f"http://127.0.0.1:{free_port()}/v1", media))  # nothing listens there
-    page.get_by_text("Cannot reach the model server").first.wait_for()
+def test_refusals_leave_the_conversation_alone(page, media, text_file) -> None:
+    send(page, "hello")
+    finished_answer(page)
+    before = chat_text(page)
 
-    send(page, "What is this?", [text_file])
-    page.get_by_text("notes.png is neither an image nor a video").wait_for()
+    # 1: a text file named .png is refused as it is attached, not first at send.
+    attach(page, [text_file])
+    page.get_by_text("notes.png is neither an image nor a video").first.wait_for()
+    expect(page.locator("#tc-input .thumbnail-item")).to_have_count(0)
 
-    page.locator("#tc-input .thumbnail-item").first.wait_for()  # refused, so still attached
-    page.locator("#tc-input button[aria-label^='Remove']").first.click()
-    send(page, "Hello?")
-    note = page.locator("#tc-chat .tc-error").last
-    note.wait_for()
-    assert "Cannot reach the model server" in note.inner_text()
-    assert "Traceback" not in page.content()
+    send(page, "both?", [media.shapes, media.video])
+    page.get_by_text("Attach either images or one video, not both").wait_for()
+    assert len(toast_texts(page)) == 1  # 8: the stale upload warning went with the new send
+    assert chat_text(page) == before  # 1: no red "Error" in place of the chat
+    assert page.locator("#tc-input textarea").input_value() == "both?"  # kept, to fix and resend
+
+    while page.locator("#tc-input button[aria-label^='Remove']").count():
+        page.locator("#tc-input button[aria-label^='Remove']").first.click()
+    page.fill("#tc-input textarea", "")
+    page.locator("#tc-input textarea").press("Enter")
+    page.get_by_text("Type a question, or attach images or a video").wait_for()
+    assert chat_text(page) == before and "Error" not in chat_text(page)
 
 
-@pytest.mark.slow
-@pytest.mark.engine
-@pytest.mark.timeout(1200)
-@pytest.mark.skipif(importlib.util.find_spec("serving.cli") is None,
-                    reason="`thinkcap serve` (serving/cli.py) does not exist yet")
-def test_thinkcap_demo_end_to_end(page, media, tmp_path) -> None:
-    """`thinkcap demo` alone: it starts `thinkcap serve` on the tiny model behind the page."""
-    port, log_path = free_port(), tmp_path / "demo.log"
-    with log_path.open("wb") as log:
-        demo = subprocess.Popen([sys.executable, "-m", "thinkcap", "demo", "--port", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+def test_stop_always_stops_and_the_textbox_stays_usable(page) -> None:
+    stop = page.locator("#tc-input button.stop-button")
+    expect(stop).to_have_count(0)  # 2: no Stop while idle
+    for i in range(4):  # the old Stop failed 3 times in 4
+        send(page, f"slow-thought, try {i}")
+        page.locator("#tc-chat").get_by_text("Thinking…").wait_for()
+        if i == 0:  # typeable while the reply streams
+            page.locator("#tc-input textarea").fill("a draft")
+            assert page.locator("#tc-input textarea").input_value() == "a draft"
+            page.locator("#tc-input textarea").fill("")
+        stop.click()
+        expect(page.locator("#tc-chat").get_by_text("Thinking stopped")).to_have_count(i + 1)
+        expect(stop).to_have_count(0)
+    expect(page.locator("#tc-chat").get_by_text("Thinking…")).to_have_count(0)
+    assert chat_text(page).count("Stopped. Send again") == 4
+    # Focus is back in the textbox after the turn.
+    page.wait_for_function("document.activeElement === document.querySelector('#tc-input textarea')")
+
+
+def test_a_long_thought_streams_in_few_updates_and_ends_exact(page) -> None:
+    # 3: count the page's DOM updates while a 3,000-token thought streams.
+    page.evaluate("""() => { window.tcBatches = 0;
+        new MutationObserver(() => window.tcBatches++).observe(
+            document.querySelector('#tc-chat'), {subtree: true, childList: true,
+                                                 characterData: true}); }""")
+    page.locator("#tc-unlimited input").check()
+    send(page, "long-thought")
+    finished_answer(page)
+    assert f"Thought for {LONG_THINKING} tokens" in chat_text(page)
+    expected = "".join(WORDS[i % len(WORDS)] for i in range(LONG_THINKING))
+    assert thinking_text(page).split() == expected.split()  # the final render is exact
+    assert page.evaluate("window.tcBatches") < LONG_THINKING / 10
+
+
+def test_presets_follow_the_slider_and_make_room(page, fake) -> None:
+    budget = page.locator("#tc-budget input[type=number]")
+    max_tokens = page.locator("#tc-max-tokens input[type=number]")
+    preset = page.locator("#tc-effort")
+    page.locator("#tc-advanced").get_by_text("Advanced").click()  # max tokens lives there
+    preset.get_by_label("High").check()
+    expect(budget).to_have_value("4096")
+    assert int(max_tokens.input_value()) >= 4096 + 512  # 5: room for the thought and an answer
+    set_number(page, "tc-budget", 100)
+    expect(preset.locator("input:checked")).to_have_count(0)  # 4: no longer "High"
+    preset.get_by_label("High").check()  # 4: picking it again applies it again
+    expect(budget).to_have_value("4096")
+    preset.get_by_label("Unlimited").check()
+    expect(page.locator("#tc-unlimited input")).to_be_checked()
+    assert int(max_tokens.input_value()) > 8192
+    page.locator("#tc-unlimited input").uncheck()
+    expect(preset.get_by_label("High")).to_be_checked()  # the slider still says 4096
+
+    # 5: lowered by hand, max tokens would cap the budget: say so before sending.
+    set_number(page, "tc-max-tokens", 1024)
+    send(page, "hi")
+    page.get_by_text("lower the think budget of 4096").wait_for()
+    assert "capped by max tokens" in finished_answer(page).inner_text()
+    assert fake.requests[-1]["max_tokens"] == 1024
+
+
+def test_a_dead_server_is_told_apart_and_rechecked(context, media) -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tests.ui.ui_fake_server", str(port)],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    page = context.new_page()
     try:
-        # The page answers only after the demo's own server is healthy (minutes on CPU).
-        wait_ready(f"http://127.0.0.1:{port}/", timeout=600, alive=lambda: demo.poll() is None)
-        page.goto(f"http://127.0.0.1:{port}/")
-        page.get_by_text("Connected to").wait_for(timeout=60_000)
-        page.locator("#tc-advanced").get_by_text("Advanced").click()
-        set_number(page, "tc-temperature", 0)  # greedy: the tiny model's text is reproducible
-        set_number(page, "tc-max-tokens", 64)
-        send(page, "How many red circles are in the picture?", [media.shapes], budget=8)
-
-        stats = finished_answer(page, timeout_ms=300_000)
-        assert "Answer forced after 8 thinking tokens" in stats.inner_text()
-        assert thinking_text(page).strip()
-        answer = (page.locator("#tc-chat .message-content")
-                  .filter(has=page.locator(".tc-stats")).last.inner_text())
-        assert answer.replace(stats.inner_text(), "").strip()  # the answer text above the stats
-        page.mouse.move(0, 0)  # no hover highlight in the picture
-        page.screenshot(path=tmp_path / "demo.png", full_page=True)
-        if os.environ.get("THINKCAP_UPDATE_SCREENSHOT"):  # refresh the README's picture on request only
-            shutil.copy(tmp_path / "demo.png", REPO / "docs" / "demo.png")
+        wait_ready(f"http://127.0.0.1:{port}/health", 60, alive=lambda: server.poll() is None)
+        page.goto(serve_demo(f"http://127.0.0.1:{port}/v1", media))
+        page.get_by_text("Connected to").wait_for()
+        send(page, "slow-thought")
+        page.locator("#tc-chat").get_by_text("Let me look").wait_for()
+        server.kill()  # 8: the server dies mid-stream
+        note = page.locator("#tc-chat .tc-error").last
+        note.wait_for()
+        assert "Lost the connection" in note.inner_text()
+        assert "Cannot reach" not in note.inner_text()
+        # 6: the status line is asked again (after the turn, and on reload), not cached.
+        page.locator("#tc-status").get_by_text("Cannot reach the model server").wait_for()
+        page.reload()
+        page.locator("#tc-status").get_by_text("Cannot reach the model server").wait_for()
+        send(page, "Hello?")
+        page.locator("#tc-chat .tc-error").get_by_text("Cannot reach the model server").wait_for()
+        assert "Traceback" not in page.content()
     finally:
-        demo.terminate()  # the demo stops its `thinkcap serve` on SIGTERM
-        demo.wait(60)
-    # ... and that server is gone with it.
-    api_base = re.search(r"Model server ready at (\S+)", log_path.read_text()).group(1)
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(api_base.removesuffix("/v1") + "/health", timeout=5)
+        server.kill()
+        server.wait()
+        page.close()
 
+
+def test_phone_width_keeps_the_header_in_view_and_controls_first(context, demo_url) -> None:
+    page = context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.goto(demo_url)
+        page.get_by_text("Connected to").wait_for()
+        page.wait_for_timeout(800)  # past the page's focus-on-load
+        assert page.evaluate("window.scrollY") == 0  # 9: not scrolled down to the textbox
+        status = page.locator("#tc-status").bounding_box()
+        assert 0 <= status["y"] and status["y"] + status["height"] <= 844
+        controls = page.locator("#tc-controls").bounding_box()
+        assert controls["y"] < page.locator("#tc-chat").bounding_box()["y"]
+    finally:
+        page.close()

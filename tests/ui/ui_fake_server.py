@@ -74,6 +74,23 @@ def thought_shape(body: dict) -> tuple[int, float]:
     return NATURAL_THINKING, 0.01  # a few intermediate states for the page to render
 
 
+class Concurrency:
+    """How many streams run at once, and the most seen: Compare must stream in parallel."""
+
+    def __init__(self) -> None:
+        self._lock, self.active, self.most = threading.Lock(), 0, 0
+
+    def __call__(self, streams: Iterator[str]) -> Iterator[str]:
+        with self._lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            yield from streams
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
 def stream(body: dict, budget: int | None, effective: int | None, images: int,
            videos: int) -> Iterator[str]:
     natural, delay = thought_shape(body)
@@ -113,6 +130,7 @@ def stream(body: dict, budget: int | None, effective: int | None, images: int,
 def make_app() -> FastAPI:
     app = FastAPI()
     app.state.requests = []  # every chat request body, for the tests to inspect
+    app.state.concurrency = Concurrency()
 
     @app.get("/health")
     def health() -> dict:
@@ -141,7 +159,8 @@ def make_app() -> FastAPI:
         if problem:
             return error(400, problem)
         effective = None if budget is None else min(budget, room)
-        return StreamingResponse(stream(body, budget, effective, images, videos),
+        streams = app.state.concurrency(stream(body, budget, effective, images, videos))
+        return StreamingResponse(streams,
                                  media_type="text/event-stream")
 
     return app

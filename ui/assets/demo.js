@@ -57,4 +57,15 @@
       window.thinkcapFocus();
     }
   }, 200);
+
+  // Gradio gives the textarea no accessible name when its label is hidden: name it here (the
+  // compare tab is rendered only once opened, hence the periodic check).
+  const LABELS = { "#tc-input textarea": "Your message",
+                   "#tc-compare-input textarea": "Question for every budget" };
+  setInterval(() => {
+    for (const [selector, text] of Object.entries(LABELS)) {
+      const box = document.querySelector(selector);
+      if (box && !box.getAttribute("aria-label")) box.setAttribute("aria-label", text);
+    }
+  }, 300);
 })();

@@ -1,0 +1,80 @@
+"""Shared pieces of the browser tests: Debian's Chromium via Playwright, the page in-process,
+and the few gestures the tests repeat (set a number, attach files, send)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ui.app import build_demo, launch_demo
+from ui.client import ChatClient
+from ui.server_proc import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+# Without the background-networking flags Chromium keeps calling home, into a closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+DESKTOP = {"width": 1360, "height": 1000}
+
+MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+
+
+def launch_context(playwright, profile: Path, viewport: dict = DESKTOP):
+    # Clipboard permissions: the Copy test reads back what the page wrote.
+    return playwright.chromium.launch_persistent_context(
+        profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+        viewport=viewport, permissions=["clipboard-read", "clipboard-write"])
+
+
+def serve_demo(api_base: str, media) -> str:
+    """Launch the page in this process (Gradio serves from a thread); return its URL."""
+    port = free_port()
+    demo = build_demo(ChatClient(api_base), media)
+    launch_demo(demo, media, host="127.0.0.1", port=port, block=False)
+    return f"http://127.0.0.1:{port}/"
+
+
+def set_number(page, elem_id: str, value: float) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def attach(page, files: list[Path], box: str = "tc-input") -> None:
+    page.set_input_files(f"#{box} input[type=file]", [str(f) for f in files])
+
+
+def send(page, text: str, files: list[Path] = (), budget: int | None = None,
+         box: str = "tc-input") -> None:
+    if budget is not None:
+        set_number(page, "tc-budget", budget)
+    if files:
+        attach(page, files, box)
+        # An attachment shows as a thumbnail once uploaded; sending earlier would drop it.
+        page.locator(f"#{box} .thumbnail-item").first.wait_for()
+    page.fill(f"#{box} textarea", text)
+    page.locator(f"#{box} textarea").press("Enter")
+
+
+def finished_answer(page, timeout_ms: float = 60_000, nth: int | None = None):
+    """The stats line of the last (or nth) answer: it appears once the whole turn has streamed."""
+    stats = page.locator("#tc-chat .tc-stats")
+    stats = stats.last if nth is None else stats.nth(nth)
+    stats.wait_for(timeout=timeout_ms)
+    return stats
+
+
+def thinking_text(page) -> str:
+    """The text of the last thinking block, which stays open once thinking has ended."""
+    page.get_by_text("Thought for", exact=False).last.wait_for()
+    return page.locator("#tc-chat .thought-group .message-content").last.inner_text()
+
+
+def toast_texts(page) -> list[str]:
+    return page.locator(".toast-body").all_inner_texts()
