@@ -1,0 +1,97 @@
+"""Each dialect's budget fields → `vllm_xargs`, with 400s that name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.dialects import prepare_chat, prepare_completion, prepare_messages, prepare_responses
+from serving.errors import APIError
+from serving.settings import ServerSettings
+
+S = ServerSettings(answer_reserve=16, structured_answer_reserve=200, default_think_budget=None)
+
+
+def chat(**body):
+    body = {"messages": [{"role": "user", "content": "hi"}], **body}
+    return body, prepare_chat(body, S)
+
+
+def test_chat_budget_fields_become_xargs():
+    body, prep = chat(think_budget=8, min_think_tokens=2)
+    assert body["vllm_xargs"] == {"think_budget": 8, "min_think_tokens": 2, "open_thinking": 1, "answer_reserve": 16}
+    assert "think_budget" not in body and "min_think_tokens" not in body  # vLLM's built-in must not act twice
+    assert body["return_token_ids"] is True and prep.client_wants_ids is False
+    body, _ = chat(thinking_token_budget=3)
+    assert body["vllm_xargs"]["think_budget"] == 3 and "thinking_token_budget" not in body
+
+
+@pytest.mark.parametrize(("effort", "budget"), [("none", 0), ("minimal", 64), ("low", 256), ("medium", 1024),
+                                                 ("high", 4096), ("xhigh", 16384), ("max", None)])
+def test_every_reasoning_effort(effort, budget):
+    body, _ = chat(reasoning_effort=effort)
+    assert body["vllm_xargs"].get("think_budget") == budget
+    assert body["reasoning_effort"] == effort  # still reaches the chat template, as in vLLM
+
+
+def test_precedence_and_template_switches():
+    body, _ = chat(think_budget=5, reasoning_effort="high")
+    assert body["vllm_xargs"]["think_budget"] == 5
+    body, _ = chat(chat_template_kwargs={"enable_thinking": False})
+    assert body["vllm_xargs"]["think_budget"] == 0
+    body, _ = chat(continue_final_message=True, add_generation_prompt=False)
+    assert "open_thinking" not in body["vllm_xargs"]  # the client's own prefix is kept
+
+
+def test_grammar_requests_keep_the_structured_reserve():
+    body, _ = chat(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}})
+    assert body["vllm_xargs"]["answer_reserve"] == 200
+    body, _ = chat(tools=[], tool_choice="required")
+    assert body["vllm_xargs"]["answer_reserve"] == 200
+    body, _ = chat(tool_choice="auto")
+    assert body["vllm_xargs"]["answer_reserve"] == 16
+
+
+def test_client_xargs_are_kept_and_merged():
+    body, _ = chat(vllm_xargs={"think_budget": 4, "my_key": "v"})
+    assert body["vllm_xargs"]["think_budget"] == 4 and body["vllm_xargs"]["my_key"] == "v"
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"think_budget": "ten"}, "think_budget"), ({"think_budget": True}, "think_budget"),
+    ({"think_budget": 3, "thinking_token_budget": 4}, "think_budget"),
+    ({"think_budget": 2, "min_think_tokens": 5}, "min_think_tokens"),
+    ({"reasoning_effort": "extreme"}, "reasoning_effort"), ({"n": 99}, "n"),
+])
+def test_bad_values_name_the_field(body, param):
+    with pytest.raises(APIError) as err:
+        chat(**body)
+    assert err.value.status == 400 and err.value.param == param
+
+
+def test_other_dialects():
+    body = {"prompt": "x<think>", "think_budget": 5}
+    prep = prepare_completion(body, S)
+    assert body["vllm_xargs"] == {"think_budget": 5, "answer_reserve": 16} and prep.kind == "completion"
+    body = {"input": "x", "reasoning": {"effort": "low"}}
+    prepare_responses(body, S)
+    assert body["vllm_xargs"]["think_budget"] == 256 and body["vllm_xargs"]["open_thinking"] == 1
+    body = {"messages": [], "max_tokens": 9, "thinking": {"type": "enabled", "budget_tokens": 7}}
+    prepare_messages(body, S)
+    assert body["vllm_xargs"]["think_budget"] == 7 and "thinking" not in body
+    body = {"messages": [], "max_tokens": 9, "thinking": {"type": "disabled"}}
+    prepare_messages(body, S)
+    assert body["vllm_xargs"]["think_budget"] == 0
+    with pytest.raises(APIError, match="thinking.type"):
+        prepare_messages({"messages": [], "thinking": {"type": "maybe"}}, S)
+
+
+def test_media_refs_found_in_every_dialect():
+    img = {"type": "image_url", "image_url": "data:image/png;base64,AAAA"}  # vLLM also takes a bare string
+    _, prep = chat(messages=[{"role": "user", "content": [img, {"type": "video_url", "video_url": {"url": "v.mp4"}}]}])
+    assert [(r.kind, r.param) for r in prep.media] == [("image", "messages.0.content.0"), ("video", "messages.0.content.1")]
+    assert img["image_url"] == {"url": "data:image/png;base64,AAAA"}
+    prep = prepare_responses({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "u"}]}]}, S)
+    assert [r.param for r in prep.media] == ["input.0.content.0"]
+    prep = prepare_messages({"messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]}, S)
+    assert [r.param for r in prep.media] == ["messages.0.content.0"]

@@ -1,0 +1,77 @@
+"""The glm41v reasoning parser on the tiny model's real tokenizer: text split, id-level rules,
+streaming equal to the whole-text split, registration under its name."""
+
+from __future__ import annotations
+
+import pytest
+
+from vllm_adapter.reasoning_parser import Glm41vReasoningParser
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture
+def parser(tok):
+    return Glm41vReasoningParser(tok)
+
+
+def ids(tok, text: str) -> list[int]:
+    return tok.encode(text, add_special_tokens=False)
+
+
+def test_registered_for_vllm():
+    from vllm.reasoning import ReasoningParserManager
+
+    from vllm_adapter.plugin import register
+
+    register()
+    assert ReasoningParserManager.get_reasoning_parser("glm41v") is Glm41vReasoningParser
+
+
+@pytest.mark.parametrize(("text", "reasoning", "content"), [
+    ("<think>a b</think><answer>The <|begin_of_box|>5<|end_of_box|></answer>", "a b", "The <|begin_of_box|>5<|end_of_box|>"),
+    ("<think>cut off", "cut off", None),
+    ("no thinking at all", None, "no thinking at all"),
+    ("opened by the prompt</think><answer>x</answer>", "opened by the prompt", "x"),
+    ("<think></think><answer></answer>", "", None),
+])
+def test_extract_reasoning(parser, text, reasoning, content):
+    assert parser.extract_reasoning(text, None) == (reasoning, content)
+
+
+def test_reasoning_ends_only_after_the_whole_closing_sequence(parser, tok):
+    think, close, answer = (tok.convert_tokens_to_ids(t) for t in ("<think>", "</think>", "<answer>"))
+    x = ids(tok, "hi")
+    assert not parser.is_reasoning_end([*x, think, *x])
+    assert not parser.is_reasoning_end([*x, think, *x, close])  # a grammar must not mask the forced <answer>
+    assert parser.is_reasoning_end([*x, think, *x, close, answer])
+    assert parser.is_reasoning_end([*x, think, *x, close, x[0]])  # the model left the format
+    assert not parser.is_reasoning_end(x)  # nothing opened yet
+
+
+def test_counts_and_content_ids_on_ids(parser, tok):
+    out = ids(tok, "<think>one two three</think><answer>ok</answer>")
+    inner = ids(tok, "one two three")
+    assert parser.count_reasoning_tokens(out) == len(inner)
+    assert parser.extract_content_ids(out) == ids(tok, "ok")
+    assert parser.count_reasoning_tokens(ids(tok, "one two</think><answer>x")) == len(ids(tok, "one two"))
+
+
+def test_streaming_equals_whole_text(parser, tok):
+    text = "<think>step one, step two</think><answer>The <|begin_of_box|>7<|end_of_box|>"
+    out = ids(tok, text)
+    reasoning, content, previous = "", "", []
+    for i, t in enumerate(out):
+        delta = tok.decode([t])
+        msg = parser.extract_reasoning_streaming(tok.decode(previous), tok.decode(out[: i + 1]), delta,
+                                                 previous, out[: i + 1], [t])
+        previous = out[: i + 1]
+        if msg is not None:
+            reasoning += msg.reasoning or ""
+            content += msg.content or ""
+    assert (reasoning, content) == parser.extract_reasoning(text, None)
