@@ -24,6 +24,43 @@ def fake_server() -> Iterator[FakeServer]:
 
 
 @pytest.fixture(scope="session")
+def shared_fake() -> Iterator[FakeServer]:
+    """One fake server for all browser tests; `fake_server` is a fresh one per test."""
+    server = FakeServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One headless Chromium for the whole session (starting one costs seconds)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+    from tests.ui.browser_kit import launch_context
+    with sync_api.sync_playwright() as playwright:
+        context = launch_context(playwright, tmp_path_factory.mktemp("chromium-profile"))
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def demo_url(shared_fake: FakeServer, media: ExampleMedia) -> str:
+    """The page, served in-process against the shared fake server."""
+    from tests.ui.browser_kit import serve_demo
+    return serve_demo(shared_fake.api_base, media)
+
+
+@pytest.fixture
+def page(browser, demo_url: str) -> Iterator:
+    """A fresh page (a fresh Gradio session) once the status line says the server answers."""
+    page = browser.new_page()
+    page.goto(demo_url)
+    page.get_by_text("Connected to").wait_for()
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> ExampleMedia:
     return ensure_examples(tmp_path_factory.mktemp("examples"))
 

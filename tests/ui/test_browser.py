@@ -1,7 +1,7 @@
 """The chat in a real headless Chromium (Debian's), driven by Playwright, against the fake server.
 
-One fake server, one page server and one browser per module; each test opens a fresh page (a
-fresh Gradio session). Each test batches several of the defects of issue 13, named in comments.
+One fake server, one page server and one browser for all browser tests (tests/ui/conftest.py);
+each test opens a fresh page, so a fresh Gradio session. Each test batches several of the defects of issue 13, named in comments.
 The end-to-end run against a real `thinkcap serve` is in test_browser_e2e.py.
 """
 
@@ -10,53 +10,16 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-
 import pytest
 
 from ui.server_proc import free_port, wait_ready
-from tests.ui.browser_kit import (MARKS, REPO, attach, finished_answer, launch_context,
-                                  send, serve_demo, set_number, thinking_text, toast_texts)
-from tests.ui.ui_fake_server import LONG_THINKING, WORDS, FakeServer
+from tests.ui.browser_kit import (MARKS, REPO, attach, finished_answer, send, serve_demo,
+                                  set_number, thinking_text, toast_texts)
+from tests.ui.ui_fake_server import LONG_THINKING, WORDS
 
 pytestmark = MARKS
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
 expect = sync_api.expect
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator:
-    with sync_api.sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="module")
-def context(playwright, tmp_path_factory) -> Iterator:
-    context = launch_context(playwright, tmp_path_factory.mktemp("chromium-profile"))
-    yield context
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeServer]:
-    server = FakeServer(free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def demo_url(fake, media) -> str:
-    return serve_demo(fake.api_base, media)
-
-
-@pytest.fixture
-def page(context, demo_url) -> Iterator:
-    page = context.new_page()
-    page.goto(demo_url)
-    page.get_by_text("Connected to").wait_for()
-    yield page
-    page.close()
 
 
 def chat_text(page) -> str:
@@ -64,7 +27,7 @@ def chat_text(page) -> str:
     return page.locator("#tc-chat .bubble-wrap").inner_text()
 
 
-def test_forced_answer_stats_copy_and_system_prompt(page, fake, media) -> None:
+def test_forced_answer_stats_copy_and_system_prompt(page, shared_fake, media) -> None:
     expect(page.get_by_label("Your message")).to_be_visible()  # 10: the textbox has a name
     page.locator("#tc-advanced").get_by_text("Advanced").click()
     page.fill("#tc-system textarea", "Answer in one word.")
@@ -77,7 +40,7 @@ def test_forced_answer_stats_copy_and_system_prompt(page, fake, media) -> None:
     assert re.search(r"Thought for 8 tokens\s*\(\d+(\.\d+)?s\)", chat_text(page))
     assert page.locator("#tc-chat .tc-box").last.inner_text() == "3"
     assert thinking_text(page).startswith("Let me look at the picture")
-    sent = fake.requests[-1]
+    sent = shared_fake.requests[-1]
     assert sent["think_budget"] == 8
     assert sent["messages"][0] == {"role": "system", "content": "Answer in one word."}
 
@@ -96,7 +59,7 @@ def test_forced_answer_stats_copy_and_system_prompt(page, fake, media) -> None:
     assert "No answer text: the model ended its turn right after thinking" in chat_text(page)
 
 
-def test_example_unlimited_follow_up_then_retry_at_another_budget(page, fake) -> None:
+def test_example_unlimited_follow_up_then_retry_at_another_budget(page, shared_fake) -> None:
     page.get_by_text("Which way does the ball roll?").click()  # an example card: sent at once
     finished_answer(page)
     assert page.locator("#tc-chat video").count() == 1
@@ -106,7 +69,7 @@ def test_example_unlimited_follow_up_then_retry_at_another_budget(page, fake) ->
     send(page, "Are you sure?")
     stats = finished_answer(page, nth=1).inner_text()
     assert "Finished thinking on its own" in stats and "unlimited budget" in stats
-    assert fake.requests[-1]["think_budget"] is None
+    assert shared_fake.requests[-1]["think_budget"] is None
 
     # Retry with another budget: the last answer is replaced, the question asked again.
     page.locator("#tc-unlimited input").uncheck()
@@ -114,8 +77,8 @@ def test_example_unlimited_follow_up_then_retry_at_another_budget(page, fake) ->
     page.locator("#tc-chat button[aria-label='Retry']").last.click()
     page.locator("#tc-chat .tc-stats").get_by_text("Answer forced after 4 thinking").wait_for()
     assert page.locator("#tc-chat .tc-stats").count() == 2
-    assert fake.requests[-1]["think_budget"] == 4
-    assert [m["role"] for m in fake.requests[-1]["messages"]] == ["user", "assistant", "user"]
+    assert shared_fake.requests[-1]["think_budget"] == 4
+    assert [m["role"] for m in shared_fake.requests[-1]["messages"]] == ["user", "assistant", "user"]
 
 
 def test_refusals_leave_the_conversation_alone(page, media, text_file) -> None:
@@ -176,7 +139,7 @@ def test_a_long_thought_streams_in_few_updates_and_ends_exact(page) -> None:
     assert page.evaluate("window.tcBatches") < LONG_THINKING / 10
 
 
-def test_presets_follow_the_slider_and_make_room(page, fake) -> None:
+def test_presets_follow_the_slider_and_make_room(page, shared_fake) -> None:
     budget = page.locator("#tc-budget input[type=number]")
     max_tokens = page.locator("#tc-max-tokens input[type=number]")
     preset = page.locator("#tc-effort")
@@ -199,14 +162,14 @@ def test_presets_follow_the_slider_and_make_room(page, fake) -> None:
     send(page, "hi")
     page.get_by_text("lower the think budget of 4096").wait_for()
     assert "capped by max tokens" in finished_answer(page).inner_text()
-    assert fake.requests[-1]["max_tokens"] == 1024
+    assert shared_fake.requests[-1]["max_tokens"] == 1024
 
 
-def test_a_dead_server_is_told_apart_and_rechecked(context, media) -> None:
+def test_a_dead_server_is_told_apart_and_rechecked(browser, media) -> None:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tests.ui.ui_fake_server", str(port)],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    page = context.new_page()
+    page = browser.new_page()
     try:
         wait_ready(f"http://127.0.0.1:{port}/health", 60, alive=lambda: server.poll() is None)
         page.goto(serve_demo(f"http://127.0.0.1:{port}/v1", media))
@@ -231,8 +194,8 @@ def test_a_dead_server_is_told_apart_and_rechecked(context, media) -> None:
         page.close()
 
 
-def test_phone_width_keeps_the_header_in_view_and_controls_first(context, demo_url) -> None:
-    page = context.new_page()
+def test_phone_width_keeps_the_header_in_view_and_controls_first(browser, demo_url) -> None:
+    page = browser.new_page()
     page.set_viewport_size({"width": 390, "height": 844})
     try:
         page.goto(demo_url)
