@@ -135,6 +135,9 @@ def report(cases: dict[str, dict[str, dict[str, list[float]]]], rounds: int) -> 
     for case, by_server in cases.items():
         ratios = [paired_ratio(by_server["thinkcap"][k], by_server["vllm"][k]) for k in METRICS]
         lines.append(f"{case:<16}" + "".join(f"{r:>15.3f}x" for r in ratios))
+    pooled = [statistics.median(o / t for by_server in cases.values()
+                                for o, t in zip(by_server["thinkcap"][k], by_server["vllm"][k])) for k in METRICS]
+    lines.append(f"{'all cases':<16}" + "".join(f"{r:>15.3f}x" for r in pooled) + "   (median of every per-round ratio)")
     lines.append("absolute medians (thinkcap | vLLM):")
     for case, by_server in cases.items():
         cells = [f"{statistics.median(by_server['thinkcap'][k]):.1f}|{statistics.median(by_server['vllm'][k]):.1f}"
