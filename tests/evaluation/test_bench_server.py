@@ -51,3 +51,20 @@ def test_bad_options_are_refused(argv, needle, capsys):
 
 def test_defaults_are_the_issue_load():
     assert ServerBenchConfig().concurrencies == [1, 8, 32, 64]
+
+
+def test_the_vllm_side_sees_no_thinkcap_entry_points(tmp_path: Path):
+    import subprocess
+
+    from evaluation.servers import vllm_server
+    from thinkcap.tiny_model import ensure_tiny_model
+
+    server = vllm_server(ensure_tiny_model(), [], 1, tmp_path, cpu=True)
+    code = ("from importlib.metadata import entry_points as e; groups = ('vllm.logits_processors', "
+            "'vllm.general_plugins', 'vllm.endpoint_plugins'); print([p.value for g in groups for p in e(group=g)])")
+    seen = subprocess.run([server.cmd[0], "-c", code], env=server.env, capture_output=True, text=True, check=True)
+    assert "vllm_adapter" not in seen.stdout and "serving." not in seen.stdout
+    direct = subprocess.run([server.cmd[0], "-c", code], capture_output=True, text=True, check=True)
+    assert "vllm_adapter.processor:ThinkBudgetLogitsProcessor" in direct.stdout  # installed, hidden only there
+    template = Path(server.cmd[server.cmd.index("--chat-template") + 1]).read_text()
+    assert "<|assistant|>{{ '\\n' }}<think>" in template
