@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, distribution, entry_points
 from pathlib import Path
 
 from budget import BudgetError, parse_think_budget
+from serving.limits import RequestLimits
 from serving.settings import MediaLimits, ServerSettings, parse_effort_table
 from vllm_adapter.engine_env import CPU_ENV_DEFAULTS, PROCESSOR_FQCN, prepare_engine_env
 
@@ -56,7 +57,9 @@ def _efforts_arg(text: str) -> dict[str, int]:
 
 SERVER_KEYS = ("default_think_budget", "answer_reserve", "structured_answer_reserve", "reasoning_effort_budgets", "max_n")
 MEDIA_KEYS = ("max_images_per_request", "max_videos_per_request", "image_max_pixels", "video_max_duration_s",
-              "fetch_timeout_s", "fetch_max_bytes")
+              "fetch_timeout_s", "fetch_max_bytes", "allow_private_media_urls", "max_redirects")
+LIMIT_KEYS = ("max_body_bytes", "max_json_depth", "max_messages", "max_content_parts", "max_stop_chars",
+              "max_in_flight_requests")
 
 
 def add_thinkcap_args(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +81,17 @@ def add_thinkcap_args(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--video-max-duration", type=float, dest="video_max_duration_s", help="seconds (default 600)")
     m.add_argument("--media-fetch-timeout", type=float, dest="fetch_timeout_s", help="seconds (default 10)")
     m.add_argument("--media-max-bytes", type=int, dest="fetch_max_bytes", help="per media item (default 64 MiB)")
+    m.add_argument("--allow-private-media-urls", action="store_true", default=None,
+                   help="let media URLs reach loopback/private/link-local addresses (off: only public ones)")
+    r = parser.add_argument_group("thinkcap request limits")
+    r.add_argument("--max-request-body-bytes", type=int, dest="max_body_bytes", help="default 128 MiB (413 above)")
+    r.add_argument("--max-json-depth", type=int, dest="max_json_depth", help="nesting levels (default 64)")
+    r.add_argument("--max-request-messages", type=int, dest="max_messages", help="messages/input items (default 1024)")
+    r.add_argument("--max-content-parts", type=int, dest="max_content_parts", help="per message (default 256)")
+    r.add_argument("--max-stop-chars", type=int, dest="max_stop_chars", help="per stop string (default 512)")
+    r.add_argument("--max-in-flight-requests", type=int, dest="max_in_flight_requests",
+                   help="generation requests per API server, running or queued; more get 429 (default 1024)")
+    m.add_argument("--media-max-redirects", type=int, dest="max_redirects", help="per media URL (default 5)")
 
 
 def build_parser(cpu: bool) -> argparse.ArgumentParser:
@@ -99,7 +113,10 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     media = {k: getattr(args, k) for k in MEDIA_KEYS if getattr(args, k) is not None}
     if args.allowed_local_media_path:  # vLLM's own flag: the gate reads local files, vLLM never does
         media["allowed_local_media_path"] = args.allowed_local_media_path
-    return ServerSettings(media=MediaLimits(**media), **given)
+    if args.allowed_media_domains:  # vLLM's flag too: the gate is the one fetching, so it enforces it
+        media["allowed_media_domains"] = args.allowed_media_domains
+    limits = {k: getattr(args, k) for k in LIMIT_KEYS if getattr(args, k) is not None}
+    return ServerSettings(media=MediaLimits(**media), limits=RequestLimits(**limits), **given)
 
 
 def model_type(model: str) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from serving.errors import APIError
-from serving.media_fetch import fetch_bytes
+from serving.media_fetch import check_sniffed, fetch_bytes
 from serving.settings import MediaLimits
 
 
@@ -48,6 +48,7 @@ async def gate_media(refs: list[MediaRef], limits: MediaLimits) -> None:
         if not isinstance(url, str) or not url:
             raise APIError(f"{ref.kind} URL must be a non-empty string", param=ref.param)
         data = await fetch_bytes(url, limits, ref.param)
+        check_sniffed(data, ref.kind, ref.param)  # an HTML error page never reaches a decoder
         check = check_image if ref.kind == "image" else check_video
         mime = await asyncio.to_thread(check, data, limits, ref.param)
         ref.holder[ref.key] = f"data:{mime};base64,{base64.b64encode(data).decode()}"

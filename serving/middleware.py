@@ -21,49 +21,57 @@ from typing import Any
 from serving.augment import ChoiceTracker, Layer
 from serving.dialects import DIALECTS, Prepared
 from serving.errors import APIError
+from serving.limits import InFlight, check_request, read_body
 from serving.media import gate_media
 
 Scope = dict[str, Any]
 
 
-async def _read_body(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionError("client disconnected")
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _send_error(send: Any, error: APIError) -> None:
+async def _send_error(send: Any, error: APIError, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = error.body()
     await send({"type": "http.response.start", "status": error.status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(extra or [])]})
     await send({"type": "http.response.body", "body": body})
 
 
 class BudgetMiddleware:
     def __init__(self, app: Any):
         self.app = app
+        self.in_flight = InFlight()  # one per API-server process (each builds its own app)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         prepare = DIALECTS.get(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "POST" else None
         layer: Layer | None = getattr(scope["app"].state, "thinkcap", None) if prepare else None
         if prepare is None or layer is None:
             return await self.app(scope, receive, send)
+        limits = layer.settings.limits
         try:
-            raw = await _read_body(receive)
+            self.in_flight.enter(limits)
+        except APIError as error:
+            return await _send_error(send, error, [(b"retry-after", str(limits.retry_after_s).encode())])
+        try:
+            await self._handle(scope, receive, send, prepare, layer)
+        finally:
+            self.in_flight.leave()
+
+    async def _handle(self, scope: Scope, receive: Any, send: Any, prepare: Any, layer: Layer) -> None:
+        try:
+            raw = await read_body(receive, layer.settings.limits.max_body_bytes)
         except ConnectionError:
             return
+        except APIError as error:
+            return await _send_error(send, error, [(b"connection", b"close")])  # the rest stays unread
         try:
             body = json.loads(raw)
+        except RecursionError:  # deeper than the interpreter's stack: certainly over the depth limit
+            return await _send_error(send, APIError("request JSON is nested too deeply", param="body"))
         except ValueError:
             body = None
         if not isinstance(body, dict):  # vLLM's own 400 for whatever this is
             return await self.app(scope, _replay(raw, receive), send)
         try:
+            check_request(body, layer.settings.limits)
             prepared = prepare(body, layer.settings)
             await gate_media(prepared.media, layer.settings.media)
         except APIError as error:

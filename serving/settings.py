@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving.limits import RequestLimits
+
 # Every `reasoning_effort` OpenAI defines; `none` is always budget 0.
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 DEFAULT_EFFORT_BUDGETS = {"none": 0, "minimal": 64, "low": 256, "medium": 1024, "high": 4096, "xhigh": 16384}
@@ -29,12 +31,22 @@ class MediaLimits(BaseSettings):
     fetch_timeout_s: float = Field(10.0, gt=0)
     fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
     allowed_local_media_path: Path | None = None
+    # SSRF rules (serving.media_fetch): only public addresses unless opted out; exact host names.
+    allow_private_media_urls: bool = False
+    allowed_media_domains: list[str] | None = None
+    max_redirects: int = Field(5, ge=0)
 
     @field_validator("allowed_local_media_path")
     @classmethod
     def _resolve(cls, value: Path | None) -> Path | None:
         # Resolved once: a request path is allowed only if it resolves inside this folder.
         return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("allowed_media_domains")
+    @classmethod
+    def _domains(cls, value: list[str] | None) -> list[str] | None:
+        # Compared with the URL's host name, which urlsplit lowercases and we strip of a final dot.
+        return [d.strip().lower().rstrip(".") for d in value if d.strip()] if value is not None else None
 
 
 class ServerSettings(BaseSettings):
@@ -51,6 +63,7 @@ class ServerSettings(BaseSettings):
     reasoning_effort_budgets: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS))
     max_n: int = Field(16, ge=1, description="largest `n` a request may ask for")
     media: MediaLimits = Field(default_factory=MediaLimits)
+    limits: RequestLimits = Field(default_factory=RequestLimits)
 
     @field_validator("reasoning_effort_budgets")
     @classmethod
