@@ -10,6 +10,7 @@ answer, so the warmed-up model knows the format but not yet the task: RL has som
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ def demonstration(record: Record, rng: random.Random, think_sentences: tuple[int
 
 def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *, steps: int = 150,
             batch_size: int = 16, lr: float = 1e-2, think_sentences: tuple[int, int] = (2, 10),
-            answer_noise: float = 0.0, seed: int = 0) -> Path:
-    """Fine-tune on demonstrations (response tokens only, EOS included); save a servable folder."""
+            answer_noise: float = 0.0, seed: int = 0, progress: bool = False) -> Path:
+    """Fine-tune on demonstrations (response tokens only, EOS included); save a servable folder.
+    `progress`: a progress bar with the running loss on stderr."""
+    from tqdm.auto import tqdm
     from transformers import AutoProcessor
 
     rng = random.Random(seed)
@@ -55,6 +58,7 @@ def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     eos = tokenizer.eos_token_id
     losses: list[float] = []
+    bar = tqdm(total=steps, desc="sft warm-up", disable=not progress, dynamic_ncols=True)
     for _ in range(steps):
         rows = []
         for record in rng.sample(records, min(batch_size, len(records))):
@@ -67,12 +71,15 @@ def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        bar.update(1)
+    bar.close()
     out = save_policy(model.to(torch.bfloat16), out_dir, model_dir)  # bf16 like the base model
     (out / "warmup_loss.txt").write_text("\n".join(f"{x:.4f}" for x in losses) + "\n")
     return out
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from training.data import load_records
@@ -81,13 +88,27 @@ def main(argv: list[str] | None = None) -> Any:
     parser.add_argument("data", help="JSONL records (synthetic tasks)")
     parser.add_argument("out", help="output model folder")
     parser.add_argument("--model", default="tiny", help="start model (default: the tiny model)")
-    parser.add_argument("--steps", type=int, default=150, help="optimizer steps of 16 demonstrations (default 150)")
+    parser.add_argument("--steps", type=int, default=150, help="optimizer steps (default 150)")
+    parser.add_argument("--batch-size", type=int, default=16, help="demonstrations per step (default 16)")
+    parser.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (default 1e-2)")
     parser.add_argument("--answer-noise", type=float, default=0.0, help="share of random answers (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     from training.train import resolve_model
 
-    out = warm_up(resolve_model(args.model), load_records(args.data), args.out, steps=args.steps,
-                  answer_noise=args.answer_noise)
+    try:
+        for name in ("steps", "batch_size"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
+        if not 0 <= args.answer_noise <= 1:
+            raise ValueError(f"--answer-noise must be in [0, 1]; got {args.answer_noise}")
+        records = load_records(args.data)
+    except (ValueError, OSError) as err:  # one line, no traceback: the user fixes a setting
+        print(f"python -m training.sft: error: {err}", file=sys.stderr)
+        return 2
+    out = warm_up(resolve_model(args.model), records, args.out, steps=args.steps, batch_size=args.batch_size,
+                  lr=args.lr, answer_noise=args.answer_noise, seed=args.seed, progress=not args.no_progress)
     print(f"warmed-up model in {out}")
     return 0
 
