@@ -2,6 +2,7 @@
 
     python tests/training/e2e_run.py ENGINE MODEL_DIR DATA OUT_DIR      (ENGINE: vllm or hf)
     torchrun --nproc_per_node 2 tests/training/e2e_run.py ddp MODEL_DIR DATA OUT_DIR
+    torchrun --nproc_per_node 2 tests/training/e2e_run.py fsdp MODEL_DIR DATA OUT_DIR   (+ micro-batches, DCP resume)
 
 Writes `OUT_DIR/result-rank{r}.json` per process with what the tests assert on.
 """
@@ -25,7 +26,9 @@ BUDGET = 16
 def config(engine: str, model: str, data: str, out: str, **kw) -> GRPOConfig:
     return GRPOConfig(model=model, train_data=data, output_dir=out, steps=4, prompts_per_step=4, group_size=4,
                       num_minibatches=2, max_new_tokens=48, rollout_think_budget=BUDGET, answer_reserve=8, lr=1e-3,
-                      rollout_engine="hf" if engine == "ddp" else engine, save_every=2, progress_bar=False, **kw)
+                      rollout_engine="hf" if engine in ("ddp", "fsdp") else engine, save_every=2, progress_bar=False,
+                      **({"distributed": "fsdp", "micro_batch_size": 1, "gradient_checkpointing": True}
+                         if engine == "fsdp" else {}), **kw)
 
 
 def reward_fns():
@@ -33,6 +36,11 @@ def reward_fns():
     # length: a barely trained model then gets reward variance within groups, so updates happen.
     lenient = lambda pred, ref: 1.0 / (1.0 + len(pred))  # noqa: E731
     return build_reward_fns(verifiers={d: lenient for d in ("counting", "numeric", "exact")})
+
+
+def timeless(history: list[dict]) -> list[dict]:
+    """History without wall-clock metrics (time/step_s), which no rerun reproduces."""
+    return [{k: v for k, v in h.items() if not k.startswith("time/")} for h in history]
 
 
 def params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -88,14 +96,27 @@ def main() -> None:
                        "think": s.num_thinking_tokens} for s in samples)
 
     a = train(config(engine_kind, model, data, f"{out}/a"), reward_fns=reward_fns(), on_step=record)
-    result = {"changed": max_diff(initial, params(a["policy"])), "samples": forced, "history_a": a["history"],
+    result = {"changed": None if engine_kind == "fsdp" else max_diff(initial, params(a["policy"])),
+              "samples": forced, "history_a": timeless(a["history"]),
               "checkpoint": str(a["checkpoint"])}
-    if engine_kind == "ddp":  # every rank must hold the same weights after DDP's averaged updates
+    if engine_kind == "fsdp":  # killed after step 3, resumed from the DCP checkpoint of step 2
+        from training import sharding
+
+        full_a = {k: v.clone() for k, v in sharding.full_named_parameters(a["model"])}
+        shutil.rmtree(f"{out}/b", ignore_errors=True)
+        train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), stop_after=3)
+        b = train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns())
+        full_b = dict(sharding.full_named_parameters(b["model"]))
+        result["changed"] = max_diff(initial, full_a)
+        result["resume_diff"] = max_diff(full_a, full_b)
+        result["history_b"] = timeless(b["history"])
+    if engine_kind in ("ddp", "fsdp"):  # every rank must hold the same weights after the averaged updates
         import torch.distributed as dist
 
         sums = [None] * dist.get_world_size()
-        dist.all_gather_object(sums, [p.double().sum().item() for p in params(a["policy"]).values()])
-        result["rank_param_sums"] = sums
+        if engine_kind == "ddp":
+            dist.all_gather_object(sums, [p.double().sum().item() for p in params(a["policy"]).values()])
+            result["rank_param_sums"] = sums
         result["rank"] = dist.get_rank()
         dist.destroy_process_group()
     else:
@@ -106,7 +127,7 @@ def main() -> None:
         train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine, stop_after=3)
         b = train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine)
         result["resume_diff"] = max_diff(params(a["policy"]), params(b["policy"]))
-        result["history_b"] = b["history"]
+        result["history_b"] = timeless(b["history"])
     # A file per process: two ranks printing ~14 kB lines to one pipe can interleave them.
     rank = result.get("rank", 0)
     Path(out, f"result-rank{rank}.json").write_text(json.dumps(result))
