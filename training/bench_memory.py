@@ -45,8 +45,10 @@ def build_model(args: argparse.Namespace) -> Any:
     config = AutoConfig.from_pretrained(ensure_tiny_model())
     text = config.text_config
     text.hidden_size, text.num_hidden_layers, text.vocab_size = args.hidden, args.layers, args.vocab
-    text.intermediate_size, text.num_attention_heads, text.num_key_value_heads = 3 * args.hidden, 8, 2
-    text.head_dim = args.hidden // 8
+    # Head width stays the tiny model's 32: its M-RoPE sections are sized for it.
+    heads = max(1, args.hidden // 32)
+    text.intermediate_size, text.num_attention_heads = 3 * args.hidden, heads
+    text.num_key_value_heads = heads // 2 if heads % 2 == 0 else heads
     config.vision_config.out_hidden_size = args.hidden
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)

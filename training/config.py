@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import types
 import typing
 from dataclasses import dataclass, field
@@ -111,6 +112,8 @@ class GRPOConfig:
     keep_checkpoints: int = _f(2, "newest checkpoints kept on disk")
     resume: bool = _f(True, "continue from the newest checkpoint in output_dir when there is one")
     tensorboard: bool = _f(True, "write TensorBoard scalars under output_dir/tb")
+    wandb_project: str = _f("", "also log every scalar to Weights & Biases under this project (needs `pip install "
+                                "wandb`); empty = off")
     progress_bar: bool = _f(True, "print one progress line per step (reward, accuracy, thinking tokens, forced rate, time)")
 
     def __post_init__(self) -> None:
@@ -157,6 +160,8 @@ class GRPOConfig:
         for name in ("vllm_max_images", "vllm_max_videos"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 or null; got {getattr(self, name)}")
+        if self.wandb_project and importlib.util.find_spec("wandb") is None:
+            raise ConfigError(f"wandb_project={self.wandb_project!r} needs wandb: pip install wandb (or leave it empty)")
         if self.kl_coef < 0:
             raise ValueError(f"kl_coef must be >= 0; got {self.kl_coef}")
 

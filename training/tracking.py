@@ -23,7 +23,8 @@ def progress_line(step: int, total: int, metrics: dict[str, float]) -> str:
 
 class Tracker:
     def __init__(self, output_dir: str | Path, total_steps: int, history: list[dict[str, Any]],
-                 enabled: bool = True, tensorboard: bool = True, progress_bar: bool = True):
+                 enabled: bool = True, tensorboard: bool = True, progress_bar: bool = True,
+                 wandb_project: str = "", config: dict[str, Any] | None = None):
         self.enabled = enabled
         self.path = Path(output_dir) / "metrics.jsonl"
         self.writer = None
@@ -36,6 +37,13 @@ class Tracker:
         # checkpoint are dropped, so the file matches the resumed run exactly.
         self.path.write_text("".join(json.dumps(h) + "\n" for h in history))
         start = history[-1]["step"] if history else 0
+        self.wandb = None
+        if wandb_project:
+            import wandb
+
+            # resume="allow" with a run id from the output folder: a resumed run continues its curve.
+            self.wandb = wandb.init(project=wandb_project, config=config, dir=str(self.path.parent),
+                                    id=self.path.parent.resolve().name, resume="allow")
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -51,12 +59,16 @@ class Tracker:
             for key, value in metrics.items():
                 self.writer.add_scalar(key, value, step)
             self.writer.flush()
+        if self.wandb is not None:
+            self.wandb.log(metrics, step=step)
         if self.progress:
             print(progress_line(step, self.total, metrics), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.wandb is not None:
+            self.wandb.finish()
 
 
 def _mean(values: list[float]) -> float:

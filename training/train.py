@@ -136,7 +136,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     budget = rollout_budget(cfg.rollout_think_budget, cfg.max_new_tokens, len(profile.closing_ids), cfg.answer_reserve)
     ctx = RolloutContext(cfg, engine, PromptEncoder(processor), profile, tokenizer, reward_fns,
                          BudgetParams(think_budget=budget), budget, rank, world, device)
-    tracker = Tracker(cfg.output_dir, cfg.steps, history, rank == 0, cfg.tensorboard, cfg.progress_bar)
+    tracker = Tracker(cfg.output_dir, cfg.steps, history, rank == 0, cfg.tensorboard, cfg.progress_bar,
+                      cfg.wandb_project, cfg.to_dict())
     local_prompts = cfg.prompts_per_step // world
 
     for step in range(start + 1, cfg.steps + 1):

@@ -101,3 +101,12 @@ def test_cli_help_lists_fields(capsys):
     assert "config fields" in out and "usage:" not in out and out.splitlines()[0].startswith("`thinkcap train`")
     fields = out.split("config fields")[1].splitlines()[1]
     assert fields.startswith("  --model MODEL")  # the field list starts cleanly, no broken usage tail
+
+
+def test_wandb_is_refused_clearly_when_missing():
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    with pytest.raises(ConfigError, match="wandb_project='demo' needs wandb"):
+        GRPOConfig(wandb_project="demo")
