@@ -4,7 +4,7 @@ a client's URL or local path.
 
 Checks: media count, URL scheme and local-path rules and byte limits (`media_fetch`), image pixel
 count from the header before decoding (decompression bombs), a full decode (corrupt files), and
-for video: container opens, frame size, duration, first frame decodes. Decoding runs in a worker
+for video (`thinkcap.video`, decord): container opens, frame size, duration, first and last frames decode. Decoding runs in a worker
 thread: it is CPU work and must not stall the event loop.
 """
 
@@ -19,8 +19,9 @@ from typing import Any
 from PIL import Image
 
 from serving.errors import APIError
-from serving.media_fetch import check_sniffed, fetch_bytes
+from serving.media_fetch import check_sniffed, fetch_bytes, sniff_mime
 from serving.settings import MediaLimits
+from thinkcap.video import VideoError, ends, read_video
 
 
 @dataclass
@@ -71,26 +72,10 @@ def check_image(data: bytes, limits: MediaLimits, param: str = "image_url") -> s
 
 
 def check_video(data: bytes, limits: MediaLimits, param: str = "video_url") -> str:
-    import cv2
-
-    stream = io.BytesIO(data)  # must outlive cap: OpenCV reads it until release() (freed early → segfault)
-    cap = cv2.VideoCapture(stream, cv2.CAP_FFMPEG, [])
+    """Open with thinkcap's video decoder (decord), check duration and frame size from the header,
+    then decode the first and last frames (a container cut short fails there)."""
     try:
-        if not cap.isOpened():
-            raise APIError("could not open the video (unsupported or corrupt container)", param=param)
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
-        if total <= 0 or fps <= 0:
-            raise APIError("the video reports no frames or no frame rate", param=param)
-        if total / fps > limits.video_max_duration_s:
-            raise APIError(f"video lasts {total / fps:.1f} s; the limit is {limits.video_max_duration_s:g} s", param=param)
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if w * h > limits.image_max_pixels:
-            raise APIError(f"video frames are {w}x{h}; the limit is {limits.image_max_pixels} pixels", param=param)
-        ok, _ = cap.read()
-        if not ok:
-            raise APIError("no frame of the video could be decoded", param=param)
-    finally:
-        cap.release()
-        stream.close()
-    return "video/mp4"
+        read_video(data, ends, max_duration_s=limits.video_max_duration_s, max_pixels=limits.image_max_pixels)
+    except VideoError as exc:
+        raise APIError(str(exc), param=param) from None
+    return sniff_mime(data) or "video/mp4"

@@ -17,6 +17,7 @@ from argparse import Namespace
 from typing import Any
 
 from budget import ProfileError, build_profile
+from serving import video_backend  # noqa: F401 - registers thinkcap's decord loader with vLLM
 from serving.augment import Layer
 from serving.middleware import BudgetMiddleware
 from serving.settings import ServerSettings
