@@ -66,7 +66,8 @@ class GRPOConfig:
     max_grad_norm: float = _f(1.0, "gradient clipping norm; <= 0 disables")
 
     # ---- rollouts ------------------------------------------------------------------------------
-    rollout_engine: str = _f("auto", "vllm, hf or auto (vllm when importable and single-process, else hf)")
+    rollout_engine: str = _f("auto", "vllm, hf or auto (vllm when importable, else hf); under torchrun every rank "
+                                     "runs its own colocated vLLM engine (external launcher, data parallel)")
     temperature: float = _f(1.0, "sampling temperature of rollouts")
     top_p: float = _f(1.0, "nucleus sampling of rollouts; the report keeps 1.0 so every token can be explored")
     max_new_tokens: int = _f(256, "most response tokens per sample (thinking + closing + answer)")

@@ -27,7 +27,7 @@ class Tracker:
                  wandb_project: str = "", config: dict[str, Any] | None = None):
         self.enabled = enabled
         self.path = Path(output_dir) / "metrics.jsonl"
-        self.writer = None
+        self.writer = self.wandb = None
         self.total = total_steps
         self.progress = progress_bar
         if not enabled:
@@ -37,7 +37,6 @@ class Tracker:
         # checkpoint are dropped, so the file matches the resumed run exactly.
         self.path.write_text("".join(json.dumps(h) + "\n" for h in history))
         start = history[-1]["step"] if history else 0
-        self.wandb = None
         if wandb_project:
             import wandb
 

@@ -51,15 +51,14 @@ def media_limits(cfg: GRPOConfig, records: list[Record]) -> dict[str, int]:
 
 def make_engine(cfg: GRPOConfig, model_path: str, policy: torch.nn.Module, profile: Any, processor: Any,
                 world: int, records: list[Record] | None = None, device: torch.device | None = None) -> Any:
-    if cfg.rollout_engine == "vllm" and world > 1:
-        raise ConfigError("rollout_engine=vllm runs one colocated engine in a single process; under torchrun "
-                          "use --rollout-engine hf (or auto)")
+    """The rollout engine: vLLM when asked or (auto) importable, one colocated engine per rank
+    (under torchrun through vLLM's external launcher); else HF `generate`."""
     use_vllm = cfg.rollout_engine == "vllm"
     if cfg.rollout_engine == "auto":
         try:
             import vllm  # noqa: F401
 
-            use_vllm = world == 1  # one colocated engine per process does not fit data parallel here
+            use_vllm = True
         except ImportError:
             use_vllm = False
     if use_vllm:
@@ -67,7 +66,8 @@ def make_engine(cfg: GRPOConfig, model_path: str, policy: torch.nn.Module, profi
 
         return VLLMEngine(model_path, seed=cfg.seed, max_model_len=cfg.vllm_max_model_len,
                           gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                          limit_mm_per_prompt=media_limits(cfg, records or []), log_level=cfg.vllm_log_level)
+                          limit_mm_per_prompt=media_limits(cfg, records or []), log_level=cfg.vllm_log_level,
+                          world_size=world)
     eos = policy.generation_config.eos_token_id
     if cfg.distributed == "fsdp" and world > 1:
         # A sharded policy cannot `generate` rank by rank (every forward is a collective and ranks

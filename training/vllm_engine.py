@@ -23,7 +23,12 @@ from training.rollout import Completion
 
 class VLLMEngine:
     def __init__(self, model_path: str, *, seed: int, max_model_len: int, gpu_memory_utilization: float,
-                 limit_mm_per_prompt: dict[str, int] | None = None, log_level: str = "error"):
+                 limit_mm_per_prompt: dict[str, int] | None = None, log_level: str = "error", world_size: int = 1):
+        """world_size > 1 (under torchrun): one engine per rank, built with vLLM's external launcher
+        as data parallel of size world_size (tensor parallel 1). vLLM then joins the process group
+        torchrun set up instead of starting workers; each rank generates its own prompts. Without
+        `data_parallel_size` vLLM takes the 2 ranks for one TP=1 group and rank 1 dies in gloo
+        (`rank < size. 1 vs 1`)."""
         # In-process engine core: weight sync needs the model object in this process.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         # vLLM logs ~60 lines per weight sync at INFO/WARNING (bf16 notices, "Failed to load
@@ -47,6 +52,8 @@ class VLLMEngine:
             enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192),
             # Log-probs after temperature, like the trainer's scores (the sync check compares them).
             logprobs_mode="processed_logprobs",
+            **({"distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1,
+                "data_parallel_size": world_size} if world_size > 1 else {}),
             **processor_kwargs(),
         )
 

@@ -3,6 +3,7 @@
     python tests/training/e2e_run.py ENGINE MODEL_DIR DATA OUT_DIR      (ENGINE: vllm or hf)
     torchrun --nproc_per_node 2 tests/training/e2e_run.py ddp MODEL_DIR DATA OUT_DIR
     torchrun --nproc_per_node 2 tests/training/e2e_run.py fsdp MODEL_DIR DATA OUT_DIR   (+ micro-batches, DCP resume)
+    torchrun --nproc_per_node 2 tests/training/e2e_run.py vllm-fsdp MODEL_DIR DATA OUT_DIR   (a vLLM engine per rank)
 
 Writes `OUT_DIR/result-rank{r}.json` per process with what the tests assert on.
 """
@@ -26,9 +27,10 @@ BUDGET = 16
 def config(engine: str, model: str, data: str, out: str, **kw) -> GRPOConfig:
     return GRPOConfig(model=model, train_data=data, output_dir=out, steps=4, prompts_per_step=4, group_size=4,
                       num_minibatches=2, max_new_tokens=48, rollout_think_budget=BUDGET, answer_reserve=8, lr=1e-3,
-                      rollout_engine="hf" if engine in ("ddp", "fsdp") else engine, save_every=2, progress_bar=False,
+                      rollout_engine={"ddp": "hf", "fsdp": "hf", "vllm-fsdp": "vllm"}.get(engine, engine),
+                      save_every=2, progress_bar=False,
                       **({"distributed": "fsdp", "micro_batch_size": 1, "gradient_checkpointing": True}
-                         if engine == "fsdp" else {}), **kw)
+                         if engine.endswith("fsdp") else {}), **kw)
 
 
 def reward_fns():
@@ -96,21 +98,23 @@ def main() -> None:
                        "think": s.num_thinking_tokens} for s in samples)
 
     a = train(config(engine_kind, model, data, f"{out}/a"), reward_fns=reward_fns(), on_step=record)
-    result = {"changed": None if engine_kind == "fsdp" else max_diff(initial, params(a["policy"])),
+    sharded = engine_kind.endswith("fsdp")
+    result = {"changed": None if sharded else max_diff(initial, params(a["policy"])),
               "samples": forced, "history_a": timeless(a["history"]),
               "checkpoint": str(a["checkpoint"])}
-    if engine_kind == "fsdp":  # killed after step 3, resumed from the DCP checkpoint of step 2
+    if sharded:  # killed after step 3, resumed from the DCP checkpoint of step 2
         from training import sharding
 
         full_a = {k: v.clone() for k, v in sharding.full_named_parameters(a["model"])}
+        engine = a["engine"] if engine_kind == "vllm-fsdp" else None  # one vLLM engine per process
         shutil.rmtree(f"{out}/b", ignore_errors=True)
-        train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), stop_after=3)
-        b = train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns())
+        train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine, stop_after=3)
+        b = train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine)
         full_b = dict(sharding.full_named_parameters(b["model"]))
         result["changed"] = max_diff(initial, full_a)
         result["resume_diff"] = max_diff(full_a, full_b)
         result["history_b"] = timeless(b["history"])
-    if engine_kind in ("ddp", "fsdp"):  # every rank must hold the same weights after the averaged updates
+    if engine_kind in ("ddp", "fsdp", "vllm-fsdp"):  # every rank must hold the same weights after the averaged updates
         import torch.distributed as dist
 
         sums = [None] * dist.get_world_size()
