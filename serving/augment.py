@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vllm.entrypoints.serve.utils.api_utils import get_max_tokens
+
 from budget import BudgetParams, ThinkProfile, boxed_ids, replay, resolve_params, split_output
 from serving.dialects import Prepared
 from vllm_adapter.reasoning_parser import strip_answer_tags
@@ -29,10 +31,15 @@ class Layer:
     tokenizer: Any
     max_model_len: int
     default_sampling_params: dict[str, Any] = field(default_factory=dict)
+    answer_tags: tuple[str | None, str | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.answer_tags = tuple(  # type: ignore[assignment]
+            None if i is None else self.tokenizer.convert_ids_to_tokens(i)
+            for i in (self.profile.answer_open_id, self.profile.answer_close_id))
 
     def resolved_max_tokens(self, client_max: int | None, prompt_len: int) -> int:
-        from vllm.entrypoints.serve.utils.api_utils import get_max_tokens
-
+        """vLLM's own rule for the engine's max_tokens, so the replay resolves what the engine did."""
         return get_max_tokens(self.max_model_len, client_max, prompt_len, self.default_sampling_params)
 
     def choice_info(self, prepared: Prepared, prompt_ids: Sequence[int], output_ids: Sequence[int]) -> dict[str, Any]:
@@ -52,11 +59,7 @@ class Layer:
         }
 
     def strip_tags(self, text: str) -> str:
-        p = self.profile
-        tok = self.tokenizer
-        open_tag = tok.convert_ids_to_tokens(p.answer_open_id) if p.answer_open_id is not None else None
-        close_tag = tok.convert_ids_to_tokens(p.answer_close_id) if p.answer_close_id is not None else None
-        return strip_answer_tags(text, open_tag, close_tag)
+        return strip_answer_tags(text, *self.answer_tags)
 
 
 def _with_reasoning_content(message: dict[str, Any] | None) -> None:
