@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import torch
@@ -70,6 +71,11 @@ def shutdown() -> None:
     destroys it in its exit handler; destroying it first made every run end with vLLM's
     `ValueError: Invalid process group specified`."""
     global _OWNED
+    vllm_state = sys.modules.get("vllm.distributed.parallel_state")
+    if vllm_state is not None and vllm_state.model_parallel_is_initialized():
+        # A vLLM engine (external launcher) built its groups on ours: let vLLM tear down its groups
+        # and then the world group, so its own exit handler later finds nothing left to destroy.
+        vllm_state.cleanup_dist_env_and_memory()
     if _OWNED and dist.is_initialized():
         dist.destroy_process_group()
     _OWNED = False

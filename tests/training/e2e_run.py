@@ -122,7 +122,9 @@ def main() -> None:
             dist.all_gather_object(sums, [p.double().sum().item() for p in params(a["policy"]).values()])
             result["rank_param_sums"] = sums
         result["rank"] = dist.get_rank()
-        dist.destroy_process_group()
+        from training.dist import shutdown
+
+        shutdown()  # what `thinkcap train` does at the end
     else:
         if engine_kind == "vllm":
             result.update(engine_checks(a["engine"], a["policy"], initial, AutoProcessor.from_pretrained(model), data))

@@ -23,6 +23,8 @@ def run(cmd: list[str], cwd: Path) -> list[dict]:
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
     files = sorted(cwd.glob("result-rank*.json"))  # OUT_DIR is cwd in every caller
     assert proc.returncode == 0 and files, proc.stdout[-3000:] + proc.stderr[-6000:]
+    # Exit handlers (vLLM's engine shutdown) must not trip over a process group we destroyed.
+    assert "Invalid process group specified" not in proc.stderr, proc.stderr[-3000:]
     return [json.loads(f.read_text()) for f in files]
 
 
