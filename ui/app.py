@@ -125,7 +125,8 @@ def wire_chat(handlers: Chat, ui: dict, c: dict, status: gr.HTML, new: gr.Button
 
 def compare_layout() -> dict:
     gr.Markdown("One question, answered at several think budgets at once: see what the budget "
-                "changes. Attach an image or a video as in the chat.")
+                "changes. Attach an image or a video as in the chat. The budgets typed here "
+                "replace the slider; Max tokens, Temperature and the system prompt still apply.")
     with gr.Row(equal_height=True):
         box = gr.MultimodalTextbox(
             file_count="multiple", file_types=["image", "video"], sources=["upload"],
@@ -136,7 +137,7 @@ def compare_layout() -> dict:
                              elem_id="tc-compare-budgets", scale=1, min_width=180)
     question = gr.HTML("", elem_id="tc-compare-question")
     with gr.Row(equal_height=True, elem_id="tc-compare-columns"):
-        columns = [gr.Chatbot(label=f"Budget {i + 1}", height=520, visible=False,
+        columns = [gr.Chatbot(label=f"Budget {i + 1}", height=520, visible=False, layout="panel",
                               buttons=["copy"], feedback_options=None,
                               elem_classes="tc-compare-col", elem_id=f"tc-compare-{i}")
                    for i in range(compare.MAX_COLUMNS)]

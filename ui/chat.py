@@ -149,7 +149,7 @@ class Chat:
         self.sessions.stop(request.session_hash)
 
     def new_chat(self, request: gr.Request) -> tuple[list, dict]:
-        self.sessions.stop(request.session_hash)
+        self.sessions.new_chat(request.session_hash)
         return [], gr.MultimodalTextbox(value=None, interactive=True, submit_btn=True,
                                         stop_btn=False)
 
@@ -166,8 +166,14 @@ class Chat:
             settings = settings_from_controls(budget, unlimited, max_tokens, temperature,
                                               system_prompt)
             warn_if_capped(settings)
-            signal = self.sessions.get(session).signal
+            page = self.sessions.get(session)
+            signal, chat_id = page.signal, page.chat_id
             for messages in stream_turn(self.client, history, settings, signal):
+                if page.chat_id != chat_id:
+                    # New chat was pressed. Gradio re-sends a generator's last value when it
+                    # ends, so the last value must be the empty chat, not this turn.
+                    yield []
+                    return
                 yield [*history, *messages]
         finally:
             self.sessions.end(session)

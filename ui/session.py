@@ -58,6 +58,7 @@ class PageState:
 
     signal: StopSignal = field(default_factory=StopSignal)
     busy: bool = False  # a turn (chat or compare) is being answered
+    chat_id: int = 0  # bumped by New chat: a stream of an older chat must not write into it
 
 
 class Sessions:
@@ -83,3 +84,8 @@ class Sessions:
 
     def stop(self, session: str | None) -> None:
         self.get(session).signal.stop()
+
+    def new_chat(self, session: str | None) -> None:
+        page = self.get(session)
+        page.chat_id += 1
+        page.signal.stop()

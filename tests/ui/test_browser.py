@@ -20,6 +20,7 @@ from tests.ui.ui_fake_server import LONG_THINKING, WORDS
 pytestmark = MARKS
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
 expect = sync_api.expect
+expect.set_options(timeout=20_000)  # two shared cores: the page can lag seconds behind
 
 
 def chat_text(page) -> str:
@@ -122,6 +123,15 @@ def test_stop_always_stops_and_the_textbox_stays_usable(page) -> None:
     assert chat_text(page).count("Stopped. Send again") == 4
     # Focus is back in the textbox after the turn.
     page.wait_for_function("document.activeElement === document.querySelector('#tc-input textarea')")
+
+    # New chat mid-stream: the stopped turn must not write itself back into the empty chat.
+    send(page, "slow-thought, then a new chat")
+    page.locator("#tc-chat").get_by_text("Thinking…").wait_for()
+    page.locator("#tc-new-chat").click()
+    page.get_by_text("Try an example").wait_for()
+    expect(stop).to_have_count(0)
+    page.wait_for_timeout(1000)  # time for a late update to arrive, if one were sent
+    assert "Try an example" in chat_text(page) and "Thinking" not in chat_text(page)
 
 
 def test_a_long_thought_streams_in_few_updates_and_ends_exact(page) -> None:

@@ -9,6 +9,7 @@ from tests.ui.browser_kit import MARKS, send
 pytestmark = MARKS
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
 expect = sync_api.expect
+expect.set_options(timeout=20_000)  # two shared cores: the page can lag seconds behind
 
 
 def column(page, i: int):
