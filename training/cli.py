@@ -3,6 +3,7 @@
     thinkcap train CONFIG.yaml [--field value ...]     train (any config field can be overridden)
     thinkcap train --make-data DIR [--n 300]           write the synthetic multimodal dataset
     thinkcap train --label-difficulty IN OUT --model M offline curriculum tiers from pass@k
+    thinkcap train --mc-to-fill-in IN OUT              multiple choice → fill-in-the-blank records
     torchrun --nproc_per_node N -m training CONFIG.yaml [--distributed fsdp]   data parallel (DDP or FSDP2)
 
 Flags use hyphens (--rollout-think-budget); the YAML key spelling (--rollout_think_budget) works too.
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.synthetic import main as make_data
 
         return make_data(argv[1:])
+    if argv[0] == "--mc-to-fill-in":
+        from training.fill_in import main as fill_in
+
+        return fill_in(argv[1:])
     if argv[0] == "--label-difficulty":
         from training.label_difficulty import main as label
 
