@@ -87,6 +87,10 @@ class GRPOConfig:
     repetition_penalty_weight: float = _f(0.5, "reward penalty weight for repeated text (x share of repeated 4-grams); "
                                                 "not the sampling parameter repetition_penalty")
     language_mix_penalty_weight: float = _f(0.5, "reward penalty weight for mixed languages (x share of minority-script words)")
+    judge_url: str = _f("", "OpenAI-compatible base URL of a judge model scoring answer fluency / instruction "
+                            "compliance 0-10 (training/judge.py); empty = off")
+    judge_model: str = _f("", "model name sent to the judge server")
+    judge_weight: float = _f(0.2, "reward penalty weight of the judge: reward -= weight x (1 - score/10)")
     pass_threshold: float = _f(0.5, "a sample 'passes' (for pass@k, pass rate, curriculum) when its accuracy >= this")
 
     # ---- algorithm -----------------------------------------------------------------------------
@@ -163,6 +167,8 @@ class GRPOConfig:
                 raise ValueError(f"{name} must be >= 0 or null; got {getattr(self, name)}")
         if self.wandb_project and importlib.util.find_spec("wandb") is None:
             raise ConfigError(f"wandb_project={self.wandb_project!r} needs wandb: pip install wandb (or leave it empty)")
+        if self.judge_url and not self.judge_model:
+            raise ConfigError("judge_url is set: also set judge_model (the name the judge server serves)")
         if self.kl_coef < 0:
             raise ValueError(f"kl_coef must be >= 0; got {self.kl_coef}")
 

@@ -99,6 +99,10 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     profile = build_profile(tokenizer, model_type=policy.config.model_type)
     reward_fns = reward_fns or build_reward_fns(cfg.min_reward, cfg.repetition_penalty_weight,
                                                 cfg.language_mix_penalty_weight)
+    if cfg.judge_url:
+        from training.judge import with_judge
+
+        reward_fns = with_judge(reward_fns, cfg.judge_url, cfg.judge_model, cfg.judge_weight, cfg.min_reward)
     try:
         records = load_records(cfg.train_data, set(reward_fns), cfg.system_prompt)
     except (ValueError, OSError) as err:
