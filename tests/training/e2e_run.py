@@ -134,6 +134,9 @@ def main() -> None:
         b = train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine)
         result["resume_diff"] = max_diff(params(a["policy"]), params(b["policy"]))
         result["history_b"] = timeless(b["history"])
+        from training.dist import shutdown
+
+        shutdown()  # as `thinkcap train` ends: vLLM's exit handler must find nothing left to break on
     # A file per process: two ranks printing ~14 kB lines to one pipe can interleave them.
     rank = result.get("rank", 0)
     Path(out, f"result-rank{rank}.json").write_text(json.dumps(result))
