@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, distribution, entry_points
 from pathlib import Path
 
 from budget import BudgetError, parse_think_budget
+from serving.auth_errors import FQCN as FQCN_AUTH
 from serving.limits import RequestLimits
 from serving.settings import MediaLimits, ServerSettings, parse_effort_table
 from vllm_adapter.engine_env import CPU_ENV_DEFAULTS, PROCESSOR_FQCN, prepare_engine_env
@@ -158,6 +159,8 @@ def prepare(args: argparse.Namespace, cpu: bool) -> argparse.Namespace:
         args.reasoning_parser = "glm41v"
         args.structured_outputs_config.reasoning_parser = "glm41v"
     args.thinkcap = settings_from_args(args)
+    if FQCN_AUTH not in args.middleware:  # outermost: rewrites vLLM's 401s into OpenAI's error shape
+        args.middleware = [*args.middleware, FQCN_AUTH]
     args.thinkcap_announce = True
     return args
 
