@@ -162,12 +162,12 @@ class Chat:
             yield gr.skip()
             return
         session = request.session_hash
+        page = self.sessions.get(session)
+        signal, chat_id = page.signal, page.chat_id
         try:
             settings = settings_from_controls(budget, unlimited, max_tokens, temperature,
                                               system_prompt)
             warn_if_capped(settings)
-            page = self.sessions.get(session)
-            signal, chat_id = page.signal, page.chat_id
             for messages in stream_turn(self.client, history, settings, signal):
                 if page.chat_id != chat_id:
                     # New chat was pressed. Gradio re-sends a generator's last value when it
@@ -176,7 +176,7 @@ class Chat:
                     return
                 yield [*history, *messages]
         finally:
-            self.sessions.end(session)
+            self.sessions.end(session, signal)
 
     def server_status(self) -> str:
         """One line under the header: which model answers, or why none does. Asked afresh."""

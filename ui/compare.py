@@ -123,7 +123,7 @@ class Compare:
                                        temperature, system_prompt)
         finally:
             signal.stop()  # the page went away mid-stream: no thread keeps streaming
-            self.sessions.end(request.session_hash)
+            self.sessions.end(request.session_hash, signal)
 
 
 def _stream_columns(client: ChatClient, signal: StopSignal, user: dict,

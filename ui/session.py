@@ -71,16 +71,23 @@ class Sessions:
             return self._pages.setdefault(session or "", PageState())
 
     def begin(self, session: str | None) -> StopSignal | None:
-        """Mark a turn as started; None if one is running already (one at a time per page)."""
+        """Mark a turn as started; None if one is running already (one at a time per page).
+
+        A stopped turn no longer counts: it is only rendering its end, and a send right after
+        Stop must not be refused as busy."""
         page = self.get(session)
         with self._lock:
-            if page.busy:
+            if page.busy and not page.signal.stopped:
                 return None
             page.busy, page.signal = True, StopSignal()
             return page.signal
 
-    def end(self, session: str | None) -> None:
-        self.get(session).busy = False
+    def end(self, session: str | None, signal: StopSignal) -> None:
+        """End the turn of `signal`; a later turn that started meanwhile stays busy."""
+        page = self.get(session)
+        with self._lock:
+            if page.signal is signal:
+                page.busy = False
 
     def stop(self, session: str | None) -> None:
         self.get(session).signal.stop()

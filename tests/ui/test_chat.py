@@ -114,6 +114,9 @@ def test_one_turn_at_a_time_per_page(fake_server) -> None:
     other_page = SimpleNamespace(session_hash="page-2")
     _, _, elsewhere = chat.add_user_message({"text": "c", "files": []}, [], other_page)
     assert (first, second, elsewhere) == (True, False, True)
+    chat.stop_turn(PAGE)  # a stopped turn is only rendering its end: a new send may start
+    _, _, after_stop = chat.add_user_message({"text": "d", "files": []}, [], PAGE)
+    assert after_stop
 
 
 def test_retry_cuts_back_to_the_question(fake_server) -> None:
