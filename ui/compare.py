@@ -77,7 +77,7 @@ class Column:
 def question_html(user: dict) -> str:
     text = next((c for c in user["content"] if isinstance(c, str)), "")
     files = [c["path"].rsplit("/", 1)[-1] for c in user["content"] if isinstance(c, dict)]
-    attached = f" <span class='tc-files'>📎 {html.escape(', '.join(files))}</span>" if files else ""
+    attached = f" <span class='tc-files'>with {html.escape(', '.join(files))}</span>" if files else ""
     return f"<div class='tc-question'><b>Q:</b> {html.escape(text)}{attached}</div>"
 
 

@@ -86,7 +86,7 @@ def error_note(message: str) -> str:
 
 
 def stopped_note() -> str:
-    return '<div class="tc-note">⏹ Stopped. Send again, or retry with another budget.</div>'
+    return '<div class="tc-note">Stopped. Send again, or retry with another budget.</div>'
 
 
 def thinking_message(turn: Turn, ended: bool) -> dict:
