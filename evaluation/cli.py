@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     items = load_items(data, limit=args.limit, domains=domains)
     start = time.perf_counter()
     rows = asyncio.run(run_sweep(cfg, items, budgets, args.out / "responses.jsonl", progress=not args.no_progress))
-    wanted = {(i.id) for i in items}
+    wanted = {i.id for i in items}
     labels = [b.label for b in budgets]
     rows = [r for r in rows if r["item_id"] in wanted and r["budget"] in labels and r["sample"] < cfg.samples]
     summary = table(rows, labels, cfg.samples)

@@ -87,9 +87,10 @@ def write_plots(rows: list[dict[str, Any]], budgets: list[Budget], out_dir: Path
     paths.append(_save(fig, out_dir / "accuracy_vs_thinking.png"))
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for key, name in (("forced_rate", "forced answer"), ("empty_answer_rate", "empty answer (no box)"),
-                      ("format_valid_rate", "format valid")):
-        ax.plot(*_series(rows, budgets, "all", key), "o-", label=name)
+    # Distinct markers and dashes: rates often coincide (all 1.0), and no line may hide another.
+    for (key, name), style in zip((("forced_rate", "forced answer"), ("empty_answer_rate", "empty answer (no box)"),
+                                   ("format_valid_rate", "format valid")), ("o-", "s--", "^:")):
+        ax.plot(*_series(rows, budgets, "all", key), style, ms=8 if style == "o-" else 5, label=name)
     ax.set(xticks=xs, xlabel="thinking budget (tokens)", ylabel="share of responses", ylim=(-0.03, 1.03),
            title=f"Forced and empty answers — {title}")
     ax.set_xticklabels(labels)
@@ -101,6 +102,8 @@ def write_plots(rows: list[dict[str, Any]], budgets: list[Budget], out_dir: Path
 def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
+    for ax in fig.axes:
+        ax.title.set_fontsize(10)  # long titles (model ids) must fit the figure
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
