@@ -21,9 +21,15 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /opt/thinkcap
 COPY . /opt/thinkcap
 
-# One route per build: the GPU image already has vLLM, the CPU one gets it from install.sh.
+# One route per build: the GPU image already has vLLM, the CPU one gets it from install.sh (plus
+# the shared libraries torch/OpenCV need on a slim Debian, and the tiny model built in advance).
+# hadolint ignore=DL3008
 RUN if [ "$ROUTE" = cpu ]; then \
-        THINKCAP_DEVICE=cpu THINKCAP_NO_BROWSER=1 THINKCAP_VENV=/opt/venv PYTHON=python3 ./install.sh; \
+        apt-get update && apt-get install -y --no-install-recommends libgomp1 libglib2.0-0 libgl1 \
+        && rm -rf /var/lib/apt/lists/* \
+        && THINKCAP_DEVICE=cpu THINKCAP_NO_BROWSER=1 THINKCAP_VENV=/opt/venv PYTHON=python3 ./install.sh \
+        && rm -rf /root/.cache/pip \
+        && /opt/venv/bin/python -c "from thinkcap.tiny_model import ensure_tiny_model; ensure_tiny_model()"; \
     elif [ "$ROUTE" = gpu ]; then \
         python3 -m pip install --no-cache-dir /opt/thinkcap; \
     else \
