@@ -233,7 +233,9 @@ def check_sniffed(data: bytes, kind: str, param: str) -> str:
     mime = sniff_mime(data)
     if mime is None or not mime.startswith(kind):
         shown = mime or "no known image or video format"
-        raise APIError(f"the {kind} part's bytes are {shown} (sniffed from the content), not {kind} data", param=param)
+        verb = "read the image" if kind == "image" else "open the video"
+        raise APIError(f"could not {verb}: its bytes are {shown} (sniffed from the content), not {kind} data",
+                       param=param)
     return mime
 
 
