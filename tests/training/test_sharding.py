@@ -50,3 +50,13 @@ def test_fsdp2_two_ranks_with_micro_batches_equal_one_rank(plain, tiny_model_dir
     sharded = torch.load(tmp_path / "update-w2-m1-fsdp.pt")
     assert sharded["sample"]["micro_batches"] == 3  # 3 rows per rank, 1 per micro-batch
     assert_same_update(plain, sharded)
+
+
+def test_bf16_compute_keeps_fp32_master_weights_and_tracks_fp32(plain, tiny_model_dir: Path, synthetic_data: Path):
+    bf16 = run_update(str(tiny_model_dir), str(synthetic_data), micro=2, compute_dtype="bfloat16")
+    for mode in ("sample", "token"):
+        assert all(p.dtype == torch.float32 for p in bf16[mode]["params"].values())  # master copy stays fp32
+        assert bf16[mode]["loss"] == pytest.approx(plain[mode]["loss"], abs=0.02)
+        ga = torch.cat([g.flatten() for g in plain[mode]["grads"].values()])
+        gb = torch.cat([bf16[mode]["grads"][k].flatten().float() for k in plain[mode]["grads"]])
+        assert torch.nn.functional.cosine_similarity(ga, gb, dim=0) > 0.95  # same direction, bf16 noise

@@ -39,7 +39,8 @@ def fixed_samples(processor, data: str) -> list[Sample]:
     return rows
 
 
-def run_update(model_dir: str, data: str, micro: int, fsdp: bool = False, checkpointing: bool = False) -> dict:
+def run_update(model_dir: str, data: str, micro: int, fsdp: bool = False, checkpointing: bool = False,
+               compute_dtype: str = "float32") -> dict:
     """Per aggregation mode: global loss, full gradients, parameters after one SGD step (all ranks)."""
     from transformers import AutoProcessor
 
@@ -50,7 +51,7 @@ def run_update(model_dir: str, data: str, micro: int, fsdp: bool = False, checkp
     for mode in ("sample", "token"):
         cfg = GRPOConfig(model=model_dir, train_data=data, loss_aggregation=mode, micro_batch_size=micro,
                          distributed="fsdp" if fsdp else "ddp", max_grad_norm=0.0, gradient_checkpointing=checkpointing,
-                         logprob_chunk_size=4)
+                         logprob_chunk_size=4, compute_dtype=compute_dtype)
         torch.manual_seed(0)
         policy = load_policy(model_dir).train()
         if checkpointing:
