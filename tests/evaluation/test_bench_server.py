@@ -11,9 +11,8 @@ import pytest
 
 from evaluation.bench_server import ServerBenchConfig, main, parse_args
 
-pytestmark = [pytest.mark.engine, pytest.mark.slow]
-
-
+@pytest.mark.engine
+@pytest.mark.slow
 def test_bench_server_smoke(tmp_path: Path, capsys):
     out = tmp_path / "bench"
     assert main(["--concurrency", "1,2", "--rounds", "1", "--min-prompts", "2", "--prompts-per-concurrency", "1",
