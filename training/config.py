@@ -101,6 +101,8 @@ class GRPOConfig:
     kl_coef: float = _f(0.0, "weight of the k3 KL to the initial policy (needs a frozen reference copy); 0 = none")
 
     # ---- curriculum and dynamic sampling -------------------------------------------------------
+    domain_mix: str = _f("", "per-domain sampling weights, 'counting=2,exact=0.5' (unlisted domains weigh 1): "
+                             "within a tier, records are drawn in proportion to their domain's weight; empty = uniform")
     curriculum: bool = _f(True, "RLCS: sample prompts by difficulty tier, re-weighted each iteration")
     num_tiers: int = _f(3, "difficulty tiers (0 = easiest); records carry `difficulty` from `--label-difficulty`")
     tier_ema: float = _f(0.7, "EMA factor of each tier's share of informative groups (0 < x < 1)")
@@ -167,10 +169,25 @@ class GRPOConfig:
                 raise ValueError(f"{name} must be >= 0 or null; got {getattr(self, name)}")
         if self.wandb_project and importlib.util.find_spec("wandb") is None:
             raise ConfigError(f"wandb_project={self.wandb_project!r} needs wandb: pip install wandb (or leave it empty)")
+        self.domain_weights()  # parses, or raises naming the bad part
         if self.judge_url and not self.judge_model:
             raise ConfigError("judge_url is set: also set judge_model (the name the judge server serves)")
         if self.kl_coef < 0:
             raise ValueError(f"kl_coef must be >= 0; got {self.kl_coef}")
+
+    def domain_weights(self) -> dict[str, float] | None:
+        if not self.domain_mix.strip():
+            return None
+        out = {}
+        for part in self.domain_mix.split(","):
+            name, _, value = part.partition("=")
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                raise ConfigError(f"domain_mix: expected domain=weight, got {part.strip()!r}") from None
+            if out[name.strip()] < 0 or not name.strip():
+                raise ConfigError(f"domain_mix: weights must be >= 0 and domains named; got {part.strip()!r}")
+        return out
 
     # ---- loading -------------------------------------------------------------------------------
     @classmethod

@@ -31,8 +31,11 @@ def tier_of(pass_rate: float, num_tiers: int) -> int:
 
 class Curriculum:
     def __init__(self, records: list[Record], num_tiers: int = 3, enabled: bool = True, ema: float = 0.7,
-                 min_weight: float = 0.05, window: int = 4, seed: int = 0):
+                 min_weight: float = 0.05, window: int = 4, seed: int = 0, domain_weights: dict[str, float] | None = None):
+        """domain_weights: within a tier, a record is drawn in proportion to its domain's weight
+        (domains not listed weigh 1); None = uniform."""
         self.records = {r.id: r for r in records}
+        self.domain_weights = domain_weights
         self.num_tiers, self.enabled, self.ema, self.min_weight = num_tiers, enabled, ema, min_weight
         self.window = window
         middle = num_tiers // 2  # unlabeled prompts start in the middle tier
@@ -78,7 +81,13 @@ class Curriculum:
             if not live:  # the weighted tiers ran out within this draw: take from any tier left
                 live, weights = [t for t in range(self.num_tiers) if members[t]], [1.0] * self.num_tiers
             tier = self.rng.choices(live, weights=[weights[t] for t in live])[0]
-            chosen.append(members[tier].pop(self.rng.randrange(len(members[tier]))))
+            pool = members[tier]
+            if self.domain_weights is None:
+                index = self.rng.randrange(len(pool))
+            else:
+                weights_in = [self.domain_weights.get(self.records[rid].domain, 1.0) for rid in pool]
+                index = self.rng.choices(range(len(pool)), weights=weights_in)[0] if sum(weights_in) > 0 else 0
+            chosen.append(pool.pop(index))
         return [self.records[rid] for rid in chosen]
 
     # ---- feedback ------------------------------------------------------------------------------

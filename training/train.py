@@ -118,8 +118,11 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: min(1.0, (i + 1) / cfg.lr_warmup_steps) if cfg.lr_warmup_steps else 1.0)
+    mix = cfg.domain_weights()
+    if mix and set(mix) - {r.domain for r in records}:
+        raise ConfigError(f"domain_mix names domains with no records: {sorted(set(mix) - {r.domain for r in records})}")
     curriculum = Curriculum(records, cfg.num_tiers, cfg.curriculum, cfg.tier_ema, cfg.tier_min_weight,
-                            cfg.online_window, cfg.seed)
+                            cfg.online_window, cfg.seed, mix)
     oversampling = DynamicSampling(cfg.dynamic_sampling, cfg.oversample_ema, cfg.max_oversample)
     history: list[dict[str, Any]] = []
     start = 0

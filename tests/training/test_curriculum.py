@@ -88,3 +88,21 @@ def test_dynamic_sampling_expansion_ema():
     ds.update(1.0)  # every group invalid: the ratio is capped
     assert ds.expansion == pytest.approx(0.9 * 1.1 + 0.1 * 3.0)
     assert DynamicSampling(enabled=False).num_to_draw(8) == 8
+
+
+def test_domain_mix_weights_draws_within_a_tier():
+    from training.config import ConfigError, GRPOConfig
+
+    recs = [Record(id=f"a{i}", task="t", domain="counting", messages=[], answer=1) for i in range(50)]
+    recs += [Record(id=f"b{i}", task="t", domain="exact", messages=[], answer=1) for i in range(50)]
+    mix = GRPOConfig(domain_mix="counting=4, exact=1").domain_weights()
+    assert mix == {"counting": 4.0, "exact": 1.0}
+    counts = {"counting": 0, "exact": 0}
+    for seed in range(40):
+        for r in Curriculum(recs, 3, False, seed=seed, domain_weights=mix).sample(5):
+            counts[r.domain] += 1
+    assert counts["counting"] > 2.5 * counts["exact"]  # 4:1 expected on the first draws of a fresh pool
+    only = Curriculum(recs, 3, False, seed=0, domain_weights={"counting": 0.0}).sample(10)
+    assert {r.domain for r in only} == {"exact"}
+    with pytest.raises(ConfigError, match="expected domain=weight"):
+        GRPOConfig(domain_mix="counting:2")
