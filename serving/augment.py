@@ -32,11 +32,16 @@ class Layer:
     max_model_len: int
     default_sampling_params: dict[str, Any] = field(default_factory=dict)
     answer_tags: tuple[str | None, str | None] = field(init=False)
+    special_strings: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.answer_tags = tuple(  # type: ignore[assignment]
             None if i is None else self.tokenizer.convert_ids_to_tokens(i)
             for i in (self.profile.answer_open_id, self.profile.answer_close_id))
+        # Special tokens' text (<|image|>, <|user|>, ...): vLLM's detokenizer keeps it whenever a tool
+        # parser turns skip_special_tokens off (glm45 does); GLM markup never belongs in the text.
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        self.special_strings = tuple(t.content for t in added.values() if getattr(t, "special", False))
 
     def resolved_max_tokens(self, client_max: int | None, prompt_len: int) -> int:
         """vLLM's own rule for the engine's max_tokens, so the replay resolves what the engine did."""
@@ -58,13 +63,12 @@ class Layer:
             "answer_reserve": params.answer_reserve if params else None,
         }
 
-    def strip_tags(self, text: str) -> str:
-        return strip_answer_tags(text, *self.answer_tags)
-
-
-def _with_reasoning_content(message: dict[str, Any] | None) -> None:
-    if isinstance(message, dict) and message.get("reasoning") is not None:
-        message["reasoning_content"] = message["reasoning"]
+    def strip_special(self, text: str) -> str:
+        if "<" not in text and "[" not in text:
+            return text
+        for special in self.special_strings:
+            text = text.replace(special, "")
+        return text
 
 
 class ChoiceTracker:
@@ -87,7 +91,7 @@ class ChoiceTracker:
         for choice in obj.get("choices") or []:
             self._take_prompt(choice)
             ids = choice.get("token_ids") if self.prepared.client_wants_ids else choice.pop("token_ids", None)
-            _with_reasoning_content(choice.get("message"))
+            self._clean(choice.get("message"))
             choice["thinkcap"] = self.layer.choice_info(self.prepared, self.prompt_ids, ids or [])
             obj["thinkcap"] = self.request_info(choice["thinkcap"])
 
@@ -103,8 +107,8 @@ class ChoiceTracker:
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 if delta.get("content"):  # after reasoning ends vLLM streams raw text: drop answer tags
-                    delta["content"] = self.layer.strip_tags(delta["content"])
-                _with_reasoning_content(delta)
+                    delta["content"] = strip_answer_tags(delta["content"], *self.layer.answer_tags)
+                self._clean(delta)
             if choice.get("finish_reason") is not None:
                 choice["thinkcap"] = self.layer.choice_info(self.prepared, self.prompt_ids, self.ids[index])
                 obj["thinkcap"] = self.request_info(choice["thinkcap"])
@@ -118,6 +122,18 @@ class ChoiceTracker:
         """Top level: the budget asked for and the one applied (after the answer reserve)."""
         asked = self.prepared.params.think_budget if self.prepared.params else None
         return {"think_budget": asked, "effective_think_budget": choice_info["think_budget"]}
+
+    def _clean(self, message: dict[str, Any] | None) -> None:
+        """Special-token text out of `content`/`reasoning` (unless the client asked to keep it with
+        skip_special_tokens=false), and `reasoning_content` beside `reasoning`."""
+        if not isinstance(message, dict):
+            return
+        if not self.prepared.keep_special_tokens:
+            for key in ("content", "reasoning"):
+                if isinstance(message.get(key), str):
+                    message[key] = self.layer.strip_special(message[key])
+        if message.get("reasoning") is not None:
+            message["reasoning_content"] = message["reasoning"]
 
     def _worth_sending(self, choice: dict[str, Any]) -> bool:
         if self.prepared.client_wants_ids or choice.get("finish_reason") is not None or choice.get("logprobs"):

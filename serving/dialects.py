@@ -40,6 +40,7 @@ class Prepared:
     client_wants_ids: bool = False  # the client itself asked for token ids
     max_tokens: int | None = None  # the client's, None = what the context leaves
     media: list[MediaRef] = field(default_factory=list)
+    keep_special_tokens: bool = False  # the client sent skip_special_tokens=false
 
 
 def _pop_budget(body: dict[str, Any]) -> tuple[bool, int | None]:
@@ -174,14 +175,15 @@ def prepare_chat(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     params = _params(body, budget, settings, open_thinking)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     return Prepared("chat", params, bool(body.get("stream")), _ask_ids(body), limit,
-                    _chat_media(body.get("messages")))
+                    _chat_media(body.get("messages")), body.get("skip_special_tokens") is False)
 
 
 def prepare_completion(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     _check_n(body, settings)
     _, budget = _pop_budget(body)
     params = _params(body, budget, settings, open_thinking=False)
-    return Prepared("completion", params, bool(body.get("stream")), _ask_ids(body), body.get("max_tokens"))
+    return Prepared("completion", params, bool(body.get("stream")), _ask_ids(body), body.get("max_tokens"),
+                    keep_special_tokens=True)  # raw text: vLLM's own skip_special_tokens rule applies
 
 
 def prepare_responses(body: dict[str, Any], settings: ServerSettings) -> Prepared:
