@@ -103,6 +103,9 @@ def build_parser(cpu: bool) -> argparse.ArgumentParser:
     make_arg_parser(parser)
     add_thinkcap_args(parser)
     parser.set_defaults(model=None)  # vLLM's default (a hub model) would hide "no model given"
+    # vLLM's default 0 ("abort") leaves open SSE streams hanging on SIGTERM (docs/security.md):
+    # drain in-flight requests for up to 30 s instead.
+    parser.set_defaults(shutdown_timeout=30)
     if cpu:
         parser.set_defaults(enforce_eager=True)  # compiling for CPU costs minutes and gains little here
     return parser
