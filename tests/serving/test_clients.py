@@ -23,14 +23,15 @@ def oai(server) -> openai.OpenAI:
 
 
 def test_openai_parse_gives_thinking_then_schema_json(server):
-    """The issue's case: json_schema with think_budget 8 → 8 thinking tokens, then JSON the schema allows."""
+    """The issue's case: json_schema with think_budget 8 → 8 thinking tokens, then JSON the schema allows.
+    max_tokens 300 leaves the grammar-constrained answer its full reserve (--structured-answer-reserve 256)."""
     completion = oai(server).chat.completions.parse(
         model=server.model, messages=[{"role": "user", "content": "Is 2 + 2 = 4?"}], response_format=Verdict,
-        max_tokens=64, temperature=1.0, seed=1, extra_body={"think_budget": 8, "logit_bias": CLOSE_BIAS})
+        max_tokens=300, temperature=1.0, seed=1, extra_body={"think_budget": 8, "logit_bias": CLOSE_BIAS})
     choice = completion.choices[0]
     assert isinstance(choice.message.parsed, Verdict)
     info = choice.model_extra["thinkcap"]
-    assert info["num_thinking_tokens"] == 8 and info["answer_forced"]
+    assert info["num_thinking_tokens"] == 8 and info["answer_forced"] and info["answer_reserve"] == 256
     assert completion.usage.completion_tokens_details.reasoning_tokens == 8
     assert choice.message.model_extra["reasoning_content"]
 
