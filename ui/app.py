@@ -114,7 +114,7 @@ def wire_chat(handlers: Chat, ui: dict, c: dict, status: gr.HTML, new: gr.Button
     for start in starts:
         (start.then(handlers.respond, inputs, [chatbot],
                     show_progress="hidden")
-         .then(chat.end_turn, [go], [box], show_progress="hidden")
+         .then(handlers.end_turn, [go], [box], show_progress="hidden")
          .then(None, js=FOCUS_JS)
          .then(handlers.server_status, None, [status], show_progress="hidden"))
     box.stop(handlers.stop_turn, None, None, concurrency_limit=None,

@@ -22,6 +22,7 @@ from ui.render import assistant_messages
 from ui.session import Sessions, StopSignal
 from ui.stream import Throttle, Turn
 
+
 def check_message(message: dict | None) -> dict:
     """The textbox contents as chat content, or MediaError with the reason to refuse them."""
     message = message or {}
@@ -59,10 +60,6 @@ def check_upload(message: dict | None) -> dict:
         return gr.skip()
     warn(" ".join(problems), "Attachment removed")
     return gr.MultimodalTextbox(value={"text": message.get("text", ""), "files": kept})
-
-
-def end_turn(go: bool) -> dict:
-    return idle_box() if go else gr.skip()
 
 
 def settings_from_controls(budget: float, unlimited: bool, max_tokens: float,
@@ -143,6 +140,14 @@ class Chat:
             warn("The model is still answering: wait, or press Stop.", "Busy")
             return gr.skip(), gr.skip(), False
         return history[:users[-1] + 1], turn_box(), True
+
+    def end_turn(self, go: bool, request: gr.Request) -> dict:
+        """Send instead of Stop again, unless a newer turn has started meanwhile (a quick
+        resend after Stop): hiding its Stop would leave it unstoppable."""
+        page = self.sessions.get(request.session_hash)
+        if not go or (page.busy and not page.signal.stopped):
+            return gr.skip()
+        return idle_box()
 
     def stop_turn(self, request: gr.Request) -> None:
         """Stop only signals: the streaming generator renders the stopped turn itself."""

@@ -118,6 +118,7 @@ def test_stop_always_stops_and_the_textbox_stays_usable(page) -> None:
             page.locator("#tc-input textarea").fill("")
         stop.click()
         expect(page.locator("#tc-chat").get_by_text("Thinking stopped")).to_have_count(i + 1)
+        expect(page.locator("#tc-input button.submit-button")).to_be_visible()
         expect(stop).to_have_count(0)
     expect(page.locator("#tc-chat").get_by_text("Thinking…")).to_have_count(0)
     assert chat_text(page).count("Stopped. Send again") == 4
