@@ -107,6 +107,11 @@ def main() -> None:
 
         full_a = {k: v.clone() for k, v in sharding.full_named_parameters(a["model"])}
         engine = a["engine"] if engine_kind == "vllm-fsdp" else None  # one vLLM engine per process
+        if engine is not None:  # this rank's engine holds the weights gathered from the shards
+            got = engine.llm.apply_model(lambda m: {"embed": m.language_model.model.embed_tokens.weight.detach().float().clone(),
+                                                    "lm_head": m.language_model.lm_head.weight.detach().float().clone()})[0]
+            result["embed_equal"] = torch.equal(got["embed"], full_a["model.language_model.embed_tokens.weight"].bfloat16().float())
+            result["lm_head_equal"] = torch.equal(got["lm_head"], full_a["lm_head.weight"].bfloat16().float())
         shutil.rmtree(f"{out}/b", ignore_errors=True)
         train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine, stop_after=3)
         b = train(config(engine_kind, model, data, f"{out}/b"), reward_fns=reward_fns(), engine=engine)
