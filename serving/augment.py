@@ -92,8 +92,9 @@ class ChoiceTracker:
             self._take_prompt(choice)
             ids = choice.get("token_ids") if self.prepared.client_wants_ids else choice.pop("token_ids", None)
             self._clean(choice.get("message"))
-            choice["thinkcap"] = self.layer.choice_info(self.prepared, self.prompt_ids, ids or [])
-            obj["thinkcap"] = self.request_info(choice["thinkcap"])
+            if self.prepared.ids_visible:
+                choice["thinkcap"] = self.layer.choice_info(self.prepared, self.prompt_ids, ids or [])
+                obj["thinkcap"] = self.request_info(choice["thinkcap"])
 
     def chunk(self, obj: dict[str, Any]) -> bool:
         """One streamed chunk; False when nothing is left to send (it only carried ids)."""
@@ -109,7 +110,7 @@ class ChoiceTracker:
                 if delta.get("content"):  # after reasoning ends vLLM streams raw text: drop answer tags
                     delta["content"] = strip_answer_tags(delta["content"], *self.layer.answer_tags)
                 self._clean(delta)
-            if choice.get("finish_reason") is not None:
+            if choice.get("finish_reason") is not None and self.prepared.ids_visible:
                 choice["thinkcap"] = self.layer.choice_info(self.prepared, self.prompt_ids, self.ids[index])
                 obj["thinkcap"] = self.request_info(choice["thinkcap"])
             if self._worth_sending(choice):

@@ -41,6 +41,8 @@ class Prepared:
     max_tokens: int | None = None  # the client's, None = what the context leaves
     media: list[MediaRef] = field(default_factory=list)
     keep_special_tokens: bool = False  # the client sent skip_special_tokens=false
+    # vLLM withholds token ids of hidden reasoning (include_reasoning=false): no ids, no thinkcap object
+    ids_visible: bool = True
 
 
 def _pop_budget(body: dict[str, Any]) -> tuple[bool, int | None]:
@@ -175,7 +177,8 @@ def prepare_chat(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     params = _params(body, budget, settings, open_thinking)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     return Prepared("chat", params, bool(body.get("stream")), _ask_ids(body), limit,
-                    _chat_media(body.get("messages")), body.get("skip_special_tokens") is False)
+                    _chat_media(body.get("messages")), body.get("skip_special_tokens") is False,
+                    body.get("include_reasoning", True) is not False)
 
 
 def prepare_completion(body: dict[str, Any], settings: ServerSettings) -> Prepared:
