@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # annotations only: loading records (thinkcap eval) does not pay for torch
+    import torch
 
 
 @dataclass
@@ -83,24 +85,18 @@ def load_records(path: str | Path, domains: set[str] | None = None, system_promp
 def load_video(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """All frames [T, H, W, 3] uint8 RGB plus the metadata GLM-4.1V's processors read (timestamps).
 
-    We decode once and tell both vLLM and HF not to re-sample frames (`do_sample_frames=False`), so
-    the rollout engine and the policy see the very same frames and prompt tokens."""
-    import cv2
+    Decoded by the one video helper the server uses too (`thinkcap.video`, decord). We decode once and
+    tell both vLLM and HF not to re-sample frames (`do_sample_frames=False`), so the rollout engine and
+    the policy see the very same frames and prompt tokens."""
+    from thinkcap.video import VideoError, read_video
 
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 1.0
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    cap.release()
-    if not frames:
-        raise ValueError(f"could not read any frame from {path}")
-    meta = {"fps": float(fps), "duration": len(frames) / fps, "total_num_frames": len(frames),
-            "frames_indices": list(range(len(frames))), "do_sample_frames": False}
-    return np.stack(frames), meta  # [T, H, W, 3]
+    try:
+        frames, info, indices = read_video(path)  # default rule: every frame
+    except VideoError as exc:
+        raise ValueError(f"could not read the video {path}: {exc}") from None
+    meta = {"fps": float(info.fps), "duration": info.duration, "total_num_frames": info.total_frames,
+            "frames_indices": indices, "do_sample_frames": False}
+    return frames, meta
 
 
 @dataclass
