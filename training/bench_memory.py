@@ -12,7 +12,9 @@ full update (old log-probs, loss, backward, AdamW step) on the same fixed batch 
     +fsdp2 x2      + FSDP2 over 2 torchrun ranks (gloo on CPU, NCCL on GPU): per-rank peak, half the rows each
 
 Each setting runs in its own process. Peak = `torch.cuda.max_memory_allocated` on a GPU, else the
-growth of the process's peak RSS (ru_maxrss) from just before the model is built.
+process's peak RSS over the step minus its RSS just before the model is built: the kernel's peak
+mark (VmHWM) is reset there (`/proc/self/clear_refs`), because the lifetime peak (ru_maxrss) may
+already be set by the imports and then shows no growth at all.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,19 @@ def fixed_rows(args: argparse.Namespace, rank: int, world: int) -> list[Any]:
     return rows[rank::world]
 
 
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError(f"{field} missing from /proc/self/status")
+
+
+def rss_mark() -> int:
+    """Reset the peak-RSS mark (Linux: VmHWM, via clear_refs "5") and return the RSS now, in bytes."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_bytes("VmRSS")
+
+
 def measure(args: argparse.Namespace) -> None:
     """One setting, in this process (under torchrun for fsdp): write the peak to args.result."""
     import torch
@@ -87,7 +101,7 @@ def measure(args: argparse.Namespace) -> None:
     chunk_size = args.rows * args.response if chunk is None else args.chunk
     cfg = GRPOConfig(micro_batch_size=micro, gradient_checkpointing=ckpt, logprob_chunk_size=chunk_size,
                      distributed="fsdp" if world > 1 else "ddp", group_size=2)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = rss_mark() if device.type != "cuda" else 0
     model = build_model(args).to(device).train()
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -98,7 +112,7 @@ def measure(args: argparse.Namespace) -> None:
     (mb,), _ = prepare(fixed_rows(args, rank, world), cfg, 1, wrapped, None, 0, world, device)
     optimizer_step(mb, cfg, wrapped, optimizer, world, device)
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+            else _status_bytes("VmHWM") - base)
     peaks = dist.gather(peak, world)
     if rank == 0:
         Path(args.result).write_text(json.dumps({"peak_bytes": max(peaks), "ranks": world}))
@@ -155,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.rows} x ({args.prompt} + {args.response}) tokens")
     print(f"{'setting':<16}{'peak MiB':>10}{'vs ' + names[0]:>12}")
     for name, r in rows.items():
-        r["ratio"] = r["peak_bytes"] / first
+        r["ratio"] = r["peak_bytes"] / first if first else float("nan")
         print(f"{name:<16}{r['peak_bytes'] / 2**20:>10.0f}{r['ratio']:>12.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
