@@ -20,10 +20,11 @@ from training import dist
 from training.config import GRPOConfig
 from training.curriculum import Curriculum, DynamicSampling
 from training.data import PromptEncoder, Record
+from training.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
 from training.grpo import group_advantages
 from training.response import Response
 from training.rewards import RewardFn
-from training.rollout import Sample, to_sample
+from training.rollout import Sample, rollout_budget, to_sample
 
 
 @dataclass
@@ -54,6 +55,14 @@ class RolloutContext:
     rank: int
     world: int
     device: torch.device
+    drawn: BudgetDistribution | None = None  # rollout_budget_choices: a budget drawn per group / sample
+
+    def params_for(self, budget: int) -> tuple[BudgetParams, int]:
+        """A drawn budget's own BudgetParams and effective budget (shrunk to fit max_new_tokens, as
+        the fixed one is)."""
+        cfg = self.cfg
+        eff = rollout_budget(budget, cfg.max_new_tokens, len(self.profile.closing_ids), cfg.answer_reserve)
+        return BudgetParams(think_budget=eff), eff
 
 
 def collect(ctx: RolloutContext, step: int, curriculum: Curriculum, oversampling: DynamicSampling) -> Collected:
@@ -94,26 +103,59 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     # no two samples of a step share a random stream.
     seeds = [(cfg.seed * 1_000_003 + step * 10_007 + round_ * 7_919 + ctx.rank + ctx.world * i) * cfg.group_size
              for i in range(len(mine))]
-    groups = ctx.engine.generate(prompts, cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 max_tokens=cfg.max_new_tokens, budget=ctx.params if cfg.forced_answering else None,
-                                 seeds=seeds)
     base = len(out.records)
-    samples = [to_sample(c, base + g, prompts[g], ctx.profile, ctx.params, ctx.budget, cfg.forced_answering)
-               for g, group in enumerate(groups) for c in group]
-    for s in samples:
+    G = cfg.group_size
+    if ctx.drawn is None:
+        budgets = [[ctx.budget] * G for _ in mine]
+        groups = ctx.engine.generate(prompts, G, temperature=cfg.temperature, top_p=cfg.top_p,
+                                     max_tokens=cfg.max_new_tokens, budget=ctx.params if cfg.forced_answering else None,
+                                     seeds=seeds)
+        params = [[ctx.params] * G for _ in mine]
+    else:
+        drawn = draw_budgets(ctx.drawn, len(mine), G, cfg.rollout_budget_per,
+                             f"{cfg.seed}-{step}-{round_}-{ctx.rank}")
+        params = [[ctx.params_for(b)[0] for b in row] for row in drawn]
+        budgets = [[p.think_budget for p in row] for row in params]
+        groups = _generate_drawn(ctx, prompts, params, seeds)
+    samples = []
+    for g, group in enumerate(groups):
+        for k, c in enumerate(group):
+            s = to_sample(c, base + g, prompts[g], ctx.profile, params[g][k], budgets[g][k], cfg.forced_answering)
+            s.think_budget = budgets[g][k]
+            samples.append(s)
+    for i, s in enumerate(samples):
         record = mine[s.group - base]
         if s.truncated:  # cut at the budget (forced answering off): the minimum reward
             s.reward = {"reward": cfg.min_reward, "format": 0.0, "accuracy": 0.0}
             continue
-        response = Response.from_ids(s.response_ids, ctx.profile, ctx.tokenizer, s.prompt.input_ids,
-                                     ctx.params if cfg.forced_answering else None)
+        used = params[i // G][i % G] if cfg.forced_answering else None  # what the engine forced with
+        response = Response.from_ids(s.response_ids, ctx.profile, ctx.tokenizer, s.prompt.input_ids, used)
         s.text = ctx.tokenizer.decode(s.response_ids, skip_special_tokens=False)
         s.reward = ctx.reward_fns[record.domain](response, record.answer)
-    rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), cfg.group_size)  # [N, G]
-    for s, adv in zip(samples, group_advantages(rewards, cfg.scale_advantages).view(-1).tolist()):
+    rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
+    if cfg.budget_aware_advantages:
+        advantages = budget_advantages(rewards, budgets, cfg.scale_advantages)  # [N, G]
+        valid = (advantages.abs().sum(dim=1) > 0).tolist()  # some same-budget subgroup disagrees
+    else:
+        advantages = group_advantages(rewards, cfg.scale_advantages)  # [N, G]
+        valid = (rewards.std(dim=1) > 0).tolist()
+    for s, adv in zip(samples, advantages.view(-1).tolist()):
         s.advantage = adv
     out.records += mine
     out.samples += samples
-    out.valid += (rewards.std(dim=1) > 0).tolist()
+    out.valid += valid
     per_group = [samples[g * cfg.group_size:(g + 1) * cfg.group_size] for g in range(len(mine))]
     return [(r.id, [s.reward["accuracy"] >= cfg.pass_threshold for s in grp]) for r, grp in zip(mine, per_group)]
+
+
+def _generate_drawn(ctx: RolloutContext, prompts: list[Any], params: list[list[BudgetParams]],
+                    seeds: list[int]) -> list[list[Any]]:
+    """Rollouts under drawn budgets. One budget per group: one request of G samples per prompt. One
+    per sample: G requests of one sample each, sample k seeded seed + k as vLLM seeds the k-th of n."""
+    cfg, G = ctx.cfg, ctx.cfg.group_size
+    kw = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_new_tokens}
+    if cfg.rollout_budget_per == "group":
+        return ctx.engine.generate(prompts, G, budget=[row[0] for row in params], seeds=seeds, **kw)
+    rows = ctx.engine.generate([p for p in prompts for _ in range(G)], 1, seeds=[s + k for s in seeds for k in range(G)],
+                               budget=[b for row in params for b in row], **kw)
+    return [[c for row in rows[g * G:(g + 1) * G] for c in row] for g in range(len(prompts))]

@@ -9,6 +9,7 @@ yield the same loss mask without any side channel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class Sample:
     truncated: bool  # cut at the budget with forced answering off: gets min_reward
     finish_reason: str
     engine_logprobs: list[float] | None = None
+    think_budget: int | None = None  # the budget this sample was rolled out under (drawn or fixed)
     text: str = ""
     reward: dict[str, float] = field(default_factory=dict)
     advantage: float = 0.0
@@ -54,6 +56,18 @@ def rollout_budget(think_budget: int | None, max_new_tokens: int, closing_len: i
     budget = effective_budget(think_budget, max_new_tokens, closing_len, answer_reserve, prefix_tokens=1)
     assert budget is not None  # max_tokens is set, so the budget is finite
     return budget
+
+
+Budgets = BudgetParams | None | Sequence[BudgetParams | None]
+
+
+def per_prompt(budget: Budgets, n_prompts: int) -> list[BudgetParams | None]:
+    """One BudgetParams (or None) per prompt: an engine takes one for all prompts or a list."""
+    if budget is None or isinstance(budget, BudgetParams):
+        return [budget] * n_prompts
+    if len(budget) != n_prompts:
+        raise ValueError(f"got {len(budget)} budgets for {n_prompts} prompts")
+    return list(budget)
 
 
 def to_sample(c: Completion, group: int, prompt: EncodedPrompt, profile: ThinkProfile, params: BudgetParams,
@@ -104,8 +118,9 @@ class HFEngine:
 
     def generate(
         self, prompts: list[EncodedPrompt], n: int, *, temperature: float, top_p: float, max_tokens: int,
-        budget: BudgetParams | None, seeds: list[int],
+        budget: Budgets, seeds: list[int],
     ) -> list[list[Completion]]:
+        budgets = per_prompt(budget, len(prompts))
         # HF's Glm4v cannot take images and videos in one batch (one placeholder id for both), so
         # each kind of media gets its own generate call.
         kinds: dict[tuple[str, ...], list[int]] = {}
@@ -113,22 +128,23 @@ class HFEngine:
             kinds.setdefault(tuple(sorted(p.tensors)), []).append(i)
         groups: list[list[Completion]] = [[] for _ in prompts]
         for k, members in enumerate(kinds.values()):
-            part = self._generate([prompts[i] for i in members], n, temperature, top_p, max_tokens, budget,
-                                  seeds[0] + k)
+            part = self._generate([prompts[i] for i in members], n, temperature, top_p, max_tokens,
+                                  [budgets[i] for i in members], seeds[0] + k)
             for i, group in zip(members, part):
                 groups[i] = group
         return groups
 
     @torch.no_grad()
     def _generate(self, prompts: list[EncodedPrompt], n: int, temperature: float, top_p: float, max_tokens: int,
-                  budget: BudgetParams | None, seed: int) -> list[list[Completion]]:
+                  budgets: list[BudgetParams | None], seed: int) -> list[list[Completion]]:
         rows = [p for p in prompts for _ in range(n)]  # each prompt n times in a row, as the groups
         width = max(len(p.input_ids) for p in rows)
         pad = self.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p.input_ids)) + p.input_ids for p in rows])  # [B, P]
         attention = torch.tensor([[0] * (width - len(p.input_ids)) + [1] * len(p.input_ids) for p in rows])  # [B, P]
         mm_types = torch.tensor([[0] * (width - len(p.input_ids)) + p.mm_token_type_ids for p in rows])  # [B, P]
-        processor = HFThinkBudgetProcessor(self.profile, [budget] * len(rows), [p.input_ids for p in rows])
+        row_budgets = [b for b in budgets for _ in range(n)]  # [B]: the rows repeat each prompt n times
+        processor = HFThinkBudgetProcessor(self.profile, row_budgets, [p.input_ids for p in rows])
         was_training = self.model.training
         self.model.eval()
         # A seed per call: sampling is reproducible without touching the global RNG, which the

@@ -21,6 +21,7 @@ import torch
 
 from budget import BudgetParams, build_profile
 from training import dist, sharding
+from training.budget_sampling import budget_metrics, parse_budget_choices
 from training.checkpoint import list_checkpoints, load_sharded, load_trainer_state, save_checkpoint, set_rng_state
 from training.collect import RolloutContext, collect
 from training.config import ConfigError, GRPOConfig
@@ -142,7 +143,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     engine.load_weights(sharding.full_named_parameters(model))  # the engine may hold other weights
     budget = rollout_budget(cfg.rollout_think_budget, cfg.max_new_tokens, len(profile.closing_ids), cfg.answer_reserve)
     ctx = RolloutContext(cfg, engine, PromptEncoder(processor), profile, tokenizer, reward_fns,
-                         BudgetParams(think_budget=budget), budget, rank, world, device)
+                         BudgetParams(think_budget=budget), budget, rank, world, device,
+                         parse_budget_choices(cfg.rollout_budget_choices))
     tracker = Tracker(cfg.output_dir, cfg.steps, history, rank == 0, cfg.tensorboard, cfg.progress_bar,
                       cfg.wandb_project, cfg.to_dict())
     local_prompts = cfg.prompts_per_step // world
@@ -177,8 +179,10 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
                 for b, o in pairs) / len(pairs)
         stats = [{"group": f"{rank}:{s.group}", "task": got.records[s.group].task, "reward": s.reward,
                   "response_len": len(s.response_ids), "think_len": s.num_thinking_tokens,
-                  "forced": s.answer_forced, "truncated": s.truncated} for s in got.samples]
-        metrics = summarize([x for part in dist.gather(stats, world) for x in part], cfg.pass_threshold)
+                  "forced": s.answer_forced, "truncated": s.truncated, "think_budget": s.think_budget}
+                 for s in got.samples]
+        every = [x for part in dist.gather(stats, world) for x in part]
+        metrics = summarize(every, cfg.pass_threshold) | budget_metrics(every)
         metrics.update(dist.mean(local, world, device))
         metrics.update({f"curriculum/tier{t}_weight": w for t, w in enumerate(tier_weights)})
         metrics.update({"sampling/invalid_rate": 1.0 - sum(dist.all_sum([sum(got.valid)], world, device)) / got.drawn,

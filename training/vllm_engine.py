@@ -16,19 +16,26 @@ from typing import Any
 
 import torch
 
-from budget import BudgetParams
 from training.data import EncodedPrompt
-from training.rollout import Completion
+from training.rollout import Budgets, Completion, per_prompt
 
 
 class VLLMEngine:
     def __init__(self, model_path: str, *, seed: int, max_model_len: int, gpu_memory_utilization: float,
-                 limit_mm_per_prompt: dict[str, int] | None = None, log_level: str = "error", world_size: int = 1):
-        """world_size > 1 (under torchrun): one engine per rank, built with vLLM's external launcher
-        as data parallel of size world_size (tensor parallel 1). vLLM then joins the process group
-        torchrun set up instead of starting workers; each rank generates its own prompts. Without
-        `data_parallel_size` vLLM takes the 2 ranks for one TP=1 group and rank 1 dies in gloo
-        (`rank < size. 1 vs 1`)."""
+                 limit_mm_per_prompt: dict[str, int] | None = None, log_level: str = "error", world_size: int = 1,
+                 tensor_parallel_size: int = 1, sleep_mode: bool = False, bucket_mb: float = 512):
+        """world_size > 1 (under torchrun): vLLM's external launcher, so vLLM joins the process group
+        torchrun set up instead of starting workers. Consecutive ranks form groups of
+        `tensor_parallel_size`; each group is one engine with tensor parallel inside it, and the
+        world / tp groups are its data-parallel replicas. Without `data_parallel_size` vLLM takes
+        all ranks for one group and, at TP 1, rank 1 dies in gloo (`rank < size. 1 vs 1`).
+        sleep_mode: vLLM's enable_sleep_mode, for `sleep()` between rollouts and the next push
+        (GPU only; refused elsewhere). bucket_mb: see `load_weights`."""
+        if tensor_parallel_size < 1 or world_size % tensor_parallel_size:
+            raise ConfigError(f"rollout_tensor_parallel_size ({tensor_parallel_size}) must divide the number of "
+                              f"torchrun ranks ({world_size}): each group of that many ranks is one vLLM engine")
+        if sleep_mode:
+            check_sleep_mode()
         # In-process engine core: weight sync needs the model object in this process.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         # vLLM logs ~60 lines per weight sync at INFO/WARNING (bf16 notices, "Failed to load
@@ -52,22 +59,28 @@ class VLLMEngine:
             enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192),
             # Log-probs after temperature, like the trainer's scores (the sync check compares them).
             logprobs_mode="processed_logprobs",
-            **({"distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1,
-                "data_parallel_size": world_size} if world_size > 1 else {}),
+            **({"distributed_executor_backend": "external_launcher", "tensor_parallel_size": tensor_parallel_size,
+                "data_parallel_size": world_size // tensor_parallel_size} if world_size > 1 else {}),
+            **({"enable_sleep_mode": True} if sleep_mode else {}),
             **processor_kwargs(),
         )
+        self.memory = EngineMemory(self.llm, sleep_mode)
+        self.bucket_mb = bucket_mb
+        self.sync_stats = BucketStats()
+        self.group = tp_group() if tensor_parallel_size > 1 else None
 
     def generate(
         self, prompts: list[EncodedPrompt], n: int, *, temperature: float, top_p: float, max_tokens: int,
-        budget: BudgetParams | None, seeds: list[int],
+        budget: Budgets, seeds: list[int],
     ) -> list[list[Completion]]:
-        """n completions per prompt. A per-request seed makes a step's rollouts a pure function of
-        (weights, seed), which is what lets a resumed run reproduce the uninterrupted one."""
+        """n completions per prompt, under one BudgetParams for all or one per prompt. A per-request
+        seed makes a step's rollouts a pure function of (weights, seed), which is what lets a resumed
+        run reproduce the uninterrupted one."""
         from vllm import SamplingParams
 
         requests: list[dict[str, Any]] = []
         params = []
-        for prompt, seed in zip(prompts, seeds, strict=True):
+        for prompt, seed, params_of in zip(prompts, seeds, per_prompt(budget, len(prompts)), strict=True):
             request: dict[str, Any] = {"prompt": prompt.text}
             if prompt.vllm_mm_data:
                 request["multi_modal_data"] = prompt.vllm_mm_data
@@ -76,7 +89,7 @@ class VLLMEngine:
                 n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
                 logprobs=0,  # the sampled token's logprob: compared with the trainer's (sync check)
                 skip_special_tokens=False, detokenize=False,
-                extra_args=budget.to_extra_args() if budget is not None else None,
+                extra_args=params_of.to_extra_args() if params_of is not None else None,
             ))
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         groups = []

@@ -1,0 +1,144 @@
+"""Drawn rollout budgets: parsing, draws, budget-aware advantages, metrics, config checks, and the
+rollout plumbing (each sample forced at its own budget by the shared state machine, forced tokens masked)."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from budget import BudgetParams, ThinkProfile, ThinkState
+from training.budget_sampling import (BudgetDistribution, budget_advantages, budget_metrics, draw_budgets,
+                                      parse_budget_choices)
+from training.collect import Collected, RolloutContext, _roll
+from training.config import ConfigError, GRPOConfig
+from training.data import EncodedPrompt, Record
+from training.grpo import group_advantages
+from training.rollout import Completion
+
+OPEN, CLOSE, ANS, ANS_END, EOS, THINK, X = 1, 2, 3, 4, 0, 10, 20
+PROFILE = ThinkProfile(family="glm4.1v", think_open_id=OPEN, think_close_id=CLOSE, closing_ids=(CLOSE, ANS),
+                       eos_token_ids=frozenset({EOS}), answer_open_id=ANS, answer_close_id=ANS_END)
+
+
+def test_parse_list_loguniform_and_errors():
+    assert parse_budget_choices("") is None
+    assert parse_budget_choices("0, 4,8") == BudgetDistribution(choices=(0, 4, 8))
+    assert parse_budget_choices("loguniform:4-64") == BudgetDistribution(low=4, high=64)
+    for bad in ("a,b", "loguniform:0-8", "loguniform:9-8", "loguniform:x", "-1,4"):
+        with pytest.raises(ValueError, match="rollout_budget_choices"):
+            parse_budget_choices(bad)
+
+
+def test_draws_are_deterministic_per_key_and_cover_the_range():
+    dist = BudgetDistribution(choices=(0, 4, 8, 16))
+    a = draw_budgets(dist, 3, 8, "sample", "0-1-0-0")
+    assert a == draw_budgets(dist, 3, 8, "sample", "0-1-0-0") != draw_budgets(dist, 3, 8, "sample", "0-2-0-0")
+    for row in a:  # stratified: each budget exactly twice in a group of 8
+        assert sorted(row) == [0, 0, 4, 4, 8, 8, 16, 16]
+    per_group = draw_budgets(dist, 50, 4, "group", "k")
+    assert all(len(set(row)) == 1 for row in per_group) and {r[0] for r in per_group} == {0, 4, 8, 16}
+    logu = BudgetDistribution(low=4, high=64).draw(random.Random(0), 4000, stratified=False)
+    assert min(logu) == 4 and max(logu) == 64
+    # log-uniform: as many draws in [4, 8) as in [32, 64), within sampling noise
+    low, high = sum(4 <= b < 8 for b in logu), sum(32 <= b < 64 for b in logu)
+    assert abs(low - high) < 0.15 * len(logu) / 4
+
+
+def test_budget_advantages_normalise_within_same_budget_subgroups():
+    rewards = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])  # [N=2, G=4]
+    budgets = [[4, 4, 32, 32], [4, 32, 4, 32]]
+    adv = budget_advantages(rewards, budgets, scale=False)
+    # group 0: budget 4 → (1, 0) centred ±0.5; budget 32 → both 1: no signal
+    # group 1: budget 4 → (0, 0): 0; budget 32 → (1, 0): ±0.5
+    assert adv.tolist() == [[0.5, -0.5, 0.0, 0.0], [0.0, 0.5, 0.0, -0.5]]
+    scaled = budget_advantages(rewards, budgets, scale=True)
+    assert torch.allclose(scaled[0, :2], torch.tensor([1.0, -1.0]), atol=1e-4)
+    # plain GRPO would push the all-correct budget-32 pair of group 0 up against the budget-4 failure
+    assert group_advantages(rewards, scale=False)[0, 2] > 0
+
+
+def test_one_budget_per_group_is_plain_grpo_and_singletons_get_zero():
+    rewards = torch.tensor([[0.2, 0.9, 0.4], [1.0, 0.0, 0.5]])
+    same = budget_advantages(rewards, [[8, 8, 8], [0, 0, 0]])
+    assert torch.allclose(same, group_advantages(rewards))
+    assert budget_advantages(rewards, [[1, 2, 3], [1, 2, 3]]).abs().sum() == 0
+
+
+def test_budget_metrics():
+    stats = [{"think_budget": b, "reward": {"reward": r, "accuracy": r}} for b, r in [(4, 0.0), (4, 1.0), (16, 1.0)]]
+    m = budget_metrics(stats)
+    assert m["rollout/think_budget_mean"] == pytest.approx(8.0)
+    assert m["budget/4/reward"] == 0.5 and m["budget/16/accuracy"] == 1.0
+    assert budget_metrics([{"think_budget": 8, "reward": {"reward": 1.0}}]) == {"rollout/think_budget_mean": 8.0}
+    assert budget_metrics([{"think_budget": None, "reward": {"reward": 1.0}}]) == {}
+
+
+def test_config_checks_say_what_to_change():
+    GRPOConfig(rollout_budget_choices="0,4,8", rollout_budget_per="sample", budget_aware_advantages=True)
+    with pytest.raises(ConfigError, match="max_new_tokens to at least 275"):
+        GRPOConfig(rollout_budget_choices="0,256", max_new_tokens=256)
+    with pytest.raises(ConfigError, match="set rollout_budget_choices"):
+        GRPOConfig(budget_aware_advantages=True)
+    with pytest.raises(ConfigError, match="forced_answering"):
+        GRPOConfig(rollout_budget_choices="4,8", forced_answering=False)
+    with pytest.raises(ValueError, match="'group' or 'sample'"):
+        GRPOConfig(rollout_budget_per="prompt")
+    with pytest.raises(ConfigError, match="loguniform"):
+        GRPOConfig(rollout_budget_choices="loguniform:0-8")
+
+
+class StateMachineEngine:
+    """A fake engine whose 'policy' thinks forever; the shared budget state machine forces the close at
+    each request's own BudgetParams, as the vLLM / HF processors do. Records what it was given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompts, n, *, temperature, top_p, max_tokens, budget, seeds):
+        self.calls.append((len(prompts), n, budget, seeds))
+        return [[self._one(p, b) for _ in range(n)] for p, b in zip(prompts, budget)]
+
+    def _one(self, prompt, params):
+        state, ids, tail = ThinkState(PROFILE, params, prompt.input_ids), [], [X, ANS_END, EOS]
+        while not ids or ids[-1] != EOS:
+            tok = state.forced_token()
+            if tok is None:  # the policy's own choice: open, think on, and answer once the answer is open
+                tok = tail.pop(0) if ANS in ids else (THINK if ids else OPEN)
+            ids.append(tok)
+            state.advance(tok)
+        return Completion(prompt.input_ids, ids, "stop")
+
+
+@pytest.mark.parametrize("per", ["group", "sample"])
+def test_roll_forces_each_sample_at_its_drawn_budget_and_masks_it(per):
+    cfg = GRPOConfig(rollout_budget_choices="0,4,8,16", rollout_budget_per=per, budget_aware_advantages=True,
+                     group_size=4, max_new_tokens=64, answer_reserve=8, train_data="x")
+    prompt = EncodedPrompt(text="q", input_ids=[7, 8], mm_token_type_ids=[0, 0], vllm_mm_data={}, tensors={})
+    records = [Record(f"r{i}", "t", "d", [], 1) for i in range(3)]
+    # reward: 1 for a long thought, so budget-blind advantages would favour long budgets
+    reward_fns = {"d": lambda resp, ans: {"reward": float(resp.num_thinking_tokens >= 8),
+                                          "accuracy": float(resp.num_thinking_tokens >= 8)}}
+    tokenizer = SimpleNamespace(decode=lambda ids, skip_special_tokens=False: " ".join(map(str, ids)))
+    engine = StateMachineEngine()
+    ctx = RolloutContext(cfg, engine, lambda r: prompt, PROFILE, tokenizer, reward_fns, BudgetParams(think_budget=48),
+                         48, 0, 1, torch.device("cpu"), parse_budget_choices(cfg.rollout_budget_choices))
+    out = Collected()
+    _roll(ctx, 1, 0, records, out)
+    assert len(out.samples) == 12
+    prompts, n, budgets, _ = engine.calls[0]
+    assert (prompts, n) == ((3, 4) if per == "group" else (12, 1))
+    assert all(isinstance(b, BudgetParams) for b in budgets)
+    for s in out.samples:
+        assert s.think_budget in (0, 4, 8, 16)
+        assert s.num_thinking_tokens == s.think_budget and s.answer_forced
+        close = s.response_ids.index(CLOSE)
+        assert close == 1 + s.think_budget  # <think> + budget tokens, then the forced close
+        assert s.loss_mask[close:close + 2] == [0, 0] and sum(s.loss_mask) == len(s.response_ids) - 2
+    # every sample of a same-budget subgroup has the same reward → no signal inside it
+    assert all(s.advantage == 0.0 for s in out.samples)
+    if per == "sample":
+        for g in range(3):
+            assert sorted(s.think_budget for s in out.samples if s.group == g) == [0, 4, 8, 16]
