@@ -22,20 +22,12 @@ from training.rollout import Budgets, Completion, per_prompt
 
 class VLLMEngine:
     def __init__(self, model_path: str, *, seed: int, max_model_len: int, gpu_memory_utilization: float,
-                 limit_mm_per_prompt: dict[str, int] | None = None, log_level: str = "error", world_size: int = 1,
-                 tensor_parallel_size: int = 1, sleep_mode: bool = False, bucket_mb: float = 512):
-        """world_size > 1 (under torchrun): vLLM's external launcher, so vLLM joins the process group
-        torchrun set up instead of starting workers. Consecutive ranks form groups of
-        `tensor_parallel_size`; each group is one engine with tensor parallel inside it, and the
-        world / tp groups are its data-parallel replicas. Without `data_parallel_size` vLLM takes
-        all ranks for one group and, at TP 1, rank 1 dies in gloo (`rank < size. 1 vs 1`).
-        sleep_mode: vLLM's enable_sleep_mode, for `sleep()` between rollouts and the next push
-        (GPU only; refused elsewhere). bucket_mb: see `load_weights`."""
-        if tensor_parallel_size < 1 or world_size % tensor_parallel_size:
-            raise ConfigError(f"rollout_tensor_parallel_size ({tensor_parallel_size}) must divide the number of "
-                              f"torchrun ranks ({world_size}): each group of that many ranks is one vLLM engine")
-        if sleep_mode:
-            check_sleep_mode()
+                 limit_mm_per_prompt: dict[str, int] | None = None, log_level: str = "error", world_size: int = 1):
+        """world_size > 1 (under torchrun): one engine per rank, built with vLLM's external launcher
+        as data parallel of size world_size (tensor parallel 1). vLLM then joins the process group
+        torchrun set up instead of starting workers; each rank generates its own prompts. Without
+        `data_parallel_size` vLLM takes the 2 ranks for one TP=1 group and rank 1 dies in gloo
+        (`rank < size. 1 vs 1`)."""
         # In-process engine core: weight sync needs the model object in this process.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         # vLLM logs ~60 lines per weight sync at INFO/WARNING (bf16 notices, "Failed to load
@@ -59,15 +51,10 @@ class VLLMEngine:
             enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192),
             # Log-probs after temperature, like the trainer's scores (the sync check compares them).
             logprobs_mode="processed_logprobs",
-            **({"distributed_executor_backend": "external_launcher", "tensor_parallel_size": tensor_parallel_size,
-                "data_parallel_size": world_size // tensor_parallel_size} if world_size > 1 else {}),
-            **({"enable_sleep_mode": True} if sleep_mode else {}),
+            **({"distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1,
+                "data_parallel_size": world_size} if world_size > 1 else {}),
             **processor_kwargs(),
         )
-        self.memory = EngineMemory(self.llm, sleep_mode)
-        self.bucket_mb = bucket_mb
-        self.sync_stats = BucketStats()
-        self.group = tp_group() if tensor_parallel_size > 1 else None
 
     def generate(
         self, prompts: list[EncodedPrompt], n: int, *, temperature: float, top_p: float, max_tokens: int,
