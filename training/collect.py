@@ -97,6 +97,10 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     """Generate, score and add this rank's groups of one round; (record id, passes) per group."""
     cfg = ctx.cfg
     if not mine:
+        # Still call the engine: the ranks of a tensor-parallel vLLM engine generate together, so a
+        # rank without prompts this round must join its group's call (it gets nothing back).
+        ctx.engine.generate([], cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
+                            max_tokens=cfg.max_new_tokens, budget=None, seeds=[])
         return []
     prompts = [ctx.encode(r) for r in mine]
     # vLLM seeds sample k of a request with seed + k: space the requests' seeds G apart so that

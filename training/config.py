@@ -88,6 +88,12 @@ class GRPOConfig:
     vllm_max_videos: int | None = _f(None, "vLLM's limit_mm_per_prompt for videos; null: the most any training record has")
     vllm_log_level: str = _f("error", "vLLM's log level in training (its per-step load notices bury the progress "
                                       "line); the VLLM_LOGGING_LEVEL environment variable wins when set")
+    rollout_tensor_parallel_size: int = _f(1, "under torchrun: ranks per vLLM engine (tensor parallel inside each group of "
+                                              "consecutive ranks, data parallel over the groups); must divide the world size")
+    weight_sync_bucket_mb: float = _f(512, "the weight push after each update gathers (FSDP2) and hands the policy's "
+                                           "weights to vLLM this many MB at a time: the extra memory is one bucket")
+    vllm_sleep_mode: bool = _f(False, "put vLLM to sleep after the rollouts (weights to host memory, KV cache freed) and "
+                                      "wake it for the weight push; GPU only (vLLM has no sleep mode on CPU)")
 
     # ---- rewards -------------------------------------------------------------------------------
     min_reward: float = _f(0.0, "reward of a malformed or truncated response (the minimum reward)")
@@ -183,6 +189,7 @@ class GRPOConfig:
             raise ConfigError("judge_url is set: also set judge_model (the name the judge server serves)")
         if self.kl_coef < 0:
             raise ValueError(f"kl_coef must be >= 0; got {self.kl_coef}")
+        self._check_rollout_engine_layout()
 
     def _check_budget_choices(self) -> None:
         from training.budget_sampling import parse_budget_choices
@@ -205,6 +212,17 @@ class GRPOConfig:
             raise ConfigError(f"the largest drawn budget ({drawn.max_budget}) + answer_reserve ({self.answer_reserve})"
                               f" + 3 exceeds max_new_tokens ({self.max_new_tokens}): raise max_new_tokens to at "
                               f"least {drawn.max_budget + self.answer_reserve + 3}")
+
+    def _check_rollout_engine_layout(self) -> None:
+        """vLLM-only settings; whether the TP size divides the world size is checked once the
+        ranks are known (training.train), and sleep mode's platform when the engine is built."""
+        if self.rollout_tensor_parallel_size < 1:
+            raise ConfigError(f"rollout_tensor_parallel_size must be >= 1; got {self.rollout_tensor_parallel_size}")
+        if self.weight_sync_bucket_mb <= 0:
+            raise ConfigError(f"weight_sync_bucket_mb must be > 0; got {self.weight_sync_bucket_mb}")
+        if self.rollout_engine == "hf" and (self.rollout_tensor_parallel_size > 1 or self.vllm_sleep_mode):
+            raise ConfigError("rollout_tensor_parallel_size > 1 and vllm_sleep_mode are vLLM settings; "
+                              "rollout_engine is hf")
 
     def domain_weights(self) -> dict[str, float] | None:
         if not self.domain_mix.strip():

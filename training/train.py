@@ -32,6 +32,7 @@ from training.rewards import RewardFn, build_reward_fns
 from training.rollout import HFEngine, Sample, rollout_budget
 from training.tracking import Tracker, plot_rewards, summarize
 from training.update import optimizer_step, prepare
+from training.weight_sync import MB, BucketStats, bucketed_weights
 
 
 def resolve_model(name: str) -> str:
@@ -68,7 +69,11 @@ def make_engine(cfg: GRPOConfig, model_path: str, policy: torch.nn.Module, profi
         return VLLMEngine(model_path, seed=cfg.seed, max_model_len=cfg.vllm_max_model_len,
                           gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                           limit_mm_per_prompt=media_limits(cfg, records or []), log_level=cfg.vllm_log_level,
-                          world_size=world)
+                          world_size=world, tensor_parallel_size=cfg.rollout_tensor_parallel_size,
+                          sleep_mode=cfg.vllm_sleep_mode)
+    if cfg.rollout_tensor_parallel_size > 1 or cfg.vllm_sleep_mode:
+        raise ConfigError("rollout_tensor_parallel_size > 1 and vllm_sleep_mode need the vLLM engine, and vllm is "
+                          "not importable here (rollout_engine auto fell back to hf)")
     eos = policy.generation_config.eos_token_id
     if cfg.distributed == "fsdp" and world > 1:
         # A sharded policy cannot `generate` rank by rank (every forward is a collective and ranks
@@ -88,6 +93,9 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     # Setup: processes, model, data, optimizer, curriculum, and the newest checkpoint if any
     # ------------------------------------------------------------------------------------------
     rank, world, device = dist.init()
+    if world % cfg.rollout_tensor_parallel_size:
+        raise ConfigError(f"rollout_tensor_parallel_size ({cfg.rollout_tensor_parallel_size}) must divide the "
+                          f"number of torchrun ranks ({world}): each group of that many ranks is one vLLM engine")
     if cfg.prompts_per_step % world:
         raise ConfigError(f"prompts_per_step ({cfg.prompts_per_step}) must divide evenly over {world} ranks")
     torch.manual_seed(cfg.seed)
@@ -140,7 +148,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         oversampling.load_state_dict(state["oversampling"])
         history, start = state["history"], state["step"]
         set_rng_state(rng)
-    engine.load_weights(sharding.full_named_parameters(model))  # the engine may hold other weights
+    sync_stats = BucketStats()  # the weight push's buckets (logged as sync/*)
+    engine.load_weights(bucketed_weights(model, cfg.weight_sync_bucket_mb, sync_stats))  # the engine may hold other weights
     budget = rollout_budget(cfg.rollout_think_budget, cfg.max_new_tokens, len(profile.closing_ids), cfg.answer_reserve)
     ctx = RolloutContext(cfg, engine, PromptEncoder(processor), profile, tokenizer, reward_fns,
                          BudgetParams(think_budget=budget), budget, rank, world, device,
@@ -156,6 +165,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         got = collect(ctx, step, curriculum, oversampling)
         keep = got.kept(local_prompts, cfg.dynamic_sampling)
         kept = [s for s in got.samples if s.group in keep]
+        if cfg.vllm_sleep_mode:
+            engine.sleep()  # rollout memory (weights, KV cache) goes back to training until the push below
 
         # Loss inputs: minibatches of micro-batches with the log-probs of the policy that sampled
         # them and of the reference (KL), before any update; then one optimizer step per minibatch
@@ -166,8 +177,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
                 for k, v in optimizer_step(mb, cfg, model, optimizer, world, device).items():
                     update_stats[k].append(v)
                 scheduler.step()
-        full = sharding.full_named_parameters(model)
-        engine.load_weights(full)  # rollouts of the next step use the new policy
+        # Rollouts of the next step use the new policy: gathered and pushed a bucket at a time
+        engine.load_weights(bucketed_weights(model, cfg.weight_sync_bucket_mb, sync_stats))
 
         # Log: every reward component, pass rates, lengths, forced-answer rate, clipping, entropy,
         # tiers; then checkpoint
@@ -188,7 +199,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         metrics.update({"sampling/invalid_rate": 1.0 - sum(dist.all_sum([sum(got.valid)], world, device)) / got.drawn,
                         "sampling/expansion": oversampling.expansion, "sampling/rounds": float(got.rounds),
                         "sampling/groups_kept": sum(dist.all_sum([len(keep)], world, device)),
-                        "train/lr": scheduler.get_last_lr()[0], "time/step_s": time.perf_counter() - started})
+                        "train/lr": scheduler.get_last_lr()[0], "time/step_s": time.perf_counter() - started,
+                        "sync/buckets": float(sync_stats.buckets), "sync/peak_bucket_mb": sync_stats.peak_bytes / MB})
         history.append({"step": step, **metrics})
         tracker.log(step, metrics)
         if on_step is not None:
@@ -199,7 +211,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
             if not fsdp:
                 trainer_state["optimizer"] = optimizer.state_dict()
             save_checkpoint(cfg.output_dir, step, policy, model_path, trainer_state, rank, world, cfg.keep_checkpoints,
-                            sharded=(model, optimizer) if fsdp else None, full_state=dict(full) if fsdp else None)
+                            sharded=(model, optimizer) if fsdp else None, full_state=dict(sharding.full_named_parameters(model)) if fsdp else None)
         if stop_after is not None and step >= stop_after:
             break
 
