@@ -25,8 +25,8 @@ def _mean(history: list[dict[str, Any]], key: str, first: bool, n: int) -> float
     return sum(h[key] for h in rows) / len(rows)
 
 
-def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: int, max_new_tokens: int,
-             samples: int = 4, seed: int = 12345) -> dict[str, float]:
+def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: int | None, max_new_tokens: int,
+             samples: int = 4, seed: int = 12345, temperature: float = 1.0) -> dict[str, float]:
     """Mean reward / accuracy of `policy` on held-out records (never trained on), with forced
     answering at `budget` as `thinkcap serve` would apply it; per task too."""
     from transformers import AutoProcessor
@@ -40,7 +40,7 @@ def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: in
     encode = PromptEncoder(processor)
     engine.load_weights(policy.named_parameters())
     prompts = [encode(r) for r in records]
-    groups = engine.generate(prompts, samples, temperature=1.0, top_p=1.0, max_tokens=max_new_tokens,
+    groups = engine.generate(prompts, samples, temperature=temperature, top_p=1.0, max_tokens=max_new_tokens,
                              budget=BudgetParams(think_budget=budget),
                              seeds=[(seed + i) * samples for i in range(len(records))])
     scores: dict[str, list[float]] = {}
@@ -73,7 +73,19 @@ def summarize_run(history: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `--arms budget`: the budget-aware comparison (training/bench_budgets.py) with its own flags.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--arms", choices=("forced", "budget"), default="forced")
+    known, rest = pre.parse_known_args(argv)
+    if known.arms == "budget":
+        from training.bench_budgets import main as budget_main
+
+        return budget_main(rest)
     parser = argparse.ArgumentParser(prog="thinkcap bench learning", description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", choices=("forced", "budget"), default="forced",
+                        help="forced: forced answering on vs off (this benchmark); budget: fixed-budget vs "
+                             "budget-aware GRPO vs truncation on a task where thinking pays "
+                             "(`--arms budget --help`)")
     parser.add_argument("--out", default="runs/bench_learning", help="output folder (default runs/bench_learning)")
     parser.add_argument("--steps", type=int, default=60, help="GRPO steps per run (default 60)")
     parser.add_argument("--seeds", type=int, default=3, help="RL seeds per setting, same warm-up (default 3)")

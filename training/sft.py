@@ -21,6 +21,7 @@ from training.data import PromptEncoder, Record
 from training.grpo import aggregate
 from training.policy import SequenceLogprobs, collate, load_policy, token_logprobs
 from training.rollout import Sample
+from training.tasks_arith import worked_thought
 
 THOUGHTS = [
     "Let me look at the image carefully.", "First, read the question carefully.",
@@ -33,7 +34,11 @@ ANSWER_SPACE = {"count_shapes": [1, 2, 3, 4, 5], "read_number": list(range(10)),
 
 
 def demonstration(record: Record, rng: random.Random, think_sentences: tuple[int, int], answer_noise: float) -> str:
-    thinking = " ".join(rng.choice(THOUGHTS) for _ in range(rng.randint(*think_sentences)))
+    # Tasks whose generator knows the steps get the correct worked thought (cold-start quality
+    # matters most); the others keep templated filler.
+    thinking = worked_thought(record)
+    if thinking is None:
+        thinking = " ".join(rng.choice(THOUGHTS) for _ in range(rng.randint(*think_sentences)))
     answer = record.answer
     if rng.random() < answer_noise and record.task in ANSWER_SPACE:
         answer = rng.choice(ANSWER_SPACE[record.task])

@@ -1,0 +1,59 @@
+"""The running-sum task: records, the worked thought cold-start SFT imitates, and the bench smoke run."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from training.data import load_records
+from training.sft import demonstration
+from training.tasks_arith import make_arith_dataset, make_record, worked_thought
+
+
+def test_records_and_worked_thoughts_are_correct(tmp_path):
+    path = make_arith_dataset(tmp_path, n=50, seed=3)
+    assert path.read_text() == make_arith_dataset(tmp_path / "again", n=50, seed=3).read_text()
+    for raw, record in zip(map(json.loads, path.read_text().splitlines()), load_records(path)):
+        steps = worked_thought(record).split()
+        labels, totals = steps[0::2], [int(t) for t in steps[1::2]]
+        assert 4 <= len(labels) <= 8 and "".join(labels) == "abcdefgh"[:len(labels)]
+        digits = [int(x.split("=")[1]) for x in raw["prompt"].split(": ")[1].split(". ")[0].split()]
+        assert totals == [sum(digits[:k + 1]) for k in range(len(digits))]
+        assert totals[-1] == raw["answer"] == record.answer and record.domain == "counting"
+
+
+def test_demonstration_uses_the_worked_thought_only_for_its_task(tmp_path, synthetic_data):
+    record = load_records(make_arith_dataset(tmp_path, n=1, seed=0))[0]
+    text = demonstration(record, random.Random(0), (2, 3), 0.0)
+    assert text == (f"<think>{worked_thought(record)}</think><answer><|begin_of_box|>{record.answer}"
+                    "<|end_of_box|></answer>")
+    image_record = load_records(synthetic_data)[0]
+    assert worked_thought(image_record) is None
+    assert "<think>" in demonstration(image_record, random.Random(0), (2, 3), 0.0)
+
+
+def test_make_record_digit_range():
+    rec = make_record(random.Random(1), 7, items=(2, 2))
+    assert rec["id"] == "running_sum-00007" and rec["prompt"].startswith("Add up: a=") and 2 <= rec["answer"] <= 18
+
+
+@pytest.mark.slow
+def test_bench_budget_arms_smoke(tmp_path, tiny_model_dir, monkeypatch):
+    """Every arm trains one step and is scored at each budget; results and plot are written."""
+    from training import bench_learning
+
+    monkeypatch.setattr("training.train.resolve_model", lambda name: str(tiny_model_dir))
+    out = tmp_path / "bench"
+    rc = bench_learning.main(["--arms", "budget", "--out", str(out), "--n", "16", "--held-out", "4",
+                              "--sft-steps", "2", "--steps", "1", "--seeds", "1", "--prompts", "2", "--group", "2",
+                              "--choices", "0,4", "--budget", "8", "--eval-budgets", "0,full", "--engine", "hf"])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["accuracy"]) == 4  # the SFT model and three arms
+    for per_budget in results["accuracy"].values():
+        assert set(per_budget) == {"0", "full"} and all(0 <= m <= 1 for m, _ in per_budget.values())
+    assert (out / "budget_curve.png").stat().st_size > 0
+    drawn = [json.loads(line) for line in (out / "arm-b-seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert drawn[0]["rollout/think_budget_mean"] in (0.0, 2.0, 4.0)

@@ -1,0 +1,172 @@
+"""`thinkcap bench learning --arms budget`: train for the budgets you serve.
+
+On the running-sum task (training/tasks_arith.py: thinking pays, the thought is the computation), a
+tiny GLM-4.1V gets a cold-start SFT on correct worked thoughts, then three GRPO arms run from it with
+the same seeds, steps, prompts and samples:
+
+    (a) fixed budget with forced answering      rollout_think_budget = B
+    (b) budget-aware GRPO                       a budget per sample drawn from --choices, advantages
+                                                normalised within same-budget samples of a group
+    (c) fixed budget, truncation, reward 0      forced_answering = false
+
+Each policy (and the SFT model) is then scored on held-out records at thinking budgets
+{0, 4, 8, 16, 32, full}: the answer is forced at the budget as `thinkcap serve` forces it. Writes
+OUT/results.json, OUT/budget_curve.png and each run's folder; prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+ARMS = {
+    "a: fixed budget, forced answering": {"forced_answering": True},
+    "b: budget-aware GRPO (drawn budgets)": {"budget_aware_advantages": True, "rollout_budget_per": "sample"},
+    "c: fixed budget, truncation → 0": {"forced_answering": False},
+}
+SFT = "SFT cold start (before GRPO)"
+T_95 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}  # two-sided 95% Student t by number of seeds
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="thinkcap bench learning --arms budget", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/bench_budgets", help="output folder (default runs/bench_budgets)")
+    p.add_argument("--quick", action="store_true", help="1 seed, 12 steps, smaller sets: a few minutes on 2 cores")
+    p.add_argument("--seeds", type=int, default=3, help="GRPO seeds per arm, one SFT model (default 3)")
+    p.add_argument("--steps", type=int, default=30, help="GRPO steps per run (default 30)")
+    p.add_argument("--prompts", type=int, default=8, help="prompts per step (default 8)")
+    p.add_argument("--group", type=int, default=8, help="samples per prompt (default 8)")
+    p.add_argument("--budget", type=int, default=32, help="training budget of arms (a) and (c) (default 32)")
+    p.add_argument("--choices", default="0,4,8,16,32", help="budgets drawn by arm (b) (default 0,4,8,16,32)")
+    p.add_argument("--eval-budgets", default="0,4,8,16,32,full", help="held-out budgets (default 0,4,8,16,32,full)")
+    p.add_argument("--lr", type=float, default=2e-4, help="GRPO learning rate (default 2e-4)")
+    p.add_argument("--n", type=int, default=2000, help="training records (default 2000)")
+    p.add_argument("--held-out", type=int, default=200, help="held-out records (default 200)")
+    p.add_argument("--sft-steps", type=int, default=600, help="cold-start SFT steps (default 600)")
+    p.add_argument("--sft-lr", type=float, default=3e-3, help="cold-start SFT learning rate (default 3e-3)")
+    p.add_argument("--engine", default="auto", choices=("auto", "vllm", "hf"), help="rollout engine")
+    args = p.parse_args(argv)
+    if args.quick:
+        defaults = {"seeds": 1, "steps": 12, "n": 1000, "held_out": 100, "sft_steps": 400}
+        for key, value in defaults.items():
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, value)
+    return args
+
+
+def eval_budgets(text: str) -> list[int | None]:
+    return [None if b.strip() == "full" else int(b) for b in text.split(",")]
+
+
+def interval(values: list[float], n_records: int) -> tuple[float, float]:
+    """Mean and 95% half-width: Student t over seeds, or binomial over records for one seed."""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, 1.96 * math.sqrt(max(mean * (1 - mean), 1e-9) / n_records)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return mean, T_95.get(len(values), 2.0) * sd / math.sqrt(len(values))
+
+
+def score(engine: Any, policy: Any, records: list, model_dir: str, budgets: list[int | None],
+          max_new_tokens: int) -> dict[str, float]:
+    """Held-out accuracy per budget; greedy on vLLM, 4 samples at temperature 1 on HF generate."""
+    from training.bench_learning import evaluate
+    from training.rollout import HFEngine
+
+    sampled = isinstance(engine, HFEngine)  # HF generate cannot sample at temperature 0
+    return {"full" if b is None else str(b): evaluate(engine, policy, records, model_dir, b, max_new_tokens,
+                                                      samples=4 if sampled else 1,
+                                                      temperature=1.0 if sampled else 0.0)["accuracy"]
+            for b in budgets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from training.config import GRPOConfig
+    from training.data import load_records
+    from training.policy import load_policy
+    from training.sft import warm_up
+    from training.tasks_arith import make_arith_dataset
+    from training.train import resolve_model, train
+
+    out = Path(args.out)
+    t0 = time.monotonic()
+    data = make_arith_dataset(out / "data", n=args.n, seed=0)
+    held_out = load_records(make_arith_dataset(out / "held_out", n=args.held_out, seed=1))
+    warm = str(warm_up(resolve_model("tiny"), load_records(data), out / "sft", steps=args.sft_steps,
+                       batch_size=32, lr=args.sft_lr, progress=True))
+    sft_s = time.monotonic() - t0
+    budgets = eval_budgets(args.eval_budgets)
+    max_new_tokens = max([args.budget] + [int(c) for c in args.choices.split(",")]) + 40
+    engine, evals, runs = None, {}, {}
+    for label, overrides in ARMS.items():
+        for seed in range(args.seeds):
+            run_dir = out / f"arm-{label[0]}-seed{seed}"
+            shutil.rmtree(run_dir, ignore_errors=True)
+            drawn = {"rollout_budget_choices": args.choices} if overrides.get("budget_aware_advantages") else {}
+            cfg = GRPOConfig(
+                model=warm, train_data=str(data), output_dir=str(run_dir), seed=seed, steps=args.steps,
+                prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,
+                rollout_engine=args.engine, max_new_tokens=max_new_tokens, rollout_think_budget=args.budget,
+                answer_reserve=16, save_every=0, resume=False, progress_bar=False, **overrides, **drawn)
+            start = time.monotonic()
+            result = train(cfg, engine=engine)
+            engine = result["engine"]  # one engine for every run: each run loads its own weights into it
+            seconds = time.monotonic() - start
+            if not evals:
+                evals[SFT] = [score(engine, load_policy(warm), held_out, warm, budgets, max_new_tokens)]
+            evals.setdefault(label, []).append(score(engine, result["policy"], held_out, warm, budgets,
+                                                     max_new_tokens))
+            runs.setdefault(label, []).append({"seconds": seconds, "checkpoint": str(result["checkpoint"]),
+                                               "reward_last": result["history"][-1]["reward/mean"]})
+    summary = {"args": vars(args), "sft_seconds": sft_s, "total_seconds": time.monotonic() - t0, "runs": runs,
+               "accuracy": {label: {b: interval([e[b] for e in es], args.held_out) for b in es[0]}
+                            for label, es in evals.items()},
+               "per_seed": evals}
+    summary["plot"] = str(plot_curves(summary["accuracy"], out / "budget_curve.png", args))
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print_table(summary, args)
+    return 0
+
+
+def plot_curves(acc: dict[str, dict[str, tuple[float, float]]], path: Path, args: argparse.Namespace) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, per_budget in acc.items():
+        keys = list(per_budget)
+        xs = range(len(keys))
+        means = [per_budget[k][0] for k in keys]
+        ax.errorbar(xs, means, yerr=[per_budget[k][1] for k in keys], capsize=3, marker="o", label=label,
+                    linestyle="--" if label == SFT else "-")
+        ax.set_xticks(list(xs), keys)
+    ax.set_xlabel("thinking budget at test time (tokens; answer forced there)")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"running sum, tiny GLM-4.1V: {args.seeds} seed(s), {args.steps} GRPO steps, 95% intervals")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def print_table(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    acc = summary["accuracy"]
+    keys = list(next(iter(acc.values())))
+    print(f"\nSFT {args.sft_steps} steps ({summary['sft_seconds']:.0f} s); GRPO {args.steps} steps x {args.prompts} x "
+          f"{args.group}, {args.seeds} seed(s); held-out {args.held_out} records; total {summary['total_seconds']:.0f} s")
+    print(f"{'held-out accuracy at budget':<40}" + "".join(f"{k:>14}" for k in keys))
+    for label, per in acc.items():
+        print(f"{label:<40}" + "".join(f"{per[k][0]:>7.3f} ±{per[k][1]:<5.3f}" for k in keys))
+    print(f"plot: {summary['plot']}")
