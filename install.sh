@@ -53,7 +53,15 @@ PY
   pip uninstall -y torchcodec >/dev/null 2>&1 || true
 fi
 
-pip install -e ".[dev]"
+# The project with its test tools and peft (LoRA, the `lora` extra). None of it may replace the torch
+# chosen above (the CPU route's torch/torchvision pairing): checked, not assumed.
+torch_before=$("$VENV/bin/python" -c "import torch; print(torch.__version__)")
+pip install -e ".[dev,lora]"
+torch_after=$("$VENV/bin/python" -c "import torch; print(torch.__version__)")
+if [[ "$torch_before" != "$torch_after" ]]; then
+  echo "[install] error: installing the project changed torch $torch_before -> $torch_after" >&2
+  exit 1
+fi
 
 if [[ -z "${THINKCAP_NO_BROWSER:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
@@ -64,5 +72,5 @@ if [[ -z "${THINKCAP_NO_BROWSER:-}" ]] && ! command -v chromium >/dev/null 2>&1;
   fi
 fi
 
-"$VENV/bin/python" -c "import vllm, torch, torchvision; print('[install] vllm', vllm.__version__, 'torch', torch.__version__, 'torchvision', torchvision.__version__)"
+"$VENV/bin/python" -c "import vllm, torch, torchvision, peft; print('[install] vllm', vllm.__version__, 'torch', torch.__version__, 'torchvision', torchvision.__version__, 'peft', peft.__version__)"
 echo "[install] done: source $VENV/bin/activate"

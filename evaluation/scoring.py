@@ -51,10 +51,19 @@ def score_response(reasoning: str, content: str, domain: str, reference: Any) ->
 
     `has_answer`: the answer holds one non-empty box (what a user reads); accuracy is 0 whenever
     the format gate fails, exactly as in the training reward."""
+    return score_parsed(response_from_http(reasoning, content), domain, reference)
+
+
+def known_domains() -> set[str]:
+    return set(_reward_fns())
+
+
+def score_parsed(response: Response, domain: str, reference: Any) -> dict[str, Any]:
+    """The same, for a response already split: over HTTP by `response_from_http`, inside training
+    (held-out evaluation) by `Response.from_ids` on the token ids."""
     fns = _reward_fns()
     if domain not in fns:
         raise ValueError(f"domain {domain!r} has no verifier; known: {sorted(fns)}")
-    response = response_from_http(reasoning, content)
     parts = fns[domain](response, reference)
     return {
         "accuracy": float(parts["accuracy"]),

@@ -9,7 +9,8 @@
                             size); trainer_state.pt then holds no optimizer, policy/ is the gathered copy
 
 A checkpoint is written into `step-N.tmp` and renamed when complete, so a run killed mid-save
-leaves the previous checkpoint as the newest valid one.
+leaves the previous checkpoint as the newest valid one; old ones are renamed `step-N.deleting`
+before they are deleted, so a kill mid-delete never leaves a half-deleted `step-N` behind.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +89,11 @@ def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
 def save_checkpoint(output_dir: str | Path, step: int, policy: torch.nn.Module, source_model_dir: str | Path,
                     trainer_state: dict[str, Any], rank: int = 0, world_size: int = 1, keep: int = 2, *,
                     sharded: tuple[torch.nn.Module, torch.optim.Optimizer] | None = None,
-                    full_state: dict[str, torch.Tensor] | None = None) -> Path:
+                    full_state: dict[str, torch.Tensor] | None = None,
+                    adapter: Callable[[Path], Any] | None = None) -> Path:
     """Rank 0 writes policy + trainer state; every rank writes its RNG state (and its DCP shards
-    when `sharded` = (FSDP2 model, optimizer); `full_state` is then the gathered HF-named weights).
+    when `sharded` = (FSDP2 model, optimizer); `full_state` is then the gathered HF-named weights;
+    under LoRA the merged ones, and `adapter(dir)` writes the adapter folder).
     Call on all ranks (the caller puts a barrier after it)."""
     final = checkpoint_dir(output_dir, step)
     tmp = final.with_name(final.name + ".tmp")
@@ -97,6 +101,8 @@ def save_checkpoint(output_dir: str | Path, step: int, policy: torch.nn.Module, 
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         save_policy(policy, tmp / "policy", source_model_dir, full_state)
+        if adapter is not None:  # LoRA: policy/ is the merged model, the adapter goes beside it
+            adapter(tmp / "policy_adapter")
         torch.save({"step": step, **trainer_state}, tmp / "trainer_state.pt")
     if world_size > 1:
         torch.distributed.barrier()
@@ -106,19 +112,30 @@ def save_checkpoint(output_dir: str | Path, step: int, policy: torch.nn.Module, 
     if world_size > 1:
         torch.distributed.barrier()
     if rank == 0:
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        if final.exists():  # the same step saved again (a resumed run re-reaching it)
+            remove_checkpoint(final)
+        tmp.rename(final)  # the one atomic step: before it the checkpoint does not exist, after it is whole
         for old in list_checkpoints(output_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_checkpoint(old)
     return final
 
 
+def remove_checkpoint(path: Path) -> None:
+    """Rename out of the `step-N` namespace first, then delete: a kill during the (slow, non-atomic)
+    delete leaves a `step-N.deleting` folder that `list_checkpoints` never offers to a resume."""
+    trash = path.with_name(path.name + ".deleting")
+    shutil.rmtree(trash, ignore_errors=True)
+    path.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
+    """Complete checkpoints, oldest first: `step-N` folders only (a `step-N.tmp` being written or a
+    `step-N.deleting` being removed never counts), and only with their trainer state in them."""
     root = Path(output_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.fullmatch(p.name)]
+    found = [p for p in root.iterdir() if _STEP_DIR.fullmatch(p.name) and (p / "trainer_state.pt").is_file()]
     return sorted(found, key=lambda p: int(_STEP_DIR.fullmatch(p.name).group(1)))
 
 

@@ -153,7 +153,7 @@ class HFEngine:
             torch.manual_seed(seed)
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=attention, mm_token_type_ids=mm_types,
-                **concat_media(rows), do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+                **concat_media(rows), **sampling_kwargs(temperature, top_p),
                 max_new_tokens=max_tokens, logits_processor=LogitsProcessorList([processor]),
                 pad_token_id=pad, eos_token_id=self.eos_token_ids,
             )  # [B, P + R]
@@ -164,6 +164,13 @@ class HFEngine:
             tokens = gen if stop is None else gen[: stop + 1]
             groups[row // n].append(Completion(prompt.input_ids, tokens, "length" if stop is None else "stop"))
         return groups
+
+
+def sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
+    """HF `generate` settings: temperature 0 is greedy (as in vLLM), which HF spells do_sample=False."""
+    if temperature == 0:
+        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    return {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
 
 
 def concat_media(prompts: list[EncodedPrompt]) -> dict[str, torch.Tensor]:

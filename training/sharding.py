@@ -72,11 +72,14 @@ def clip_grad_norm(model: nn.Module, max_norm: float) -> float:
 
 
 def full_named_parameters(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    """HF-named full tensors on every rank (gathered from the shards under FSDP2): what the rollout
-    engine and the HF export need."""
+    """HF-named full tensors on every rank (gathered from the shards under FSDP2, merged with the
+    adapters under LoRA): what the rollout engine and the HF export need."""
     inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     if not is_fsdp(inner):
-        return list(inner.model.named_parameters())
+        from training.lora import is_lora, merged_named_parameters
+
+        # LoRA: W + scaling * B @ A under the base names; the engines and the export know no adapters.
+        return merged_named_parameters(inner.model) if is_lora(inner.model) else list(inner.model.named_parameters())
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     state = get_model_state_dict(inner, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=False))

@@ -18,6 +18,8 @@ def progress_line(step: int, total: int, metrics: dict[str, float]) -> str:
     """`step 3/20 | reward 0.412 | acc 0.375 | think 31.2 | forced 0.44 | ... | s/step 12.3`."""
     parts = [f"step {step}/{total}"]
     parts += [f"{name} {fmt.format(metrics[k])}" for k, (name, fmt) in LINE_KEYS.items() if k in metrics]
+    # held-out accuracy at each budget, on the steps that evaluate: `eval@32 0.250`
+    parts += [f"eval@{k.partition('@')[2]} {v:.3f}" for k, v in metrics.items() if k.startswith("eval/accuracy@")]
     return " | ".join(parts)
 
 

@@ -27,6 +27,7 @@ from training.collect import RolloutContext, collect
 from training.config import ConfigError, GRPOConfig
 from training.curriculum import Curriculum, DynamicSampling
 from training.data import PromptEncoder, Record, load_records
+from training.heldout import HeldOut
 from training.policy import SequenceLogprobs, load_policy
 from training.rewards import RewardFn, build_reward_fns
 from training.rollout import HFEngine, Sample, rollout_budget
@@ -75,11 +76,18 @@ def make_engine(cfg: GRPOConfig, model_path: str, policy: torch.nn.Module, profi
         raise ConfigError("rollout_tensor_parallel_size > 1 and vllm_sleep_mode need the vLLM engine, and vllm is "
                           "not importable here (rollout_engine auto fell back to hf)")
     eos = policy.generation_config.eos_token_id
-    if cfg.distributed == "fsdp" and world > 1:
+    if (cfg.distributed == "fsdp" and world > 1) or cfg.lora_rank:
         # A sharded policy cannot `generate` rank by rank (every forward is a collective and ranks
         # stop at different lengths): rollouts run on a full copy, like a colocated vLLM engine's.
+        # With LoRA the copy takes the merged weights, as vLLM does, so both engines sample from W + BA.
         policy = load_policy(model_path, cfg.dtype).to(device)
     return HFEngine(policy, profile, processor.tokenizer.pad_token_id, eos if isinstance(eos, list) else [eos])
+
+
+def adapter_writer(policy: torch.nn.Module, model_path: str) -> Callable[[Path], Any]:
+    from training.lora import save_adapter
+
+    return lambda out: save_adapter(policy, out, model_path)
 
 
 def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, engine: Any = None,
@@ -105,6 +113,10 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     policy = load_policy(model_path, cfg.dtype).to(device).train()
     if cfg.gradient_checkpointing:
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.lora_rank:  # adapters in place: from here on only they require grad
+        from training.lora import apply_lora
+
+        apply_lora(policy, cfg)
     profile = build_profile(tokenizer, model_type=policy.config.model_type)
     reward_fns = reward_fns or build_reward_fns(cfg.min_reward, cfg.repetition_penalty_weight,
                                                 cfg.language_mix_penalty_weight)
@@ -124,7 +136,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     engine = engine or make_engine(cfg, model_path, policy, profile, processor, world, records, device)
     model = sharding.wrap(SequenceLogprobs(policy, cfg.temperature, cfg.logprob_chunk_size), cfg, world)
     fsdp = sharding.is_fsdp(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # all, or the LoRA adapters alone
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: min(1.0, (i + 1) / cfg.lr_warmup_steps) if cfg.lr_warmup_steps else 1.0)
     mix = cfg.domain_weights()
@@ -140,6 +153,11 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         state, rng = load_trainer_state(checkpoints[-1], rank)
         if fsdp:
             load_sharded(checkpoints[-1] / "dcp", model, optimizer)
+        elif cfg.lora_rank:  # the base is cfg.model as loaded; policy/ holds the merged copy
+            from training.lora import load_adapter
+
+            load_adapter(policy, checkpoints[-1] / "policy_adapter")
+            optimizer.load_state_dict(state["optimizer"])
         else:
             policy.load_state_dict(load_policy(str(checkpoints[-1] / "policy"), cfg.dtype).state_dict())
             optimizer.load_state_dict(state["optimizer"])
@@ -157,6 +175,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     tracker = Tracker(cfg.output_dir, cfg.steps, history, rank == 0, cfg.tensorboard, cfg.progress_bar,
                       cfg.wandb_project, cfg.to_dict())
     local_prompts = cfg.prompts_per_step // world
+    heldout = HeldOut(cfg, engine, ctx.encode, profile, tokenizer, rank, world) if cfg.eval_every else None
 
     for step in range(start + 1, cfg.steps + 1):
         started = time.perf_counter()
@@ -201,6 +220,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
                         "sampling/groups_kept": sum(dist.all_sum([len(keep)], world, device)),
                         "train/lr": scheduler.get_last_lr()[0], "time/step_s": time.perf_counter() - started,
                         "sync/buckets": float(sync_stats.buckets), "sync/peak_bucket_mb": sync_stats.peak_bytes / MB})
+        if heldout is not None and heldout.due(step):  # on the weights just pushed to the engine
+            metrics.update(heldout.evaluate(step))
         history.append({"step": step, **metrics})
         tracker.log(step, metrics)
         if on_step is not None:
@@ -211,7 +232,9 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
             if not fsdp:
                 trainer_state["optimizer"] = optimizer.state_dict()
             save_checkpoint(cfg.output_dir, step, policy, model_path, trainer_state, rank, world, cfg.keep_checkpoints,
-                            sharded=(model, optimizer) if fsdp else None, full_state=dict(sharding.full_named_parameters(model)) if fsdp else None)
+                            sharded=(model, optimizer) if fsdp else None,
+                            full_state=dict(sharding.full_named_parameters(model)) if fsdp or cfg.lora_rank else None,  # merged under LoRA
+                            adapter=adapter_writer(policy, model_path) if cfg.lora_rank else None)
         if stop_after is not None and step >= stop_after:
             break
 

@@ -1,0 +1,125 @@
+"""LoRA on the policy: only adapters train, the engines and the export get W + scaling * B @ A under
+the base names, the adapter folder round-trips, and a LoRA run resumes bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("peft")
+
+from training.config import ConfigError, GRPOConfig  # noqa: E402
+from training.lora import apply_lora, load_adapter, lora_layers, merged_named_parameters, save_adapter  # noqa: E402
+from training.policy import load_policy  # noqa: E402
+
+
+def lora_policy(model_dir: Path, rank: int = 4, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    policy = apply_lora(load_policy(str(model_dir)), GRPOConfig(lora_rank=rank, lora_alpha=8.0))
+    with torch.no_grad():  # B starts at 0 (no delta): make the delta non-zero to see it merged
+        for name, p in policy.named_parameters():
+            if ".lora_B." in name:
+                p.normal_(std=0.1)
+    return policy
+
+
+def test_only_adapters_train_and_merge_is_base_plus_delta(tiny_model_dir: Path):
+    base = dict(load_policy(str(tiny_model_dir)).named_parameters())
+    policy = lora_policy(tiny_model_dir)
+    trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
+    assert trainable and all(".lora_A." in n or ".lora_B." in n for n in trainable)
+    assert all("language_model" in n for n in trainable)  # the vision tower stays frozen
+    merged = dict(merged_named_parameters(policy))
+    assert set(merged) == set(base)  # the base names, no adapter tensors: what vLLM's reload_weights maps
+    named = dict(policy.named_parameters())
+    layers = lora_layers(policy)
+    assert layers
+    for owner in layers:
+        a, b = named[f"{owner}.lora_A.default.weight"], named[f"{owner}.lora_B.default.weight"]  # [r, in], [out, r]
+        expected = base[f"{owner}.weight"] + (8.0 / 4) * b @ a  # [out, in]
+        torch.testing.assert_close(merged[f"{owner}.weight"], expected, rtol=0, atol=1e-6)
+        assert not torch.equal(merged[f"{owner}.weight"], base[f"{owner}.weight"])
+    untouched = [n for n in base if n.removesuffix(".weight") not in layers]
+    assert all(torch.equal(merged[n], base[n]) for n in untouched)
+
+
+def test_export_loads_as_plain_hf_and_adapter_round_trips(tiny_model_dir: Path, tmp_path: Path):
+    from transformers import AutoModelForImageTextToText
+
+    from training.checkpoint import save_policy
+
+    policy = lora_policy(tiny_model_dir)
+    merged = dict(merged_named_parameters(policy))
+    save_policy(policy, tmp_path / "policy", tiny_model_dir, merged)
+    save_adapter(policy, tmp_path / "policy_adapter", str(tiny_model_dir))
+    exported = AutoModelForImageTextToText.from_pretrained(tmp_path / "policy", dtype=torch.float32)
+    assert all(torch.equal(p, merged[n]) for n, p in exported.named_parameters())
+    # PEFT's own loader takes the adapter folder and merges to the same weights.
+    from peft import PeftModel
+
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    peft_merged = dict(PeftModel.from_pretrained(base, tmp_path / "policy_adapter").merge_and_unload().named_parameters())
+    assert max((peft_merged[n] - merged[n]).abs().max().item() for n in merged) < 1e-6
+    # load_adapter restores the adapter exactly onto a fresh injection (other seed = other A).
+    other = apply_lora(load_policy(str(tiny_model_dir)), GRPOConfig(lora_rank=4, lora_alpha=8.0))
+    load_adapter(other, tmp_path / "policy_adapter")
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(policy.named_parameters(), other.named_parameters()))
+    wrong = apply_lora(load_policy(str(tiny_model_dir)), GRPOConfig(lora_rank=4, lora_target_modules="q_proj"))
+    with pytest.raises(ConfigError, match="does not match"):
+        load_adapter(wrong, tmp_path / "policy_adapter")
+
+
+def test_config_refusals():
+    with pytest.raises(ConfigError, match="lora_rank > 0 with distributed=fsdp"):
+        GRPOConfig(lora_rank=8, distributed="fsdp")
+    with pytest.raises(ConfigError, match="lora_alpha set but lora_rank is 0"):
+        GRPOConfig(lora_alpha=32)
+    with pytest.raises(ValueError, match="lora_rank must be >= 0"):
+        GRPOConfig(lora_rank=-1)
+
+
+def test_unknown_target_module_is_a_config_error(tiny_model_dir: Path):
+    with pytest.raises(ConfigError, match="lora_target_modules='nope'"):
+        apply_lora(load_policy(str(tiny_model_dir)), GRPOConfig(lora_rank=4, lora_target_modules="nope"))
+
+
+@pytest.mark.slow
+def test_lora_grpo_trains_adapters_pushes_merged_and_resumes_exactly(warm_model_dir: Path, synthetic_data: Path,
+                                                                      tmp_path: Path):
+    """4 GRPO steps with HF rollouts: only the adapters move, the rollout engine holds exactly the
+    merged weights, the checkpoint exports a plain HF folder + the adapter, the optimizer holds state
+    for the adapters alone, and a run stopped after step 3 resumes (from step 2) bit for bit."""
+    from transformers import AutoModelForImageTextToText
+
+    from tests.training.e2e_run import config, reward_fns, timeless
+    from training.train import train
+
+    initial = dict(load_policy(str(warm_model_dir)).named_parameters())
+    cfg = lambda out: dataclasses.replace(  # noqa: E731
+        config("hf", str(warm_model_dir), str(synthetic_data), str(tmp_path / out), lora_rank=8, lora_alpha=16.0), lr=1e-2)
+    a = train(cfg("a"), reward_fns=reward_fns())
+    named = dict(a["policy"].named_parameters())
+    adapters = {n: p for n, p in named.items() if ".lora_" in n}
+    assert any(p.abs().sum() > 0 for n, p in adapters.items() if ".lora_B." in n)  # B starts at 0: it learned
+    frozen = {n.replace(".base_layer.", "."): p for n, p in named.items() if ".lora_" not in n}
+    assert all(torch.equal(p, initial[n]) for n, p in frozen.items())  # the base did not move
+    merged = dict(merged_named_parameters(a["policy"]))
+    assert any(not torch.equal(merged[n], initial[n]) for n in merged)
+    engine_weights = dict(a["engine"].model.named_parameters())  # the HF rollout copy took the merged push
+    assert set(engine_weights) == set(merged) and all(torch.equal(engine_weights[n], merged[n]) for n in merged)
+
+    ckpt = a["checkpoint"]
+    exported = AutoModelForImageTextToText.from_pretrained(ckpt / "policy", dtype=torch.float32)
+    assert all(torch.equal(p, merged[n]) for n, p in exported.named_parameters())
+    assert (ckpt / "policy_adapter" / "adapter_config.json").is_file()
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=False)["optimizer"]["state"]
+    moments = sum(v.numel() for s in state.values() for k, v in s.items() if k != "step")
+    assert moments == 2 * sum(p.numel() for p in adapters.values())  # AdamW's two moments, adapters only
+
+    train(cfg("b"), reward_fns=reward_fns(), stop_after=3)  # killed after step 3: resumes from step 2
+    b = train(cfg("b"), reward_fns=reward_fns())
+    assert all(torch.equal(p, dict(b["policy"].named_parameters())[n]) for n, p in named.items())
+    assert timeless(b["history"]) == timeless(a["history"])

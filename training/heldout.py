@@ -1,0 +1,96 @@
+"""Held-out evaluation every `eval_every` steps, on the rollout engine the trainer already holds.
+
+No server, no HTTP: the engine that just took the new weights generates each held-out record at
+each budget of `eval_think_budgets`, with the budget forced exactly as in rollouts (one
+`BudgetParams` per budget, shrunk like the rollout budget so the answer fits). Each response is
+split from its token ids (`Response.from_ids`, with the params it was generated under) and scored
+by `thinkcap eval`'s own `evaluation.scoring.score_parsed`, so `eval/accuracy@32` here means what
+`thinkcap eval` reports at budget 32 (which in turn is the training reward's accuracy).
+
+Under torchrun each rank evaluates `records[rank::world]` and the per-response rows are gathered,
+so every rank computes the same numbers over the whole set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from budget import BudgetParams, ThinkProfile
+from training import dist
+from training.config import ConfigError, GRPOConfig
+from training.data import EncodedPrompt, PromptEncoder, Record, load_records
+from training.response import Response
+from training.rollout import rollout_budget
+
+
+class HeldOut:
+    def __init__(self, cfg: GRPOConfig, engine: Any, encode: PromptEncoder, profile: ThinkProfile, tokenizer: Any,
+                 rank: int, world: int):
+        from evaluation.scoring import known_domains
+
+        try:
+            records = load_records(cfg.eval_data, known_domains(), cfg.system_prompt)
+        except (ValueError, OSError) as err:
+            raise ConfigError(f"eval_data: {err}") from err
+        self.cfg, self.engine, self.profile, self.tokenizer = cfg, engine, profile, tokenizer
+        self.rank, self.world = rank, world
+        self.records: list[Record] = records[rank::world]
+        self.prompts: list[EncodedPrompt] = [encode(r) for r in self.records]  # encoded once, reused every eval
+        closing = len(profile.closing_ids)
+        self.params = {b: BudgetParams(think_budget=rollout_budget(b, cfg.max_new_tokens, closing, cfg.answer_reserve))
+                       for b in cfg.eval_budgets()}
+
+    def due(self, step: int) -> bool:
+        return step % self.cfg.eval_every == 0 or step == self.cfg.steps
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """`eval/accuracy@{b}`, `eval/{domain}/accuracy@{b}`, `eval/format@{b}`, `eval/think_len@{b}`
+        over the whole held-out set (all ranks), and `time/eval_s`."""
+        started = time.perf_counter()
+        rows = [row for budget in self.params for row in self._run(step, budget)]
+        every = [r for part in dist.gather(rows, self.world) for r in part]
+        out = summarize_eval(every)
+        out["time/eval_s"] = time.perf_counter() - started
+        return out
+
+    def _run(self, step: int, budget: int) -> list[dict[str, Any]]:
+        """Generate and score this rank's records at one budget: one row per response."""
+        cfg, params = self.cfg, self.params[budget]
+        if not self.prompts:
+            return []
+        n = cfg.eval_samples
+        # Seeds apart from the rollouts' (an odd offset) and the same at every budget, so budgets
+        # are compared on the same random draws where the engine allows it.
+        seeds = [(cfg.seed * 1_000_003 + step * 10_007 + 4_999 + self.rank + self.world * i) * n
+                 for i in range(len(self.prompts))]
+        groups = self.engine.generate(self.prompts, n, temperature=cfg.eval_temperature,
+                                      top_p=cfg.top_p if cfg.eval_temperature > 0 else 1.0,
+                                      max_tokens=cfg.max_new_tokens, budget=params, seeds=seeds)
+        from evaluation.scoring import score_parsed
+
+        rows = []
+        for record, prompt, group in zip(self.records, self.prompts, groups, strict=True):
+            for c in group:
+                response = Response.from_ids(c.token_ids, self.profile, self.tokenizer, prompt.input_ids, params)
+                scored = score_parsed(response, record.domain, record.answer)
+                rows.append({"budget": budget, "domain": record.domain, "accuracy": scored["accuracy"],
+                             "format": float(scored["format_valid"]), "think": response.num_thinking_tokens})
+        return rows
+
+
+def summarize_eval(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean accuracy (and format rate, thinking length) per budget, overall and per domain."""
+    by_budget: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_budget[r["budget"]].append(r)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    out: dict[str, float] = {}
+    for budget, mine in sorted(by_budget.items()):
+        out[f"eval/accuracy@{budget}"] = mean([r["accuracy"] for r in mine])
+        out[f"eval/format@{budget}"] = mean([r["format"] for r in mine])
+        out[f"eval/think_len@{budget}"] = mean([r["think"] for r in mine])
+        for domain in sorted({r["domain"] for r in mine}):
+            out[f"eval/{domain}/accuracy@{budget}"] = mean([r["accuracy"] for r in mine if r["domain"] == domain])
+    return out
