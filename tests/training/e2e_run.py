@@ -4,6 +4,7 @@
     torchrun --nproc_per_node 2 tests/training/e2e_run.py ddp MODEL_DIR DATA OUT_DIR
     torchrun --nproc_per_node 2 tests/training/e2e_run.py fsdp MODEL_DIR DATA OUT_DIR   (+ micro-batches, DCP resume)
     torchrun --nproc_per_node 2 tests/training/e2e_run.py vllm-fsdp MODEL_DIR DATA OUT_DIR   (a vLLM engine per rank)
+    torchrun --nproc_per_node 2 tests/training/e2e_run.py vllm-tp MODEL_DIR DATA OUT_DIR   (one TP=2 engine over both ranks)
 
 Writes `OUT_DIR/result-rank{r}.json` per process with what the tests assert on.
 """
@@ -86,8 +87,69 @@ def engine_checks(engine, policy, initial: dict[str, torch.Tensor], processor, d
     return out
 
 
+def fingerprint(prompt) -> str:
+    """A prompt's identity: the synthetic records share texts and differ in their images / videos."""
+    import hashlib
+
+    digest = hashlib.sha1(prompt.text.encode())
+    for key in sorted(prompt.tensors):
+        digest.update(prompt.tensors[key].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def tensor_parallel_run(model: str, data: str, out: str) -> dict:
+    """Both ranks form one vLLM engine (tensor parallel 2) and FSDP2 shards the policy; weights go to
+    the engine in small buckets gathered from the shards."""
+    import torch.distributed as dist
+
+    prompts: dict[int, list[str]] = {}
+    forced: list[dict] = []
+
+    def record(step: int, samples) -> None:
+        prompts[step] = sorted({fingerprint(s.prompt) for s in samples})
+        forced.extend({"ids": s.response_ids, "mask": s.loss_mask, "forced": s.answer_forced,
+                       "think": s.num_thinking_tokens} for s in samples)
+
+    # micro_batch_size=1: one media kind per forward (FSDP2 needs every rank to run the vision tower
+    # equally often; a micro-batch with images and videos runs it twice, see training/policy.py).
+    cfg = config("vllm", model, data, f"{out}/a", distributed="fsdp", micro_batch_size=1, rollout_tensor_parallel_size=2,
+                 weight_sync_bucket_mb=0.05)
+    cfg.steps = 2
+    a = train(cfg, reward_fns=reward_fns(), on_step=record)
+    from training import sharding
+
+    full = dict(sharding.full_named_parameters(a["model"]))
+
+    def vocab_shard(layer_of):  # vocab-parallel: this rank's engine holds rows [start, end) of the vocabulary
+        def read(m):
+            layer = layer_of(m)
+            ix = layer.shard_indices
+            return (ix.org_vocab_start_index, ix.org_vocab_end_index,
+                    layer.weight[: ix.org_vocab_end_index - ix.org_vocab_start_index].detach().float().clone())
+        return read
+
+    result = {"rank": dist.get_rank(), "samples": forced, "prompts": prompts, "history": timeless(a["history"])}
+    for key, name, layer_of in (("embed", "model.language_model.embed_tokens.weight", lambda m: m.language_model.model.embed_tokens),
+                                ("lm_head", "lm_head.weight", lambda m: m.language_model.lm_head)):
+        start, end, rows = a["engine"].llm.apply_model(vocab_shard(layer_of))[0]
+        result[f"{key}_rows"] = [start, end, full[name].shape[0]]
+        result[f"{key}_equal"] = torch.equal(rows, full[name][start:end].bfloat16().float())
+    from transformers import AutoModelForImageTextToText
+
+    initial = params(AutoModelForImageTextToText.from_pretrained(model, dtype=torch.float32))
+    result["changed"] = max_diff(initial, full)
+    from training.dist import shutdown
+
+    shutdown()
+    return result
+
+
 def main() -> None:
     engine_kind, model, data, out = sys.argv[1:5]
+    if engine_kind == "vllm-tp":
+        result = tensor_parallel_run(model, data, out)
+        Path(out, f"result-rank{result['rank']}.json").write_text(json.dumps(result))
+        return
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     initial = params(AutoModelForImageTextToText.from_pretrained(model, dtype=torch.float32))
