@@ -117,6 +117,8 @@ def save_checkpoint(output_dir: str | Path, step: int, policy: torch.nn.Module, 
         tmp.rename(final)  # the one atomic step: before it the checkpoint does not exist, after it is whole
         for old in list_checkpoints(output_dir)[:-keep]:
             remove_checkpoint(old)
+        for stale in final.parent.glob("step-*.deleting"):  # left by a run killed while deleting
+            shutil.rmtree(stale, ignore_errors=True)
     return final
 
 
