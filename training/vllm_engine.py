@@ -5,6 +5,9 @@ function call on the worker, no copy through a socket: after each update the tra
 policy's HF-named tensors to vLLM's `reload_weights`, which maps HF names onto vLLM's fused layers
 (q/k/v → qkv_proj, ...), re-runs any kernel-specific weight processing (the CPU backend repacks
 linear weights) and clears the encoder/multimodal caches that hold outputs of the old weights.
+The tensors come as a lazy stream gathered in buckets, and sleep mode wraps the push
+(training.weight_sync). Under torchrun a group of `tensor_parallel_size` consecutive ranks is one
+engine; each rank still generates (and trains on) its own prompts.
 """
 
 from __future__ import annotations

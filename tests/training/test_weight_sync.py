@@ -140,3 +140,27 @@ def test_tensor_parallel_size_must_divide_the_world():
 def test_config_refuses(kw: dict, match: str):
     with pytest.raises(ConfigError, match=match):
         GRPOConfig(train_data="x.jsonl", **kw)
+
+
+def test_rank_without_prompts_still_joins_its_group_call(tiny_model_dir: Path):
+    """A refill round can leave a rank without prompts; with a tensor-parallel engine it must still
+    call generate (the group's ranks generate together), with nothing of its own to add."""
+    from transformers import AutoTokenizer
+
+    from budget import BudgetParams, build_profile
+    from training.collect import Collected, RolloutContext, _roll
+
+    calls = []
+
+    class Engine:
+        def generate(self, prompts, n, **kw):
+            calls.append((list(prompts), kw["seeds"]))
+            return []
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    cfg = GRPOConfig(train_data="x.jsonl", max_new_tokens=64, rollout_think_budget=16)
+    ctx = RolloutContext(cfg, Engine(), None, build_profile(tok, model_type="glm4v"), tok, {},
+                         BudgetParams(think_budget=16), 16, 1, 2, torch.device("cpu"))
+    out = Collected()
+    assert _roll(ctx, 1, 0, [], out) == [] and calls == [([], [])]
+    assert out.samples == [] and out.valid == []
