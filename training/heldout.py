@@ -46,8 +46,8 @@ class HeldOut:
         return step % self.cfg.eval_every == 0 or step == self.cfg.steps
 
     def evaluate(self, step: int) -> dict[str, float]:
-        """`eval/accuracy@{b}`, `eval/{domain}/accuracy@{b}`, `eval/format@{b}`, `eval/think_len@{b}`
-        over the whole held-out set (all ranks), and `time/eval_s`."""
+        """`eval/accuracy@{b}`, `eval/{domain}/accuracy@{b}`, `eval/format@{b}`, `eval/think_len@{b}`,
+        `eval/responses@{b}` over the whole held-out set (all ranks), and `time/eval_s`."""
         started = time.perf_counter()
         rows = [row for budget in self.params for row in self._run(step, budget)]
         every = [r for part in dist.gather(rows, self.world) for r in part]
@@ -91,6 +91,7 @@ def summarize_eval(rows: list[dict[str, Any]]) -> dict[str, float]:
         out[f"eval/accuracy@{budget}"] = mean([r["accuracy"] for r in mine])
         out[f"eval/format@{budget}"] = mean([r["format"] for r in mine])
         out[f"eval/think_len@{budget}"] = mean([r["think"] for r in mine])
+        out[f"eval/responses@{budget}"] = float(len(mine))  # over all ranks: records x eval_samples
         for domain in sorted({r["domain"] for r in mine}):
             out[f"eval/{domain}/accuracy@{budget}"] = mean([r["accuracy"] for r in mine if r["domain"] == domain])
     return out

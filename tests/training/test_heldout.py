@@ -67,7 +67,7 @@ def test_scores_every_budget_through_eval_scoring(tiny_model_dir: Path, eval_fil
     for b in (0, 8):
         assert metrics[f"eval/accuracy@{b}"] == pytest.approx(2 / 3)  # "3" is right for a and c, wrong for b
         assert metrics[f"eval/counting/accuracy@{b}"] == 0.5 and metrics[f"eval/exact/accuracy@{b}"] == 1.0
-        assert metrics[f"eval/format@{b}"] == 1.0
+        assert metrics[f"eval/format@{b}"] == 1.0 and metrics[f"eval/responses@{b}"] == 3
     assert metrics["eval/think_len@0"] == 0 and metrics["eval/think_len@8"] > 0
     # Under torchrun each rank takes every world-th record (the rows are then gathered).
     other = HeldOut(cfg, engine, PromptEncoder(processor), profile, processor.tokenizer, rank=1, world=2)
@@ -78,7 +78,7 @@ def test_summary_and_config_checks(tmp_path: Path, eval_file: Path):
     rows = [{"budget": 4, "domain": "x", "accuracy": 1.0, "format": 1.0, "think": 4},
             {"budget": 4, "domain": "y", "accuracy": 0.0, "format": 0.0, "think": 2}]
     assert summarize_eval(rows) == {"eval/accuracy@4": 0.5, "eval/format@4": 0.5, "eval/think_len@4": 3.0,
-                                    "eval/x/accuracy@4": 1.0, "eval/y/accuracy@4": 0.0}
+                                    "eval/responses@4": 2.0, "eval/x/accuracy@4": 1.0, "eval/y/accuracy@4": 0.0}
     assert config(eval_file, eval_think_budgets=[0, 4]).eval_budgets() == [0, 4]  # a YAML list
     with pytest.raises(ConfigError, match="eval_data set but eval_every is 0"):
         GRPOConfig(eval_data=str(eval_file))

@@ -123,3 +123,35 @@ def test_lora_grpo_trains_adapters_pushes_merged_and_resumes_exactly(warm_model_
     b = train(cfg("b"), reward_fns=reward_fns())
     assert all(torch.equal(p, dict(b["policy"].named_parameters())[n]) for n, p in named.items())
     assert timeless(b["history"]) == timeless(a["history"])
+
+
+@pytest.mark.slow
+def test_lora_under_ddp_with_heldout_eval_split_over_ranks(warm_model_dir: Path, synthetic_data: Path, tmp_path: Path):
+    """2 torchrun ranks (gloo, HF rollouts): DDP averages the adapter gradients (both ranks end with the
+    same adapters and merged weights), the base stays frozen, and the held-out set is split over the
+    ranks and gathered (every record counted once per budget)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.training.test_kill_resume import heldout_file
+
+    heldout = heldout_file(synthetic_data)
+    script = Path(__file__).with_name("lora_ddp_run.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29523",
+           str(script), str(warm_model_dir), str(synthetic_data), str(heldout), str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    files = sorted(tmp_path.glob("result-rank*.json"))
+    assert proc.returncode == 0 and len(files) == 2, proc.stderr[-5000:]
+    r0, r1 = (json.loads(f.read_text()) for f in files)
+    assert r0["base_frozen"] and r1["base_frozen"] and r0["merged_changed"]
+    assert r0["adapter_sum"] == r1["adapter_sum"] and r0["merged_sum"] == r1["merged_sum"]
+    assert 0 < r0["trainable"] < 0.1 * r0["total"]
+    metrics = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    n_records = len(heldout.read_text().splitlines())
+    evals = [m for m in metrics if "eval/accuracy@16" in m]
+    assert [m["step"] for m in evals] == [2, 4]
+    assert all(m["eval/responses@0"] == m["eval/responses@16"] == n_records for m in evals)
