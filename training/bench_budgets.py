@@ -41,14 +41,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=30, help="GRPO steps per run (default 30)")
     p.add_argument("--prompts", type=int, default=8, help="prompts per step (default 8)")
     p.add_argument("--group", type=int, default=8, help="samples per prompt (default 8)")
-    p.add_argument("--budget", type=int, default=32, help="training budget of arms (a) and (c) (default 32)")
-    p.add_argument("--choices", default="0,4,8,16,32", help="budgets drawn by arm (b) (default 0,4,8,16,32)")
+    # Below the full thought (12-24 tokens) so the budget binds in training: at 32 no sample reaches
+    # it and arms (a) and (c) are the same run (measured: identical to the last digit).
+    p.add_argument("--budget", type=int, default=16, help="training budget of arms (a) and (c) (default 16)")
+    p.add_argument("--choices", default="0,4,8,16", help="budgets drawn by arm (b) (default 0,4,8,16)")
     p.add_argument("--eval-budgets", default="0,4,8,16,32,full", help="held-out budgets (default 0,4,8,16,32,full)")
     p.add_argument("--lr", type=float, default=2e-4, help="GRPO learning rate (default 2e-4)")
     p.add_argument("--n", type=int, default=2000, help="training records (default 2000)")
     p.add_argument("--held-out", type=int, default=200, help="held-out records (default 200)")
     p.add_argument("--sft-steps", type=int, default=600, help="cold-start SFT steps (default 600)")
     p.add_argument("--sft-lr", type=float, default=3e-3, help="cold-start SFT learning rate (default 3e-3)")
+    p.add_argument("--sft-model", default="", help="skip SFT and start the arms from this model folder (e.g. "
+                                                   "OUT/sft of an earlier run with the same data)")
     p.add_argument("--engine", default="auto", choices=("auto", "vllm", "hf"), help="rollout engine")
     args = p.parse_args(argv)
     if args.quick:
@@ -98,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     data = make_arith_dataset(out / "data", n=args.n, seed=0)
     held_out = load_records(make_arith_dataset(out / "held_out", n=args.held_out, seed=1))
-    warm = str(warm_up(resolve_model("tiny"), load_records(data), out / "sft", steps=args.sft_steps,
-                       batch_size=32, lr=args.sft_lr, progress=True))
+    warm = args.sft_model or str(warm_up(resolve_model("tiny"), load_records(data), out / "sft",
+                                         steps=args.sft_steps, batch_size=32, lr=args.sft_lr, progress=True))
     sft_s = time.monotonic() - t0
     budgets = eval_budgets(args.eval_budgets)
     max_new_tokens = max([args.budget] + [int(c) for c in args.choices.split(",")]) + 40

@@ -31,23 +31,28 @@ def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: in
     answering at `budget` as `thinkcap serve` would apply it; per task too."""
     from transformers import AutoProcessor
 
-    from budget import BudgetParams
+    from budget import BudgetParams, build_profile
     from training.data import PromptEncoder
+    from training.response import Response
     from training.rewards import build_reward_fns
+    from training.rollout import rollout_budget
 
     processor = AutoProcessor.from_pretrained(model_dir)
+    tokenizer = processor.tokenizer
+    profile = build_profile(tokenizer, model_type=policy.config.model_type)
+    # As `thinkcap serve` does: the budget (or "unlimited") shrinks so the answer still fits.
+    params = BudgetParams(think_budget=rollout_budget(budget, max_new_tokens, len(profile.closing_ids), 16))
     reward_fns = build_reward_fns()
     encode = PromptEncoder(processor)
     engine.load_weights(policy.named_parameters())
     prompts = [encode(r) for r in records]
     groups = engine.generate(prompts, samples, temperature=temperature, top_p=1.0, max_tokens=max_new_tokens,
-                             budget=BudgetParams(think_budget=budget),
-                             seeds=[(seed + i) * samples for i in range(len(records))])
+                             budget=params, seeds=[(seed + i) * samples for i in range(len(records))])
     scores: dict[str, list[float]] = {}
     for record, group in zip(records, groups):
-        for c in group:
-            text = processor.tokenizer.decode(c.token_ids, skip_special_tokens=True)  # forced answering: ids as they are
-            scores.setdefault(record.task, []).append(reward_fns[record.domain](text, record.answer)["accuracy"])
+        for c in group:  # split by ids with the params the engine forced with, as rollouts are
+            response = Response.from_ids(c.token_ids, profile, tokenizer, c.prompt_ids, params)
+            scores.setdefault(record.task, []).append(reward_fns[record.domain](response, record.answer)["accuracy"])
     out = {f"accuracy/{task}": sum(v) / len(v) for task, v in sorted(scores.items())}
     every = [x for v in scores.values() for x in v]
     out["accuracy"] = sum(every) / len(every)

@@ -158,6 +158,9 @@ class HFEngine:
                 pad_token_id=pad, eos_token_id=self.eos_token_ids,
             )  # [B, P + R]
         self.model.train(was_training)
+        # generate() leaves rope_deltas of this batch on the model; a later text-only training forward
+        # of another batch size would reuse them (HF's Glm4v: batch // stale batch = 0 rows of positions).
+        self.model.model.rope_deltas = None
         groups: list[list[Completion]] = [[] for _ in prompts]
         for row, (prompt, gen) in enumerate(zip(rows, out[:, width:].tolist())):
             stop = next((i for i, t in enumerate(gen) if t in self.eos_token_ids), None)

@@ -17,9 +17,10 @@ def test_records_and_worked_thoughts_are_correct(tmp_path):
     assert path.read_text() == make_arith_dataset(tmp_path / "again", n=50, seed=3).read_text()
     for raw, record in zip(map(json.loads, path.read_text().splitlines()), load_records(path)):
         steps = worked_thought(record).split()
-        labels, totals = steps[0::2], [int(t) for t in steps[1::2]]
-        assert 4 <= len(labels) <= 8 and "".join(labels) == "abcdefgh"[:len(labels)]
-        digits = [int(x.split("=")[1]) for x in raw["prompt"].split(": ")[1].split(". ")[0].split()]
+        labels, totals = [x[0] for x in steps], [int(x.split("=")[1]) for x in steps]
+        assert 3 <= len(labels) <= 6 and "".join(labels) == "abcdefgh"[:len(labels)]
+        digits = [int(x[1:]) for x in raw["prompt"].split(": ")[1].split(". ")[0].split()]
+        assert [int(x[1:x.index("=")]) for x in steps] == digits
         assert totals == [sum(digits[:k + 1]) for k in range(len(digits))]
         assert totals[-1] == raw["answer"] == record.answer and record.domain == "counting"
 
@@ -36,18 +37,18 @@ def test_demonstration_uses_the_worked_thought_only_for_its_task(tmp_path, synth
 
 def test_make_record_digit_range():
     rec = make_record(random.Random(1), 7, items=(2, 2))
-    assert rec["id"] == "running_sum-00007" and rec["prompt"].startswith("Add up: a=") and 2 <= rec["answer"] <= 18
+    assert rec["id"] == "running_sum-00007" and rec["prompt"].startswith("Add up: a") and 2 <= rec["answer"] <= 18
 
 
 @pytest.mark.slow
-def test_bench_budget_arms_smoke(tmp_path, tiny_model_dir, monkeypatch):
-    """Every arm trains one step and is scored at each budget; results and plot are written."""
+def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
+    """Every arm trains one step and is scored at each budget; results and plot are written. Starts
+    from the shared format warm-up (--sft-model): a model with 2 SFT steps emits stray <|image|> ids."""
     from training import bench_learning
 
-    monkeypatch.setattr("training.train.resolve_model", lambda name: str(tiny_model_dir))
     out = tmp_path / "bench"
     rc = bench_learning.main(["--arms", "budget", "--out", str(out), "--n", "16", "--held-out", "4",
-                              "--sft-steps", "2", "--steps", "1", "--seeds", "1", "--prompts", "2", "--group", "2",
+                              "--sft-model", str(warm_model_dir), "--steps", "1", "--seeds", "1", "--prompts", "2", "--group", "2",
                               "--choices", "0,4", "--budget", "8", "--eval-budgets", "0,full", "--engine", "hf"])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
