@@ -12,7 +12,9 @@ zero-weighted copy of a row.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +52,18 @@ def split_rows(rows: list[Sample], parts: int) -> list[tuple[list[Sample], float
     return out
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Old log-probs are those of the policy that sampled, which ran without dropout (rollouts use
+    the merged weights): LoRA's `lora_dropout` acts in the loss forward only."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def prepare(kept: list[Sample], cfg: GRPOConfig, step: int, model: nn.Module, reference: nn.Module | None,
             pad_id: int, world: int, device: torch.device) -> tuple[list[Minibatch], dict[str, float]]:
@@ -66,7 +80,7 @@ def prepare(kept: list[Sample], cfg: GRPOConfig, step: int, model: nn.Module, re
         for chunk, weight in split_rows(mine or part[0], n_micro):
             weight = weight if mine else 0.0
             batch = collate(chunk, pad_id).to(device)
-            with sharding.autocast(cfg, model, device):
+            with sharding.autocast(cfg, model, device), eval_mode(model):
                 old, ent = token_logprobs(model, batch, with_entropy=True)
                 ref = token_logprobs(reference, batch) if reference is not None else None
             ent_sum += weight * (ent * batch.loss_mask).sum().item()

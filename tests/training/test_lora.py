@@ -180,3 +180,38 @@ def test_lora_with_vllm_rollouts_gets_the_merged_weights(warm_model_dir: Path, s
     assert res["base_frozen"] and res["merged_changed"]
     assert res["mismatch_trained"] < 0.1 and 3 * res["mismatch_trained"] < res["mismatch_base"], res
     assert [h["step"] for h in res["history"] if "eval/accuracy@16" in h] == [2, 4]
+
+
+def test_grads_reach_only_adapters_and_dropout_stays_out_of_old_logprobs(tiny_model_dir: Path):
+    """With gradient checkpointing on, a backward fills the adapters' grads and no base grad; lora_dropout
+    acts in the loss forward (train mode) but not in the old log-probs (`update.eval_mode`)."""
+    from transformers import AutoProcessor
+
+    from training.data import PromptEncoder, Record
+    from training.policy import SequenceLogprobs, collate, token_logprobs
+    from training.rollout import Sample
+    from training.update import eval_mode
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    prompt = PromptEncoder(processor)(Record(id="t", task="t", domain="exact", answer="hi",
+                                                messages=[{"role": "user", "content": [{"type": "text", "text": "Hi?"}]}]))
+    ids = processor.tokenizer.encode("<think>so</think><answer>hi</answer>", add_special_tokens=False)
+    batch = collate([Sample(0, prompt, ids, [1] * len(ids), 1, False, False, "stop")], processor.tokenizer.pad_token_id)
+    policy = load_policy(str(tiny_model_dir))
+    policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    torch.manual_seed(0)
+    apply_lora(policy, GRPOConfig(lora_rank=4, lora_dropout=0.5))
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            if ".lora_B." in name:
+                p.normal_(std=0.1)
+    scorer = SequenceLogprobs(policy.train())
+    with torch.no_grad(), eval_mode(scorer):
+        first, second = token_logprobs(scorer, batch), token_logprobs(scorer, batch)  # [1, L-1]
+    assert torch.equal(first, second) and scorer.training  # deterministic, and train mode is back
+    logp = token_logprobs(scorer, batch)  # [1, L-1], dropout on
+    assert not torch.equal(logp.detach(), first)
+    logp.sum().backward()
+    grads = {n: p.grad for n, p in policy.named_parameters()}
+    assert all(g is not None and g.abs().sum() > 0 for n, g in grads.items() if ".lora_A." in n)
+    assert all(g is None for n, g in grads.items() if ".lora_" not in n)
