@@ -55,10 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                    "OUT/sft of an earlier run with the same data)")
     p.add_argument("--engine", default="auto", choices=("auto", "vllm", "hf"), help="rollout engine")
     args = p.parse_args(argv)
-    if args.quick:
-        defaults = {"seeds": 1, "steps": 12, "n": 1000, "held_out": 100, "sft_steps": 400}
-        for key, value in defaults.items():
-            if getattr(args, key) == p.get_default(key):
+    if args.quick:  # smaller defaults; a flag given explicitly (even at its default value) wins
+        given = {a.dest for a in p._actions for flag in a.option_strings if flag in (argv or [])}
+        quick = {"seeds": 1, "steps": 12, "n": 1000, "held_out": 100, "sft_steps": 400}
+        for key, value in quick.items():
+            if key not in given:
                 setattr(args, key, value)
     return args
 
