@@ -211,60 +211,22 @@ class GRPOConfig:
         self._check_eval()
 
     def _check_lora(self) -> None:
-        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name.startswith("lora_")}
-        if self.lora_rank < 0:
-            raise ValueError(f"lora_rank must be >= 0; got {self.lora_rank}")
-        if self.lora_rank == 0:
-            changed = [k for k, v in defaults.items() if k != "lora_rank" and getattr(self, k) != v]
-            if changed:
-                raise ConfigError(f"{', '.join(changed)} set but lora_rank is 0 (LoRA off): set lora_rank > 0")
-            return
-        if importlib.util.find_spec("peft") is None:
-            raise ConfigError(f"lora_rank={self.lora_rank} needs peft: pip install -e '.[lora]' (./install.sh installs it)")
-        if self.distributed == "fsdp":
-            raise ConfigError("lora_rank > 0 with distributed=fsdp is not supported (FSDP2 would shard the frozen base "
-                              "and the adapters alike, and the merged weights for rollouts need the full base): "
-                              "use distributed=ddp, or lora_rank=0")
-        if self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
-            raise ValueError(f"need lora_alpha > 0 and 0 <= lora_dropout < 1; got {self.lora_alpha}, {self.lora_dropout}")
-        if not self.lora_modules():
-            raise ValueError("lora_target_modules names no module")
+        from training.config_checks import check_lora
+
+        check_lora(self)
 
     def lora_modules(self) -> list[str]:
         return [m.strip() for m in self.lora_target_modules.split(",") if m.strip()]
 
     def _check_eval(self) -> None:
-        if isinstance(self.eval_think_budgets, (list, tuple)):  # a YAML list
-            self.eval_think_budgets = ",".join(str(b) for b in self.eval_think_budgets)
-        if self.eval_every < 0:
-            raise ValueError(f"eval_every must be >= 0; got {self.eval_every}")
-        if self.eval_every == 0:
-            changed = [f.name for f in dataclasses.fields(self)
-                       if f.name.startswith("eval_") and f.name != "eval_every" and getattr(self, f.name) != f.default]
-            if changed:
-                raise ConfigError(f"{', '.join(changed)} set but eval_every is 0 (evaluation off): set eval_every > 0")
-            return
-        if not self.eval_data:
-            raise ConfigError("eval_every > 0 needs eval_data (a JSONL of held-out records)")
-        if self.eval_samples < 1 or self.eval_temperature < 0:
-            raise ValueError(f"need eval_samples >= 1 and eval_temperature >= 0; got {self.eval_samples}, "
-                             f"{self.eval_temperature}")
-        if self.eval_samples > 1 and self.eval_temperature == 0:
-            raise ConfigError(f"eval_samples={self.eval_samples} with eval_temperature 0 repeats one greedy answer: "
-                              "set eval_temperature > 0")
-        for budget in self.eval_budgets():
-            if budget + self.answer_reserve + 3 > self.max_new_tokens:
-                raise ConfigError(f"eval think budget {budget} + answer_reserve ({self.answer_reserve}) + 3 exceeds "
-                                  f"max_new_tokens ({self.max_new_tokens})")
+        from training.config_checks import check_eval
+
+        check_eval(self)
 
     def eval_budgets(self) -> list[int]:
-        try:
-            budgets = [int(b) for b in str(self.eval_think_budgets).split(",") if b.strip()]
-        except ValueError:
-            raise ConfigError(f"eval_think_budgets: expected integers like '0,32,128', got {self.eval_think_budgets!r}") from None
-        if not budgets or min(budgets) < 0 or len(set(budgets)) != len(budgets):
-            raise ConfigError(f"eval_think_budgets: need distinct budgets >= 0, got {self.eval_think_budgets!r}")
-        return budgets
+        from training.config_checks import parse_eval_budgets
+
+        return parse_eval_budgets(self.eval_think_budgets)
 
     def _check_budget_choices(self) -> None:
         from training.budget_sampling import parse_budget_choices

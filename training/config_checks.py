@@ -1,0 +1,71 @@
+"""Checks of the optional LoRA and held-out evaluation settings, run by `GRPOConfig.__post_init__`.
+
+Each option takes effect or is refused: a `lora_*` field set while `lora_rank` is 0, or an `eval_*`
+field set while `eval_every` is 0, would change nothing, so it is an error that names the switch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from typing import Any
+
+from training.config import ConfigError
+
+
+def _changed(cfg: Any, prefix: str, switch: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(cfg)
+            if f.name.startswith(prefix) and f.name != switch and getattr(cfg, f.name) != f.default]
+
+
+def check_lora(cfg: Any) -> None:
+    if cfg.lora_rank < 0:
+        raise ValueError(f"lora_rank must be >= 0; got {cfg.lora_rank}")
+    if cfg.lora_rank == 0:
+        if changed := _changed(cfg, "lora_", "lora_rank"):
+            raise ConfigError(f"{', '.join(changed)} set but lora_rank is 0 (LoRA off): set lora_rank > 0")
+        return
+    if importlib.util.find_spec("peft") is None:
+        raise ConfigError(f"lora_rank={cfg.lora_rank} needs peft: pip install -e '.[lora]' (./install.sh installs it)")
+    if cfg.distributed == "fsdp":
+        raise ConfigError("lora_rank > 0 with distributed=fsdp is not supported (FSDP2 would shard the frozen base "
+                          "and the adapters alike, and the merged weights for rollouts need the full base): "
+                          "use distributed=ddp, or lora_rank=0")
+    if cfg.lora_alpha <= 0 or not 0 <= cfg.lora_dropout < 1:
+        raise ValueError(f"need lora_alpha > 0 and 0 <= lora_dropout < 1; got {cfg.lora_alpha}, {cfg.lora_dropout}")
+    if not cfg.lora_modules():
+        raise ValueError("lora_target_modules names no module")
+
+
+def check_eval(cfg: Any) -> None:
+    if isinstance(cfg.eval_think_budgets, (list, tuple)):  # a YAML list
+        cfg.eval_think_budgets = ",".join(str(b) for b in cfg.eval_think_budgets)
+    if cfg.eval_every < 0:
+        raise ValueError(f"eval_every must be >= 0; got {cfg.eval_every}")
+    if cfg.eval_every == 0:
+        if changed := _changed(cfg, "eval_", "eval_every"):
+            raise ConfigError(f"{', '.join(changed)} set but eval_every is 0 (evaluation off): set eval_every > 0")
+        return
+    if not cfg.eval_data:
+        raise ConfigError("eval_every > 0 needs eval_data (a JSONL of held-out records)")
+    if cfg.eval_samples < 1 or cfg.eval_temperature < 0:
+        raise ValueError(f"need eval_samples >= 1 and eval_temperature >= 0; got {cfg.eval_samples}, "
+                         f"{cfg.eval_temperature}")
+    if cfg.eval_samples > 1 and cfg.eval_temperature == 0:
+        raise ConfigError(f"eval_samples={cfg.eval_samples} with eval_temperature 0 repeats one greedy answer: "
+                          "set eval_temperature > 0")
+    for budget in parse_eval_budgets(cfg.eval_think_budgets):
+        if budget + cfg.answer_reserve + 3 > cfg.max_new_tokens:
+            raise ConfigError(f"eval think budget {budget} + answer_reserve ({cfg.answer_reserve}) + 3 exceeds "
+                              f"max_new_tokens ({cfg.max_new_tokens})")
+
+
+def parse_eval_budgets(text: str) -> list[int]:
+    """'0,32,128' → [0, 32, 128]: distinct budgets >= 0."""
+    try:
+        budgets = [int(b) for b in str(text).split(",") if b.strip()]
+    except ValueError:
+        raise ConfigError(f"eval_think_budgets: expected integers like '0,32,128', got {text!r}") from None
+    if not budgets or min(budgets) < 0 or len(set(budgets)) != len(budgets):
+        raise ConfigError(f"eval_think_budgets: need distinct budgets >= 0, got {text!r}")
+    return budgets
