@@ -18,6 +18,9 @@ CONTINUATION_KEY = "think_continuation_ids"
 TRANSITION_KEY = "think_transition_ids"
 RESERVE_KEY = "answer_reserve"  # set: the budget shrinks so the answer keeps this many tokens of max_tokens
 OPEN_KEY = "open_thinking"  # truthy: force `<think>` first when the prompt did not open thinking
+# Truthy: the server's chat template ended this prompt with `<think>`. Not a budget parameter (the
+# processor reads the prompt ids itself): a hint for the reasoning parser, which sees no prompt.
+PROMPT_OPENED_KEY = "prompt_opened_thinking"
 
 
 class BudgetError(ValueError):

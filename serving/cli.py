@@ -6,7 +6,8 @@ by vLLM's own `serve` command, so endpoints, parameters, errors, metrics, `--api
 `--api-server-count` and data-parallel scale-out are vLLM's. thinkcap adds:
 - its flags (budget defaults, effort table, answer reserve, media limits) as `args.thinkcap`;
 - the think-budget logits processor in `--logits-processors`;
-- `--reasoning-parser glm41v` by default for GLM-4.1V models;
+- `--reasoning-parser glm41v` by default for GLM-4.1V models, and the model's chat template with
+  `<think>` ending the generation prompt (unless `--chat-template` is given);
 - `VLLM_PLUGINS` naming the `thinkcap` endpoint plugin (the budget middleware), plus every
   plugin vLLM would have loaded anyway.
 Without MODEL the tiny random-weight GLM-4.1V is built (once) and served.
@@ -126,6 +127,22 @@ def model_type(model: str) -> str | None:
         return None
 
 
+def open_thinking_template(model: str, trust_remote_code: bool) -> str | None:
+    """The model's chat template ending the generation prompt with `<think>` (one decode step less
+    before the first visible token; see vllm_adapter.chat_template), or None to keep the model's own
+    (the processor then forces `<think>` as output token 0)."""
+    from vllm_adapter.chat_template import TemplateError, model_chat_template, with_open_thinking
+
+    template = model_chat_template(model, trust_remote_code)
+    if template is None:
+        return None
+    try:
+        return with_open_thinking(template)
+    except TemplateError as e:
+        print(f"thinkcap serve: keeping the model's chat template ({e}); <think> is forced as output token 0", flush=True)
+        return None
+
+
 def plugin_allowlist(environ: dict[str, str]) -> str:
     """VLLM_PLUGINS with thinkcap's endpoint plugin added. When unset, vLLM loads every plugin of
     the other groups, so name them all to keep that behaviour (the list switches vLLM to allowlisting)."""
@@ -152,7 +169,11 @@ def prepare(args: argparse.Namespace, cpu: bool) -> argparse.Namespace:
     if not args.reasoning_parser and model_type(args.model) in GLM41V_MODEL_TYPES:
         args.reasoning_parser = "glm41v"
         args.structured_outputs_config.reasoning_parser = "glm41v"
+    opens = args.reasoning_parser == "glm41v" and args.chat_template is None
+    if opens:
+        args.chat_template = open_thinking_template(args.model, args.trust_remote_code)
     args.thinkcap = settings_from_args(args)
+    args.thinkcap.prompt_opens_thinking = opens and args.chat_template is not None
     if FQCN_AUTH not in args.middleware:  # outermost: rewrites vLLM's 401s into OpenAI's error shape
         args.middleware = [*args.middleware, FQCN_AUTH]
     args.thinkcap_announce = True

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from budget import BudgetError, BudgetParams, params_from_args, parse_think_budget
-from budget.params import MIN_THINK_KEY, THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
+from budget.params import MIN_THINK_KEY, PROMPT_OPENED_KEY, THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
 from serving.errors import APIError
 from serving.media import MediaRef
 from serving.settings import ServerSettings
@@ -105,6 +105,10 @@ def _params(body: dict[str, Any], budget: int | None, settings: ServerSettings, 
     for key in (*THINK_BUDGET_ALIASES, MIN_THINK_KEY):
         xargs.pop(key, None)
     xargs.update(params.to_extra_args())
+    if open_thinking and settings.prompt_opens_thinking and body.get("chat_template") is None:
+        # The server's template put `<think>` at the end of this prompt: tell the reasoning parser,
+        # which vLLM gives no prompt ids on its non-streaming paths (see vllm_adapter.reasoning_parser).
+        xargs[PROMPT_OPENED_KEY] = 1
     xargs = {k: v for k, v in xargs.items() if v is not None}  # vLLM's schema has no null values
     body["vllm_xargs"] = xargs
     return params

@@ -62,6 +62,8 @@ class ServerSettings(BaseSettings):
     structured_answer_reserve: int = Field(256, ge=0)
     reasoning_effort_budgets: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS))
     max_n: int = Field(16, ge=1, description="largest `n` a request may ask for")
+    # Set by `thinkcap serve` when the chat template it installed ends the generation prompt with `<think>`.
+    prompt_opens_thinking: bool = False
     media: MediaLimits = Field(default_factory=MediaLimits)
     limits: RequestLimits = Field(default_factory=RequestLimits)
 

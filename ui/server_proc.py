@@ -9,39 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-import httpx
+from thinkcap.http_wait import free_port, wait_ready
 
-POLL_SECONDS = 0.5
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
-    """Poll `GET url` until it answers 200; give up early when `alive()` turns false."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError("the server exited during start-up")
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass  # not listening yet
-        time.sleep(POLL_SECONDS)
-    raise TimeoutError(f"no answer from {url} after {timeout:.0f}s")
+__all__ = ["LocalServer", "free_port", "wait_ready"]
 
 
 class LocalServer:

@@ -20,6 +20,7 @@ from vllm.entrypoints.generate.base.protocol import DeltaMessage
 from vllm.reasoning import ReasoningParser, ReasoningParserManager
 
 from budget import BudgetParams, ThinkState, build_profile, hidden_ids
+from budget.params import PROMPT_OPENED_KEY
 
 if TYPE_CHECKING:
     from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
@@ -51,6 +52,7 @@ class Glm41vReasoningParser(ReasoningParser):
         self._rest_of_closing = self.profile.closing_ids[1:]  # e.g. (<answer>,) after </think>
         self._hidden = hidden_ids(self.profile)
         self._side = "before"  # streaming: where the text is ("before" thinking, "reasoning", "answer")
+        self._prompt_opened_hint: bool | None = None  # from the request (thinkcap serve), else guessed
 
     def _tag(self, token_id: int | None) -> str | None:
         return None if token_id is None else self.model_tokenizer.convert_ids_to_tokens(token_id)
@@ -77,11 +79,26 @@ class Glm41vReasoningParser(ReasoningParser):
                 return not (len(tail) < len(self._rest_of_closing) and tail == self._rest_of_closing[: len(tail)])
         return False
 
-    def _replay(self, token_ids: Sequence[int]) -> ThinkState:
-        # The prompt is unknown here: a `</think>` with no `<think>` before it means the prompt opened thinking.
+    def adjust_request(self, request: Any) -> Any:
+        # vLLM's non-streaming paths give this parser no prompt ids; `thinkcap serve` says in the
+        # request whether its chat template ended the prompt with `<think>`.
+        xargs = getattr(request, "vllm_xargs", None) or {}
+        if PROMPT_OPENED_KEY in xargs:
+            self._prompt_opened_hint = bool(xargs[PROMPT_OPENED_KEY])
+        return request
+
+    def _prompt_opened(self, token_ids: Sequence[int]) -> bool:
+        """Whether the prompt opened thinking: as the request says, else guessed from the output —
+        it closes thinking without having opened it first (a stray `<think>` a model writes later
+        inside its thought or answer is just text)."""
+        if self._prompt_opened_hint is not None:
+            return self._prompt_opened_hint
         p = self.profile
-        opened = p.think_close_id in token_ids and p.think_open_id not in token_ids
-        state = ThinkState(p, BudgetParams(), (p.think_open_id,) if opened else ())
+        return bool(token_ids) and token_ids[0] != p.think_open_id and p.think_close_id in token_ids
+
+    def _replay(self, token_ids: Sequence[int]) -> ThinkState:
+        p = self.profile
+        state = ThinkState(p, BudgetParams(), (p.think_open_id,) if self._prompt_opened(token_ids) else ())
         state.advance_many(token_ids)
         return state
 
@@ -103,11 +120,15 @@ class Glm41vReasoningParser(ReasoningParser):
     def extract_reasoning(
         self, model_output: str, request: ChatCompletionRequest | ResponsesRequest
     ) -> tuple[str | None, str | None]:
-        before, opened, rest = model_output.partition(self.open_tag)
-        if not opened:
-            if self.close_tag not in model_output:  # never thought
+        if request is not None:
+            self.adjust_request(request)  # the hint, even where vLLM skipped adjust_request
+        if self._prompt_opened_hint is False or (self._prompt_opened_hint is None and (
+                model_output.lstrip().startswith(self.open_tag) or self.close_tag not in model_output)):
+            _, opened, rest = model_output.partition(self.open_tag)  # the model opens thinking, if at all
+            if not opened:  # never thought (or, unknowable without the prompt, cut before any close)
                 return None, self._answer_text(model_output) or None
-            rest = model_output  # the prompt opened thinking
+        else:
+            rest = model_output  # the prompt opened thinking (the request says so, or `_prompt_opened`'s rule)
         reasoning, closed, answer = rest.partition(self.close_tag)
         if not closed:
             return reasoning, None

@@ -276,11 +276,10 @@ CLOSE_BIAS = {str(t): -100 for t in (THINK_CLOSE, EOS_ID, 1009, 1011)}
 
 
 def closes_after(ids: list[int], n: int) -> bool:
-    """`<think>`, n thinking tokens, then `</think><answer>`, wherever `<think>` is."""
-    if THINK_OPEN in ids:
-        start = ids.index(THINK_OPEN) + 1
-        return ids[start + n : start + n + 2] == [THINK_CLOSE, ANSWER_OPEN] and THINK_CLOSE not in ids[start : start + n]
-    return False
+    """n thinking tokens, then `</think><answer>`: counted after `<think>` when the output opens
+    thinking itself, from output 0 when the prompt did (`thinkcap serve`'s template ends with it)."""
+    start = 1 if ids[:1] == [THINK_OPEN] else 0
+    return ids[start + n : start + n + 2] == [THINK_CLOSE, ANSWER_OPEN] and THINK_CLOSE not in ids[start : start + n]
 
 
 def budget_field(field: str) -> Callable[[Target], bool]:

@@ -95,3 +95,25 @@ def test_media_refs_found_in_every_dialect():
     prep = prepare_messages({"messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]}, S)
     assert [r.param for r in prep.media] == ["messages.0.content.0"]
+
+
+def test_the_prompt_opened_hint_follows_the_servers_template():
+    """With the open-thinking template installed, requests that render a generation prompt tell the
+    reasoning parser their prompt ends with `<think>`; continued messages, own templates and raw
+    completions do not."""
+    opens = ServerSettings(prompt_opens_thinking=True)
+    messages = [{"role": "user", "content": "hi"}]
+    cases = [
+        (prepare_chat, {"messages": messages}, True),
+        (prepare_chat, {"messages": messages, "continue_final_message": True, "add_generation_prompt": False}, False),
+        (prepare_chat, {"messages": messages, "chat_template": "{{ messages }}"}, False),
+        (prepare_responses, {"input": "hi"}, True),
+        (prepare_messages, {"messages": messages, "max_tokens": 8}, True),
+        (prepare_completion, {"prompt": "hi"}, False),
+    ]
+    for prepare, body, expected in cases:
+        prepare(body, opens)
+        assert body["vllm_xargs"].get("prompt_opened_thinking") == (1 if expected else None), body
+    body = {"messages": messages}
+    prepare_chat(body, S)  # a server that kept the model's template: no hint
+    assert "prompt_opened_thinking" not in body["vllm_xargs"]

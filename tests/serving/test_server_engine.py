@@ -89,35 +89,36 @@ def test_concurrent_budgets_force_closing_at_exact_positions(server, profile, to
         assert info["num_thinking_tokens"] == seg.num_thinking_tokens
         assert info["num_answer_tokens"] == len(seg.answer_ids)
         assert choice.message.content == text_of(tok, seg.answer_ids)
-        assert ids[0] == profile.think_open_id  # the server opened thinking (a forced first token)
+        # The server's chat template opened thinking in the prompt: no decode step spent on `<think>`.
+        assert prompt[-1] == profile.think_open_id
         if b is not None:
-            assert ids[b + 1 : b + 3] == close_answer and profile.think_close_id not in ids[: b + 1]
-            assert info["forced_positions"] == [0, b + 1, b + 2] and info["answer_forced"]
+            assert ids[b : b + 2] == close_answer and profile.think_close_id not in ids[:b]
+            assert info["forced_positions"] == [b, b + 1] and info["answer_forced"]
             assert seg.num_thinking_tokens == b and info["think_budget"] == b
             reasoning = extra(choice.message, "reasoning_content")
-            assert reasoning == (text_of(tok, ids[1 : b + 1]) or ("" if b == 0 else None))
-        else:  # unlimited, but max_tokens 48 caps it: 48 - 1 (<think>) - 2 (closing) - 4 (--answer-reserve)
-            assert info["think_budget"] == 41 and info["answer_reserve"] == 4
+            assert reasoning == (text_of(tok, ids[:b]) or ("" if b == 0 else None))
+        else:  # unlimited, but max_tokens 48 caps it: 48 - 2 (closing) - 4 (--answer-reserve)
+            assert info["think_budget"] == 42 and info["answer_reserve"] == 4
             if info["answer_forced"]:
                 assert ids[42:44] == close_answer
 
 
 def test_short_max_tokens_shrinks_the_reserve_instead_of_refusing(server, profile):
     """vLLM's server accepts max_tokens 6 with a budget of 50: so does thinkcap, and the answer
-    still comes inside max_tokens (reserve 4 → 3: 6 - 1 <think> - 2 closing = 3 tokens to share)."""
+    still comes inside max_tokens (6 - 2 closing = 4 tokens to share: the whole reserve, budget 0)."""
     resp = client(server).chat.completions.create(
         model=model_id(server), messages=USER, max_tokens=6,
         extra_body={"think_budget": 50, "return_token_ids": True})
     info, ids = extra(resp.choices[0], "thinkcap"), extra(resp.choices[0], "token_ids")
-    assert info["think_budget"] == 0 and info["answer_reserve"] == 3
-    assert ids[:3] == [profile.think_open_id, *profile.closing_ids] and len(ids) <= 6
+    assert info["think_budget"] == 0 and info["answer_reserve"] == 4
+    assert ids[:2] == list(profile.closing_ids) and len(ids) <= 6
 
 
 def test_no_budget_and_tiny_max_tokens_gives_max_tokens(server):
-    """Below `<think>` + closing nothing can be forced: the request runs as in plain vLLM."""
-    resp = client(server).chat.completions.create(model=model_id(server), messages=USER, max_tokens=2,
+    """Below the closing sequence nothing can be forced: the request runs as in plain vLLM."""
+    resp = client(server).chat.completions.create(model=model_id(server), messages=USER, max_tokens=1,
                                                   extra_body={"ignore_eos": True})
-    assert resp.usage.completion_tokens == 2
+    assert resp.usage.completion_tokens == 1
     assert extra(resp.choices[0], "thinkcap")["think_budget"] is None
 
 
@@ -156,7 +157,8 @@ def test_image_request(server, profile, tok, source):
     prompt = extra(resp, "prompt_token_ids")
     image_id = tok.convert_tokens_to_ids("<|image|>")
     assert prompt.count(image_id) > 1  # vLLM's GLM-4.1V processor expanded the placeholder
-    assert extra(resp.choices[0], "token_ids")[5:7] == list(profile.closing_ids)
+    assert prompt[-1] == profile.think_open_id  # thinking opened in the prompt: 4 thoughts, then the close
+    assert extra(resp.choices[0], "token_ids")[4:6] == list(profile.closing_ids)
 
 
 @pytest.mark.parametrize("source", ["data_url", "local_path"])
@@ -168,7 +170,8 @@ def test_video_request_carries_frame_timestamps(server, profile, tok, tmp_path, 
     prompt = extra(resp, "prompt_token_ids")
     assert prompt.count(tok.convert_tokens_to_ids("<|image|>")) > 1  # frames expanded by vLLM's GLM-4.1V processor
     assert "<|begin_of_video|>" in tok.decode(prompt)
-    assert extra(resp.choices[0], "token_ids")[5:7] == list(profile.closing_ids)
+    assert prompt[-1] == profile.think_open_id  # thinking opened in the prompt: 4 thoughts, then the close
+    assert extra(resp.choices[0], "token_ids")[4:6] == list(profile.closing_ids)
 
 
 # ---- streaming ----------------------------------------------------------------------------------

@@ -39,9 +39,28 @@ def test_registered_for_vllm():
     ("no thinking at all", None, "no thinking at all"),
     ("opened by the prompt</think><answer>x</answer>", "opened by the prompt", "x"),
     ("<think></think><answer></answer>", "", None),
+    # The prompt opened thinking and the (random) model wrote a stray `<think>` later: just text.
+    ("a<think>b</think><answer>c</answer>", "a<think>b", "c"),
+    ("a b</think><answer>c<think>d</answer>", "a b", "c<think>d"),
 ])
 def test_extract_reasoning(parser, text, reasoning, content):
     assert parser.extract_reasoning(text, None) == (reasoning, content)
+
+
+def test_the_request_says_whether_the_prompt_opened_thinking(tok):
+    """`thinkcap serve` marks requests whose prompt its template ended with `<think>`: then a thought
+    the model ended with EOS (no close in the output) is still reasoning, counted on ids."""
+    from types import SimpleNamespace
+
+    opened, plain = Glm41vReasoningParser(tok), Glm41vReasoningParser(tok)
+    opened.adjust_request(SimpleNamespace(vllm_xargs={"prompt_opened_thinking": 1}))
+    plain.adjust_request(SimpleNamespace(vllm_xargs={"prompt_opened_thinking": 0}))
+    assert opened.extract_reasoning("one two", None) == ("one two", None)
+    assert opened.count_reasoning_tokens(ids(tok, "one two")) == len(ids(tok, "one two"))
+    assert opened.extract_content_ids(ids(tok, "one two")) == []
+    assert plain.extract_reasoning("one two", None) == (None, "one two")
+    assert plain.extract_reasoning("x</think><answer>y", None) == (None, "x</think>y")
+    assert plain.count_reasoning_tokens(ids(tok, "one two")) == 0
 
 
 def test_reasoning_ends_only_after_the_whole_closing_sequence(parser, tok):
@@ -60,6 +79,9 @@ def test_counts_and_content_ids_on_ids(parser, tok):
     assert parser.count_reasoning_tokens(out) == len(inner)
     assert parser.extract_content_ids(out) == ids(tok, "ok")
     assert parser.count_reasoning_tokens(ids(tok, "one two</think><answer>x")) == len(ids(tok, "one two"))
+    stray = ids(tok, "one two</think><answer>x<think>y")  # opened by the prompt; `<think>` in the answer
+    assert parser.count_reasoning_tokens(stray) == len(ids(tok, "one two"))
+    assert parser.extract_content_ids(stray) == ids(tok, "x<think>y")
 
 
 def test_streaming_equals_whole_text(parser, tok):
