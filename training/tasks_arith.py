@@ -60,3 +60,19 @@ def worked_thought(record: Any) -> str | None:
         total += int(digit)
         steps.append(f"{label}{digit}={total}")
     return " ".join(steps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m training.tasks_arith", description=__doc__.splitlines()[0])
+    parser.add_argument("dir", help="output folder (DIR/train.jsonl)")
+    parser.add_argument("--n", type=int, default=2000, help="number of records (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0; use another for held-out)")
+    args = parser.parse_args(argv)
+    print(f"wrote {args.n} records to {make_arith_dataset(args.dir, n=args.n, seed=args.seed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -142,3 +142,10 @@ def test_roll_forces_each_sample_at_its_drawn_budget_and_masks_it(per):
     if per == "sample":
         for g in range(3):
             assert sorted(s.think_budget for s in out.samples if s.group == g) == [0, 4, 8, 16]
+
+
+def test_example_yaml_loads():
+    from pathlib import Path
+
+    cfg = GRPOConfig.from_yaml(Path(__file__).parents[2] / "examples" / "grpo_budgets.yaml")
+    assert cfg.budget_aware_advantages and parse_budget_choices(cfg.rollout_budget_choices).max_budget == 16
