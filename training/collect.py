@@ -50,19 +50,18 @@ class RolloutContext:
     profile: ThinkProfile
     tokenizer: Any
     reward_fns: dict[str, RewardFn]
-    params: BudgetParams  # the one BudgetParams of every rollout: generation and replay use it
+    params: BudgetParams  # the fixed budget's BudgetParams: generation and replay use this one object
     budget: int
     rank: int
     world: int
     device: torch.device
     drawn: BudgetDistribution | None = None  # rollout_budget_choices: a budget drawn per group / sample
 
-    def params_for(self, budget: int) -> tuple[BudgetParams, int]:
-        """A drawn budget's own BudgetParams and effective budget (shrunk to fit max_new_tokens, as
-        the fixed one is)."""
+    def params_for(self, budget: int) -> BudgetParams:
+        """A drawn budget's own BudgetParams, shrunk to fit max_new_tokens as the fixed one is."""
         cfg = self.cfg
-        eff = rollout_budget(budget, cfg.max_new_tokens, len(self.profile.closing_ids), cfg.answer_reserve)
-        return BudgetParams(think_budget=eff), eff
+        return BudgetParams(think_budget=rollout_budget(budget, cfg.max_new_tokens, len(self.profile.closing_ids),
+                                                        cfg.answer_reserve))
 
 
 def collect(ctx: RolloutContext, step: int, curriculum: Curriculum, oversampling: DynamicSampling) -> Collected:
@@ -118,7 +117,7 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     else:
         drawn = draw_budgets(ctx.drawn, len(mine), G, cfg.rollout_budget_per,
                              f"{cfg.seed}-{step}-{round_}-{ctx.rank}")
-        params = [[ctx.params_for(b)[0] for b in row] for row in drawn]
+        params = [[ctx.params_for(b) for b in row] for row in drawn]  # one BudgetParams per sample
         budgets = [[p.think_budget for p in row] for row in params]
         groups = _generate_drawn(ctx, prompts, params, seeds)
     samples = []
