@@ -90,18 +90,38 @@ class SequenceLogprobs(torch.nn.Module):
         self.chunk_size = chunk_size
         self.always_run_vision = always_run_vision
 
+    @staticmethod
+    def _vision_features(inner: torch.nn.Module, media: dict[str, Tensor], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Image and video features from ONE vision-tower call. Why one: under FSDP2 every call of the
+        sharded vision blocks is a round of all-gathers, so a rank with images and videos (two calls
+        through HF's get_image/get_video_features) would fall out of step with a rank holding one kind.
+        Videos go in as frames of one temporal patch each, as HF's get_video_features passes them; the
+        tower attends within each grid row, so batching the rows changes no feature."""
+        pixels, grids, n_image = [], [], 0
+        merge = inner.visual.spatial_merge_size
+        if "pixel_values" in media:
+            pixels.append(media["pixel_values"])
+            grids.append(media["image_grid_thw"])  # [n_images, 3]
+            n_image = int((media["image_grid_thw"].prod(-1) // merge**2).sum())
+        if "pixel_values_videos" in media:
+            grid = media["video_grid_thw"]  # [n_videos, 3] → one (1, h, w) row per temporal patch
+            frames = torch.repeat_interleave(grid[:, 1:], grid[:, 0], dim=0)
+            pixels.append(media["pixel_values_videos"])
+            grids.append(torch.cat([frames.new_ones(frames.shape[0], 1), frames], dim=1))
+        out = inner.visual(torch.cat(pixels).to(dtype), grid_thw=torch.cat(grids), return_dict=True).pooler_output
+        return out[:n_image], out[n_image:]  # [N_image, H], [N_video, H]
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor, mm_token_type_ids: Tensor,
                 media: dict[str, Tensor], score_mask: Tensor, with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
         inner = self.model.model  # Glm4vModel: vision tower + language model
         dtype = next(inner.visual.parameters()).dtype
         embeds = inner.get_input_embeddings()(input_ids)  # [B, L, H]
-        if "pixel_values" in media:
-            feats = inner.get_image_features(media["pixel_values"].to(dtype), media["image_grid_thw"]).pooler_output
-            embeds = embeds.masked_scatter((mm_token_type_ids == 1).unsqueeze(-1), torch.cat(feats).to(embeds.dtype))
-        if "pixel_values_videos" in media:
-            feats = inner.get_video_features(media["pixel_values_videos"].to(dtype), media["video_grid_thw"]).pooler_output
-            embeds = embeds.masked_scatter((mm_token_type_ids == 2).unsqueeze(-1), torch.cat(feats).to(embeds.dtype))
-        if self.always_run_vision and not media:
+        if media:
+            image_feats, video_feats = self._vision_features(inner, media, dtype)
+            for kind, feats in ((1, image_feats), (2, video_feats)):
+                if feats.shape[0]:
+                    embeds = embeds.masked_scatter((mm_token_type_ids == kind).unsqueeze(-1), feats.to(embeds.dtype))
+        elif self.always_run_vision:
             embeds = embeds + 0.0 * self._dummy_vision(inner, dtype, embeds.device)
         positions = inner.compute_3d_position_ids(
             input_ids=input_ids, inputs_embeds=embeds, image_grid_thw=media.get("image_grid_thw"),

@@ -110,9 +110,9 @@ def tensor_parallel_run(model: str, data: str, out: str) -> dict:
         forced.extend({"ids": s.response_ids, "mask": s.loss_mask, "forced": s.answer_forced,
                        "think": s.num_thinking_tokens} for s in samples)
 
-    # micro_batch_size=1: one media kind per forward (FSDP2 needs every rank to run the vision tower
-    # equally often; a micro-batch with images and videos runs it twice, see training/policy.py).
-    cfg = config("vllm", model, data, f"{out}/a", distributed="fsdp", micro_batch_size=1, rollout_tensor_parallel_size=2,
+    # micro_batch_size=0: whole minibatches, so a forward can hold images and videos on one rank and
+    # one kind on the other: FSDP2 still pairs up because the scorer calls the vision tower once.
+    cfg = config("vllm", model, data, f"{out}/a", distributed="fsdp", micro_batch_size=0, rollout_tensor_parallel_size=2,
                  weight_sync_bucket_mb=0.05)
     cfg.steps = 2
     a = train(cfg, reward_fns=reward_fns(), on_step=record)
