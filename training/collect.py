@@ -24,7 +24,7 @@ from training.budget_sampling import BudgetDistribution, budget_advantages, draw
 from training.grpo import group_advantages
 from training.response import Response
 from training.rewards import RewardFn
-from training.rollout import Sample, rollout_budget, to_sample
+from training.rollout import Sample, rollout_params, to_sample
 
 
 @dataclass
@@ -59,9 +59,7 @@ class RolloutContext:
 
     def params_for(self, budget: int) -> BudgetParams:
         """A drawn budget's own BudgetParams, shrunk to fit max_new_tokens as the fixed one is."""
-        cfg = self.cfg
-        return BudgetParams(think_budget=rollout_budget(budget, cfg.max_new_tokens, len(self.profile.closing_ids),
-                                                        cfg.answer_reserve))
+        return rollout_params(budget, self.cfg, self.profile)
 
 
 def collect(ctx: RolloutContext, step: int, curriculum: Curriculum, oversampling: DynamicSampling) -> Collected:

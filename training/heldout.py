@@ -17,12 +17,12 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from budget import BudgetParams, ThinkProfile
+from budget import ThinkProfile
 from training import dist
 from training.config import ConfigError, GRPOConfig
 from training.data import EncodedPrompt, PromptEncoder, Record, load_records
 from training.response import Response
-from training.rollout import rollout_budget
+from training.rollout import rollout_params
 
 
 class HeldOut:
@@ -38,9 +38,7 @@ class HeldOut:
         self.rank, self.world = rank, world
         self.records: list[Record] = records[rank::world]
         self.prompts: list[EncodedPrompt] = [encode(r) for r in self.records]  # encoded once, reused every eval
-        closing = len(profile.closing_ids)
-        self.params = {b: BudgetParams(think_budget=rollout_budget(b, cfg.max_new_tokens, closing, cfg.answer_reserve))
-                       for b in cfg.eval_budgets()}
+        self.params = {b: rollout_params(b, cfg, profile) for b in cfg.eval_budgets()}
 
     def due(self, step: int) -> bool:
         return step % self.cfg.eval_every == 0 or step == self.cfg.steps

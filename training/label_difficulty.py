@@ -13,13 +13,13 @@ import argparse
 import json
 from pathlib import Path
 
-from budget import BudgetParams, build_profile
+from budget import build_profile
 from training.config import GRPOConfig
 from training.curriculum import tier_of
 from training.data import PromptEncoder, load_records
 from training.response import Response
 from training.rewards import build_reward_fns
-from training.rollout import rollout_budget
+from training.rollout import rollout_params
 
 
 def label(in_path: str, out_path: str, cfg: GRPOConfig, k: int, batch: int = 16) -> list[dict]:
@@ -36,8 +36,7 @@ def label(in_path: str, out_path: str, cfg: GRPOConfig, k: int, batch: int = 16)
     records = load_records(in_path, set(reward_fns))
     encode = PromptEncoder(processor)
     engine = make_engine(cfg, model_path, policy, profile, processor, world=1, records=records)
-    budget = rollout_budget(cfg.rollout_think_budget, cfg.max_new_tokens, len(profile.closing_ids), cfg.answer_reserve)
-    params = BudgetParams(think_budget=budget)  # one object: generation and the reward's replay
+    params = rollout_params(cfg.rollout_think_budget, cfg, profile)  # one object: generation and the reward's replay
     raw = [json.loads(line) for line in Path(in_path).read_text().splitlines() if line.strip()]
     out = []
     for start in range(0, len(records), batch):

@@ -58,6 +58,13 @@ def rollout_budget(think_budget: int | None, max_new_tokens: int, closing_len: i
     return budget
 
 
+def rollout_params(think_budget: int | None, cfg: Any, profile: ThinkProfile) -> BudgetParams:
+    """The BudgetParams a rollout at `think_budget` runs under (and is replayed with): the budget
+    shrunk by `rollout_budget` to cfg's max_new_tokens and answer_reserve."""
+    return BudgetParams(think_budget=rollout_budget(think_budget, cfg.max_new_tokens, len(profile.closing_ids),
+                                                    cfg.answer_reserve))
+
+
 Budgets = BudgetParams | None | Sequence[BudgetParams | None]
 
 

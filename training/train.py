@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from budget import BudgetParams, build_profile
+from budget import build_profile
 from training import dist, sharding
 from training.budget_sampling import budget_metrics, parse_budget_choices
 from training.checkpoint import list_checkpoints, load_sharded, load_trainer_state, save_checkpoint, set_rng_state
@@ -30,7 +30,7 @@ from training.data import PromptEncoder, Record, load_records
 from training.heldout import HeldOut
 from training.policy import SequenceLogprobs, load_policy
 from training.rewards import RewardFn, build_reward_fns
-from training.rollout import HFEngine, Sample, rollout_budget
+from training.rollout import HFEngine, Sample, rollout_params
 from training.tracking import Tracker, plot_rewards, summarize
 from training.update import optimizer_step, prepare
 from training.weight_sync import MB, BucketStats, bucketed_weights
@@ -168,9 +168,9 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         set_rng_state(rng)
     sync_stats = BucketStats()  # the weight push's buckets (logged as sync/*)
     engine.load_weights(bucketed_weights(model, cfg.weight_sync_bucket_mb, sync_stats))  # the engine may hold other weights
-    budget = rollout_budget(cfg.rollout_think_budget, cfg.max_new_tokens, len(profile.closing_ids), cfg.answer_reserve)
+    params = rollout_params(cfg.rollout_think_budget, cfg, profile)
     ctx = RolloutContext(cfg, engine, PromptEncoder(processor), profile, tokenizer, reward_fns,
-                         BudgetParams(think_budget=budget), budget, rank, world, device,
+                         params, params.think_budget, rank, world, device,
                          parse_budget_choices(cfg.rollout_budget_choices))
     tracker = Tracker(cfg.output_dir, cfg.steps, history, rank == 0, cfg.tensorboard, cfg.progress_bar,
                       cfg.wandb_project, cfg.to_dict())
