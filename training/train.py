@@ -33,6 +33,7 @@ from training.rewards import RewardFn, build_reward_fns
 from training.rollout import HFEngine, Sample, rollout_params
 from training.tracking import Tracker, plot_rewards, summarize
 from training.update import optimizer_step, prepare
+from training.vllm_engine import check_tensor_parallel
 from training.weight_sync import MB, BucketStats, bucketed_weights
 
 
@@ -101,9 +102,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     # Setup: processes, model, data, optimizer, curriculum, and the newest checkpoint if any
     # ------------------------------------------------------------------------------------------
     rank, world, device = dist.init()
-    if world % cfg.rollout_tensor_parallel_size:
-        raise ConfigError(f"rollout_tensor_parallel_size ({cfg.rollout_tensor_parallel_size}) must divide the "
-                          f"number of torchrun ranks ({world}): each group of that many ranks is one vLLM engine")
+    check_tensor_parallel(cfg.rollout_tensor_parallel_size, world)  # before any model is loaded
     if cfg.prompts_per_step % world:
         raise ConfigError(f"prompts_per_step ({cfg.prompts_per_step}) must divide evenly over {world} ranks")
     torch.manual_seed(cfg.seed)

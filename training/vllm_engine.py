@@ -36,9 +36,7 @@ class VLLMEngine:
         all ranks for one group and, at TP 1, rank 1 dies in gloo (`rank < size. 1 vs 1`).
         sleep_mode: vLLM's enable_sleep_mode, for `sleep()` between rollouts and the next push
         (GPU only; refused elsewhere)."""
-        if tensor_parallel_size < 1 or world_size % tensor_parallel_size:
-            raise ConfigError(f"rollout_tensor_parallel_size ({tensor_parallel_size}) must divide the number of "
-                              f"torchrun ranks ({world_size}): each group of that many ranks is one vLLM engine")
+        check_tensor_parallel(tensor_parallel_size, world_size)
         if sleep_mode:
             check_sleep_mode()
         # In-process engine core: weight sync needs the model object in this process.
@@ -128,6 +126,13 @@ class VLLMEngine:
     def sleep(self) -> None:
         """Hand the rollout memory back to training until the next `load_weights` (vllm_sleep_mode)."""
         self.memory.sleep()
+
+
+def check_tensor_parallel(tensor_parallel_size: int, world_size: int) -> None:
+    """Refuse a tensor-parallel size that does not split the torchrun ranks into whole engines."""
+    if tensor_parallel_size < 1 or world_size % tensor_parallel_size:
+        raise ConfigError(f"rollout_tensor_parallel_size ({tensor_parallel_size}) must divide the number of "
+                          f"torchrun ranks ({world_size}): each group of that many ranks is one vLLM engine")
 
 
 def tp_group() -> Any:
