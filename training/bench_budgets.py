@@ -30,6 +30,7 @@ ARMS = {
     "c: fixed budget, truncation → 0": {"forced_answering": False},
 }
 SFT = "SFT cold start (before GRPO)"
+SFT_BATCH = 32
 T_95 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}  # two-sided 95% Student t by number of seeds
 
 
@@ -49,19 +50,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-4, help="GRPO learning rate (default 2e-4)")
     p.add_argument("--n", type=int, default=2000, help="training records (default 2000)")
     p.add_argument("--held-out", type=int, default=200, help="held-out records (default 200)")
-    p.add_argument("--sft-steps", type=int, default=600, help="cold-start SFT steps (default 600)")
+    p.add_argument("--sft-steps", type=int, default=1000, help="cold-start SFT steps (default 1000)")
     p.add_argument("--sft-lr", type=float, default=3e-3, help="cold-start SFT learning rate (default 3e-3)")
-    p.add_argument("--sft-model", default="", help="skip SFT and start the arms from this model folder (e.g. "
-                                                   "OUT/sft of an earlier run with the same data)")
+    p.add_argument("--short-thoughts", type=float, default=0.5, help="share of cold-start thoughts written short "
+                   "(`a3 b8 c10`, 2 tokens a step, less accurate) instead of `a3=3 b5=8 c2=10` (4 tokens a step): "
+                   "the choice GRPO can make under a budget (default 0.5)")
+    p.add_argument("--sft-model", default="", help="skip SFT and start the arms from this model folder (without it "
+                                                   "OUT/sft is reused when an earlier run made it with the same settings)")
     p.add_argument("--engine", default="auto", choices=("auto", "vllm", "hf"), help="rollout engine")
     args = p.parse_args(argv)
     if args.quick:  # smaller defaults; a flag given explicitly (even at its default value) wins
         given = {a.dest for a in p._actions for flag in a.option_strings if flag in (argv or [])}
-        quick = {"seeds": 1, "steps": 12, "n": 1000, "held_out": 100, "sft_steps": 400}
+        quick = {"seeds": 1, "steps": 12, "held_out": 100}
         for key, value in quick.items():
             if key not in given:
                 setattr(args, key, value)
     return args
+
+
+def cold_start(args: argparse.Namespace, data: Path, sft_dir: Path) -> str:
+    """SFT on worked thoughts, or OUT/sft as an earlier run left it when made with the same settings
+    (the marker file names them), so a second `--quick` run skips the slowest part."""
+    from training.data import load_records
+    from training.sft import warm_up
+    from training.train import resolve_model
+
+    settings = {"n": args.n, "sft_steps": args.sft_steps, "sft_lr": args.sft_lr, "short_thoughts": args.short_thoughts,
+                "batch_size": SFT_BATCH, "version": 2}
+    marker = sft_dir / "bench_sft.json"
+    if marker.exists() and json.loads(marker.read_text()) == settings:
+        print(f"cold start: reusing {sft_dir} (same data and SFT settings)")
+        return str(sft_dir)
+    warm_up(resolve_model("tiny"), load_records(data), sft_dir, steps=args.sft_steps, batch_size=SFT_BATCH,
+            lr=args.sft_lr, short_thoughts=args.short_thoughts, progress=True)
+    marker.write_text(json.dumps(settings) + "\n")
+    return str(sft_dir)
 
 
 def eval_budgets(text: str) -> list[int | None]:
@@ -78,16 +101,17 @@ def interval(values: list[float], n_records: int) -> tuple[float, float]:
 
 
 def score(engine: Any, policy: Any, records: list, model_dir: str, budgets: list[int | None],
-          max_new_tokens: int) -> dict[str, float]:
-    """Held-out accuracy per budget; greedy on vLLM, 4 samples at temperature 1 on HF generate."""
+          max_new_tokens: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Held-out accuracy and mean thinking tokens per budget; greedy on vLLM, 4 samples at temperature
+    1 on HF generate."""
     from training.bench_learning import evaluate
     from training.rollout import HFEngine
 
     sampled = isinstance(engine, HFEngine)  # HF generate cannot sample at temperature 0
-    return {"full" if b is None else str(b): evaluate(engine, policy, records, model_dir, b, max_new_tokens,
-                                                      samples=4 if sampled else 1,
-                                                      temperature=1.0 if sampled else 0.0)["accuracy"]
-            for b in budgets}
+    got = {"full" if b is None else str(b): evaluate(engine, policy, records, model_dir, b, max_new_tokens,
+                                                     samples=4 if sampled else 1, temperature=1.0 if sampled else 0.0)
+           for b in budgets}
+    return {b: r["accuracy"] for b, r in got.items()}, {b: r["think_tokens"] for b, r in got.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,20 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     from training.config import GRPOConfig
     from training.data import load_records
     from training.policy import load_policy
-    from training.sft import warm_up
     from training.tasks_arith import make_arith_dataset
-    from training.train import resolve_model, train
+    from training.train import train
 
     out = Path(args.out)
     t0 = time.monotonic()
     data = make_arith_dataset(out / "data", n=args.n, seed=0)
     held_out = load_records(make_arith_dataset(out / "held_out", n=args.held_out, seed=1))
-    warm = args.sft_model or str(warm_up(resolve_model("tiny"), load_records(data), out / "sft",
-                                         steps=args.sft_steps, batch_size=32, lr=args.sft_lr, progress=True))
+    warm = args.sft_model or cold_start(args, data, out / "sft")
     sft_s = time.monotonic() - t0
     budgets = eval_budgets(args.eval_budgets)
     max_new_tokens = max([args.budget] + [int(c) for c in args.choices.split(",")]) + 40
-    engine, evals, runs = None, {}, {}
+    engine, evals, thinks, runs = None, {}, {}, {}
     for label, overrides in ARMS.items():
         for seed in range(args.seeds):
             run_dir = out / f"arm-{label[0]}-seed{seed}"
@@ -123,20 +145,33 @@ def main(argv: list[str] | None = None) -> int:
             result = train(cfg, engine=engine)
             engine = result["engine"]  # one engine for every run: each run loads its own weights into it
             seconds = time.monotonic() - start
-            if not evals:
-                evals[SFT] = [score(engine, load_policy(warm), held_out, warm, budgets, max_new_tokens)]
-            evals.setdefault(label, []).append(score(engine, result["policy"], held_out, warm, budgets,
-                                                     max_new_tokens))
+            for name, policy in ([(SFT, load_policy(warm))] if not evals else []) + [(label, result["policy"])]:
+                acc, think = score(engine, policy, held_out, warm, budgets, max_new_tokens)
+                evals.setdefault(name, []).append(acc)
+                thinks.setdefault(name, []).append(think)
             runs.setdefault(label, []).append({"seconds": seconds, "checkpoint": str(result["checkpoint"]),
                                                "reward_last": result["history"][-1]["reward/mean"]})
     summary = {"args": vars(args), "sft_seconds": sft_s, "total_seconds": time.monotonic() - t0, "runs": runs,
                "accuracy": {label: {b: interval([e[b] for e in es], args.held_out) for b in es[0]}
                             for label, es in evals.items()},
+               "think_tokens": {label: {b: sum(t[b] for t in ts) / len(ts) for b in ts[0]} for label, ts in thinks.items()},
                "per_seed": evals}
     summary["plot"] = str(plot_curves(summary["accuracy"], out / "budget_curve.png", args))
+    summary["best_policy"] = str(export_best(evals, runs, out / "best-policy"))
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_table(summary, args)
     return 0
+
+
+def export_best(evals: dict[str, list[dict[str, float]]], runs: dict[str, list[dict[str, Any]]], dest: Path) -> Path:
+    """Copy the final policy of the run with the highest held-out accuracy averaged over the test budgets
+    to OUT/best-policy: a fixed path the README's serve / eval / demo commands can name."""
+    label, seed = max(((lab, i) for lab in runs for i in range(len(runs[lab]))),
+                      key=lambda k: sum(evals[k[0]][k[1]].values()) / len(evals[k[0]][k[1]]))
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(Path(runs[label][seed]["checkpoint"]) / "policy", dest)
+    (dest / "bench_source.json").write_text(json.dumps({"arm": label, "seed": seed, **runs[label][seed]}) + "\n")
+    return dest
 
 
 def plot_curves(acc: dict[str, dict[str, tuple[float, float]]], path: Path, args: argparse.Namespace) -> Path:
@@ -171,7 +206,10 @@ def print_table(summary: dict[str, Any], args: argparse.Namespace) -> None:
     keys = list(next(iter(acc.values())))
     print(f"\nSFT {args.sft_steps} steps ({summary['sft_seconds']:.0f} s); GRPO {args.steps} steps x {args.prompts} x "
           f"{args.group}, {args.seeds} seed(s); held-out {args.held_out} records; total {summary['total_seconds']:.0f} s")
-    print(f"{'held-out accuracy at budget':<40}" + "".join(f"{k:>14}" for k in keys))
+    print(f"{'held-out accuracy at budget':<40}" + "".join(f"{k:>14}" for k in keys) + "  think@full")
     for label, per in acc.items():
-        print(f"{label:<40}" + "".join(f"{per[k][0]:>7.3f} ±{per[k][1]:<5.3f}" for k in keys))
+        print(f"{label:<40}" + "".join(f"{per[k][0]:>7.3f} ±{per[k][1]:<5.3f}" for k in keys)
+              + f"{summary['think_tokens'][label][keys[-1]]:>12.1f}")
     print(f"plot: {summary['plot']}")
+    print(f"best run's policy (serve it: thinkcap serve {summary['best_policy']}): "
+          f"{json.loads(Path(summary['best_policy'], 'bench_source.json').read_text())['arm']}")

@@ -49,13 +49,16 @@ def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: in
     groups = engine.generate(prompts, samples, temperature=temperature, top_p=1.0, max_tokens=max_new_tokens,
                              budget=params, seeds=[(seed + i) * samples for i in range(len(records))])
     scores: dict[str, list[float]] = {}
+    thinking: list[int] = []
     for record, group in zip(records, groups):
         for c in group:  # split by ids with the params the engine forced with, as rollouts are
             response = Response.from_ids(c.token_ids, profile, tokenizer, c.prompt_ids, params)
             scores.setdefault(record.task, []).append(reward_fns[record.domain](response, record.answer)["accuracy"])
+            thinking.append(response.num_thinking_tokens)
     out = {f"accuracy/{task}": sum(v) / len(v) for task, v in sorted(scores.items())}
     every = [x for v in scores.values() for x in v]
     out["accuracy"] = sum(every) / len(every)
+    out["think_tokens"] = sum(thinking) / len(thinking)
     return out
 
 

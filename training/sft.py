@@ -9,8 +9,10 @@ answer, so the warmed-up model knows the format but not yet the task: RL has som
 
 from __future__ import annotations
 
+import math
 import random
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,11 @@ ANSWER_SPACE = {"count_shapes": [1, 2, 3, 4, 5], "read_number": list(range(10)),
                 "square_motion": ["left", "right", "up", "down"]}
 
 
-def demonstration(record: Record, rng: random.Random, think_sentences: tuple[int, int], answer_noise: float) -> str:
+def demonstration(record: Record, rng: random.Random, think_sentences: tuple[int, int], answer_noise: float,
+                  short_thoughts: float = 0.0) -> str:
     # Tasks whose generator knows the steps get the correct worked thought (cold-start quality
     # matters most); the others keep templated filler.
-    thinking = worked_thought(record)
+    thinking = worked_thought(record, short=short_thoughts > 0 and rng.random() < short_thoughts)
     if thinking is None:
         thinking = " ".join(rng.choice(THOUGHTS) for _ in range(rng.randint(*think_sentences)))
     answer = record.answer
@@ -45,9 +48,18 @@ def demonstration(record: Record, rng: random.Random, think_sentences: tuple[int
     return f"<think>{thinking}</think><answer><|begin_of_box|>{answer}<|end_of_box|></answer>"
 
 
+def cosine_lr(step: int, steps: int, warmup: float = 0.05, floor: float = 0.1) -> float:
+    """Learning-rate factor: linear warm-up over the first `warmup` share, then cosine down to `floor`."""
+    ramp = max(1, int(steps * warmup))
+    if step < ramp:
+        return (step + 1) / ramp
+    progress = (step - ramp) / max(1, steps - ramp)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *, steps: int = 150,
             batch_size: int = 16, lr: float = 1e-2, think_sentences: tuple[int, int] = (2, 10),
-            answer_noise: float = 0.0, seed: int = 0, progress: bool = False) -> Path:
+            answer_noise: float = 0.0, short_thoughts: float = 0.0, seed: int = 0, progress: bool = False) -> Path:
     """Fine-tune on demonstrations (response tokens only, EOS included); save a servable folder.
     `progress`: a progress bar with the running loss on stderr."""
     from tqdm.auto import tqdm
@@ -61,13 +73,16 @@ def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *
     model = load_policy(str(model_dir)).train()
     scorer = SequenceLogprobs(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    # Warm-up then cosine decay to 10 %: at a constant rate the running-sum loss plateaus with the
+    # totals still half wrong (measured: held-out accuracy 0.26 after 400 steps at 3e-3).
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(cosine_lr, steps=steps))
     eos = tokenizer.eos_token_id
     losses: list[float] = []
     bar = tqdm(total=steps, desc="sft warm-up", disable=not progress, dynamic_ncols=True)
     for _ in range(steps):
         rows = []
         for record in rng.sample(records, min(batch_size, len(records))):
-            text = demonstration(record, rng, think_sentences, answer_noise)
+            text = demonstration(record, rng, think_sentences, answer_noise, short_thoughts)
             ids = tokenizer.encode(text, add_special_tokens=False) + [eos]
             rows.append(Sample(0, encode(record), ids, [1] * len(ids), 0, False, False, "stop"))
         batch = collate(rows, tokenizer.pad_token_id)
@@ -75,6 +90,7 @@ def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        scheduler.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
         bar.update(1)

@@ -50,15 +50,16 @@ def _prompt_text(record: Any) -> str:
     return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
-def worked_thought(record: Any) -> str | None:
-    """The correct step-by-step thought for a running-sum record (`a3=3 b5=8 c2=10 ...`); None for any
-    other task, whose demonstrations keep their templated thinking."""
+def worked_thought(record: Any, short: bool = False) -> str | None:
+    """The correct step-by-step thought for a running-sum record: `a3=3 b5=8 c2=10 ...` (4 tokens a
+    step), or with `short` only the totals, `a3 b8 c10 ...` (2 tokens a step: the digit is read from the
+    prompt, not copied out). None for any other task, whose demonstrations keep their templated thinking."""
     if getattr(record, "task", None) != TASK:
         return None
     total, steps = 0, []
     for label, digit in _ITEM.findall(_prompt_text(record)):
         total += int(digit)
-        steps.append(f"{label}{digit}={total}")
+        steps.append(f"{label}{total}" if short else f"{label}{digit}={total}")
     return " ".join(steps)
 
 
