@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="demonstrations per step (default 16)")
     parser.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (default 1e-2)")
     parser.add_argument("--answer-noise", type=float, default=0.0, help="share of random answers (default 0)")
+    parser.add_argument("--short-thoughts", type=float, default=0.0, help="running-sum records: share of thoughts "
+                        "written as totals only (`a3 b8 c10`) instead of `a3=3 b5=8 c2=10` (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -122,14 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("steps", "batch_size"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
-        if not 0 <= args.answer_noise <= 1:
-            raise ValueError(f"--answer-noise must be in [0, 1]; got {args.answer_noise}")
+        for name in ("answer_noise", "short_thoughts"):
+            if not 0 <= getattr(args, name) <= 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1]; got {getattr(args, name)}")
         records = load_records(args.data)
     except (ValueError, OSError) as err:  # one line, no traceback: the user fixes a setting
         print(f"python -m training.sft: error: {err}", file=sys.stderr)
         return 2
     out = warm_up(resolve_model(args.model), records, args.out, steps=args.steps, batch_size=args.batch_size,
-                  lr=args.lr, answer_noise=args.answer_noise, seed=args.seed, progress=not args.no_progress)
+                  lr=args.lr, answer_noise=args.answer_noise, short_thoughts=args.short_thoughts, seed=args.seed,
+                  progress=not args.no_progress)
     print(f"warmed-up model in {out}")
     return 0
 

@@ -73,3 +73,30 @@ def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
     assert (out / "budget_curve.png").stat().st_size > 0
     drawn = [json.loads(line) for line in (out / "arm-b-seed0" / "metrics.jsonl").read_text().splitlines()]
     assert drawn[0]["rollout/think_budget_mean"] in (0.0, 2.0, 4.0)
+    assert set(results["think_tokens"]) == set(results["accuracy"])
+    assert results["think_tokens"][next(iter(results["think_tokens"]))]["0"] == 0  # budget 0: no thought at all
+    best = json.loads((out / "best-policy" / "bench_source.json").read_text())
+    assert best["arm"] in results["accuracy"] and (out / "best-policy" / "model.safetensors").exists()
+
+
+def test_cold_start_is_reused_only_with_the_same_settings(tmp_path, monkeypatch):
+    """A second bench run into the same OUT skips SFT when data and SFT settings match, and redoes it
+    when any of them changed."""
+    from training import bench_budgets, sft
+
+    calls = []
+
+    def fake_warm_up(model_dir, records, out_dir, **kwargs):
+        calls.append(kwargs)
+        return out_dir.mkdir(parents=True, exist_ok=True) or out_dir
+
+    monkeypatch.setattr(sft, "warm_up", fake_warm_up)
+    monkeypatch.setattr("training.train.resolve_model", lambda name: "unused")
+    data = make_arith_dataset(tmp_path / "data", n=4, seed=0)
+    args = bench_budgets.parse_args(["--quick", "--out", str(tmp_path)])
+    for _ in range(2):
+        assert bench_budgets.cold_start(args, data, tmp_path / "sft") == str(tmp_path / "sft")
+    assert len(calls) == 1 and calls[0]["short_thoughts"] == 0.5 and calls[0]["steps"] == 1000
+    args.short_thoughts = 0.0
+    bench_budgets.cold_start(args, data, tmp_path / "sft")
+    assert len(calls) == 2 and calls[1]["short_thoughts"] == 0.0
