@@ -82,7 +82,7 @@ def cold_start(args: argparse.Namespace, data: Path, sft_dir: Path) -> str:
         print(f"cold start: reusing {sft_dir} (same data and SFT settings)")
         return str(sft_dir)
     warm_up(resolve_model("tiny"), load_records(data), sft_dir, steps=args.sft_steps, batch_size=SFT_BATCH,
-            lr=args.sft_lr, short_thoughts=args.short_thoughts, progress=True)
+            lr=args.sft_lr, short_thoughts=args.short_thoughts, lr_schedule="cosine", progress=True)
     marker.write_text(json.dumps(settings) + "\n")
     return str(sft_dir)
 

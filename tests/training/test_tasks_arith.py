@@ -97,6 +97,7 @@ def test_cold_start_is_reused_only_with_the_same_settings(tmp_path, monkeypatch)
     for _ in range(2):
         assert bench_budgets.cold_start(args, data, tmp_path / "sft") == str(tmp_path / "sft")
     assert len(calls) == 1 and calls[0]["short_thoughts"] == 0.5 and calls[0]["steps"] == 1000
+    assert calls[0]["lr_schedule"] == "cosine"
     args.short_thoughts = 0.0
     bench_budgets.cold_start(args, data, tmp_path / "sft")
     assert len(calls) == 2 and calls[1]["short_thoughts"] == 0.0
