@@ -18,13 +18,12 @@ assistant message; raw completions are budgeted once the prompt or the output op
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from budget import BudgetError, BudgetParams, params_from_args, parse_think_budget
 from budget.params import MIN_THINK_KEY, PROMPT_OPENED_KEY, THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
 from serving.errors import APIError
-from serving.media import MediaRef
 from serving.settings import ServerSettings
 
 UNLIMITED_EFFORTS = ("max",)  # vLLM's extra effort level: no budget
@@ -39,7 +38,6 @@ class Prepared:
     stream: bool = False
     client_wants_ids: bool = False  # the client itself asked for token ids
     max_tokens: int | None = None  # the client's, None = what the context leaves
-    media: list[MediaRef] = field(default_factory=list)
     keep_special_tokens: bool = False  # the client sent skip_special_tokens=false
     # vLLM withholds token ids of hidden reasoning (include_reasoning=false): no ids, no thinkcap object
     ids_visible: bool = True
@@ -126,43 +124,6 @@ def _ask_ids(body: dict[str, Any]) -> bool:
     return wanted
 
 
-# ---- media references ----------------------------------------------------------------------
-def _chat_media(messages: Any) -> list[MediaRef]:
-    refs: list[MediaRef] = []
-    for i, msg in enumerate(messages if isinstance(messages, list) else []):
-        content = msg.get("content") if isinstance(msg, dict) else None
-        for j, part in enumerate(content if isinstance(content, list) else []):
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind in ("image_url", "video_url"):
-                holder = part.get(kind)
-                if isinstance(holder, str):  # vLLM also takes the URL as a bare string
-                    part[kind] = holder = {"url": holder}
-                if isinstance(holder, dict):
-                    refs.append(MediaRef(kind.removesuffix("_url"), holder, "url", f"messages.{i}.content.{j}"))
-    return refs
-
-
-def _responses_media(items: Any) -> list[MediaRef]:
-    refs: list[MediaRef] = []
-    for i, item in enumerate(items if isinstance(items, list) else []):
-        content = item.get("content") if isinstance(item, dict) else None
-        for j, part in enumerate(content if isinstance(content, list) else []):
-            if isinstance(part, dict) and part.get("type") == "input_image" and "image_url" in part:
-                refs.append(MediaRef("image", part, "image_url", f"input.{i}.content.{j}"))
-    return refs
-
-
-def _messages_media(messages: Any) -> list[MediaRef]:
-    refs: list[MediaRef] = []
-    for i, msg in enumerate(messages if isinstance(messages, list) else []):
-        content = msg.get("content") if isinstance(msg, dict) else None
-        for j, block in enumerate(content if isinstance(content, list) else []):
-            source = block.get("source") if isinstance(block, dict) and block.get("type") == "image" else None
-            if isinstance(source, dict) and source.get("type") == "url":
-                refs.append(MediaRef("image", source, "url", f"messages.{i}.content.{j}"))
-    return refs
-
-
 # ---- dialects -------------------------------------------------------------------------------
 def prepare_chat(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     _check_n(body, settings)
@@ -181,7 +142,7 @@ def prepare_chat(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     params = _params(body, budget, settings, open_thinking)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     return Prepared("chat", params, bool(body.get("stream")), _ask_ids(body), limit,
-                    _chat_media(body.get("messages")), body.get("skip_special_tokens") is False,
+                    body.get("skip_special_tokens") is False,
                     body.get("include_reasoning", True) is not False)
 
 
@@ -201,8 +162,7 @@ def prepare_responses(body: dict[str, Any], settings: ServerSettings) -> Prepare
         budget = (_effort_budget(effort, settings, "reasoning.effort") if effort is not None
                   else settings.default_think_budget)
     params = _params(body, budget, settings, open_thinking=True)
-    return Prepared("responses", params, bool(body.get("stream")), False, body.get("max_output_tokens"),
-                    _responses_media(body.get("input")))
+    return Prepared("responses", params, bool(body.get("stream")), False, body.get("max_output_tokens"))
 
 
 def prepare_messages(body: dict[str, Any], settings: ServerSettings) -> Prepared:
@@ -226,8 +186,22 @@ def prepare_messages(body: dict[str, Any], settings: ServerSettings) -> Prepared
     elif not given:
         budget = settings.default_think_budget
     params = _params(body, budget, settings, open_thinking=True)
-    return Prepared("messages", params, bool(body.get("stream")), False, body.get("max_tokens"),
-                    _messages_media(body.get("messages")))
+    return Prepared("messages", params, bool(body.get("stream")), False, body.get("max_tokens"))
+
+
+def prepare_chat_batch(body: dict[str, Any], settings: ServerSettings) -> Prepared:
+    """vLLM's /v1/chat/completions/batch: chat fields, one conversation per choice. The budget is
+    enforced per conversation; the response is vLLM's own (no `thinkcap` object: its choices have
+    no prompt ids to replay against)."""
+    prepared = prepare_chat(body, settings)
+    if not prepared.client_wants_ids:
+        body.pop("return_token_ids", None)
+    return replace(prepared, kind="chat_batch")
+
+
+def prepare_invocation(body: dict[str, Any], settings: ServerSettings) -> Prepared:
+    """SageMaker's /invocations: vLLM tries the chat model first, then completions; so do we."""
+    return prepare_chat(body, settings) if "messages" in body else prepare_completion(body, settings)
 
 
 DIALECTS: dict[str, Callable[[dict[str, Any], ServerSettings], Prepared]] = {
@@ -235,4 +209,6 @@ DIALECTS: dict[str, Callable[[dict[str, Any], ServerSettings], Prepared]] = {
     "/v1/completions": prepare_completion,
     "/v1/responses": prepare_responses,
     "/v1/messages": prepare_messages,
+    "/v1/chat/completions/batch": prepare_chat_batch,
+    "/invocations": prepare_invocation,
 }

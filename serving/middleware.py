@@ -2,10 +2,12 @@
 
 It sits inside vLLM's own middleware (CORS, `--api-key` auth, request ids): vLLM adds those after
 the endpoint plugin installs this one, and Starlette runs the last added outermost. So a request
-is authenticated before thinkcap reads its body. For the generation endpoints it:
+is authenticated before thinkcap reads its body. For every request with a body, on any route and
+under any mount prefix (see `BudgetMiddleware`), it:
 
-1. reads the JSON body, maps the dialect's budget fields into `vllm_xargs` (`serving.dialects`)
-   and passes media through the gate (`serving.media`); errors become OpenAI-style JSON;
+1. reads the JSON body, checks the request limits and passes every media part through the gate
+   (`serving.media_scan`, `serving.media`); on the generation routes it also maps the dialect's
+   budget fields into `vllm_xargs` (`serving.dialects`); errors become OpenAI-style JSON;
 2. hands the rewritten body to vLLM's route (vLLM parses, validates and serves it);
 3. for chat and completions, adds the `thinkcap` object and `reasoning_content` to the JSON or to
    each SSE event on the way out (`serving.augment`).
@@ -20,11 +22,16 @@ from typing import Any
 
 import orjson  # ~7x faster than json on SSE chunks: this runs once per streamed chunk
 
+from starlette.routing import get_route_path
+
+from budget.params import MIN_THINK_KEY, THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
 from serving.augment import ChoiceTracker, Layer
 from serving.dialects import DIALECTS, Prepared
 from serving.errors import APIError
 from serving.limits import InFlight, check_request, read_body
 from serving.media import gate_media
+from serving.media_scan import find_media
+from serving.settings import ServerSettings
 
 Scope = dict[str, Any]
 
@@ -37,53 +44,88 @@ async def _send_error(send: Any, error: APIError, extra: list[tuple[bytes, bytes
     await send({"type": "http.response.body", "body": body})
 
 
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_SETTINGS = ServerSettings()
+
+
 class BudgetMiddleware:
+    """The door. Every request with a body passes it, whatever its route or mount prefix:
+
+    - the route is read the way vLLM's router reads it (`get_route_path`: a `--root-path` or proxy
+      prefix stripped), so `/llm/v1/chat/completions` is the chat route here too;
+    - every such body gets the request limits and the media gate (`serving.media_scan` finds media
+      by the shape of the content on any route: `/tokenize`, `/invocations`, the chat batch, ...);
+    - the generation routes (`serving.dialects.DIALECTS`) also get the in-flight cap, the budget
+      mapping and, for chat and completions, the response additions.
+    """
+
     def __init__(self, app: Any):
         self.app = app
         self.in_flight = InFlight()  # one per API-server process (each builds its own app)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        prepare = DIALECTS.get(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "POST" else None
-        layer: Layer | None = getattr(scope["app"].state, "thinkcap", None) if prepare else None
-        if prepare is None or layer is None:
+        if scope["type"] != "http" or scope["method"] in _NO_BODY_METHODS:
             return await self.app(scope, receive, send)
-        limits = layer.settings.limits
+        state = scope["app"].state
+        # Settings exist even when the budget layer is off (a model with no think profile, the
+        # render-only server): the door's limits and media gate never depend on the model.
+        settings: ServerSettings = getattr(state, "thinkcap_settings", None) or _DEFAULT_SETTINGS
+        layer: Layer | None = getattr(state, "thinkcap", None)
+        prepare = DIALECTS.get(get_route_path(scope))
+        if prepare is None:
+            return await self._handle(scope, receive, send, settings, None, None)
         try:
-            self.in_flight.enter(limits)
+            self.in_flight.enter(settings.limits)
         except APIError as error:
-            return await _send_error(send, error, [(b"retry-after", str(limits.retry_after_s).encode())])
+            return await _send_error(send, error, [(b"retry-after", str(settings.limits.retry_after_s).encode())])
         try:
-            await self._handle(scope, receive, send, prepare, layer)
+            await self._handle(scope, receive, send, settings, layer, prepare)
         finally:
             self.in_flight.leave()
 
-    async def _handle(self, scope: Scope, receive: Any, send: Any, prepare: Any, layer: Layer) -> None:
+    async def _handle(self, scope: Scope, receive: Any, send: Any, settings: ServerSettings,
+                      layer: Layer | None, prepare: Any) -> None:
         try:
-            raw = await read_body(receive, layer.settings.limits.max_body_bytes)
+            raw = await read_body(receive, settings.limits.max_body_bytes)
         except ConnectionError:
             return
         except APIError as error:
             return await _send_error(send, error, [(b"connection", b"close")])  # the rest stays unread
         try:
-            body = json.loads(raw)
+            body = json.loads(raw) if raw else None
         except RecursionError:  # deeper than the interpreter's stack: certainly over the depth limit
             return await _send_error(send, APIError("request JSON is nested too deeply", param="body"))
         except ValueError:
             body = None
-        if not isinstance(body, dict):  # vLLM's own 400 for whatever this is
+        if not isinstance(body, dict):  # vLLM's own 400 for whatever this is (or a form upload)
             return await self.app(scope, _replay(raw, receive), send)
+        prepared: Prepared | None = None
         try:
-            check_request(body, layer.settings.limits)
-            prepared = prepare(body, layer.settings)
-            await gate_media(prepared.media, layer.settings.media)
+            check_request(body, settings.limits)
+            if prepare is not None:
+                prepared = _prepare(prepare, body, layer, settings)
+            refs = find_media(body)
+            await gate_media(refs, settings.media)
         except APIError as error:
             return await _send_error(send, error)
-        raw = orjson.dumps(body)
+        if prepared is not None or refs:
+            raw = orjson.dumps(body)
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
         scope = {**scope, "headers": [*headers, (b"content-length", str(len(raw)).encode())]}
-        if prepared.kind in ("chat", "completion"):
+        if layer is not None and prepared is not None and prepared.kind in ("chat", "completion"):
             send = _Rewriter(send, ChoiceTracker(layer, prepared), prepared)
         await self.app(scope, _replay(raw, receive), send)
+
+
+def _prepare(prepare: Any, body: dict[str, Any], layer: Layer | None, settings: ServerSettings) -> Prepared | None:
+    """The dialect's budget mapping; without a think profile a budget cannot be honoured: refused."""
+    if layer is not None:
+        return prepare(body, settings)
+    asked = [k for k in (THINK_BUDGET_KEY, *THINK_BUDGET_ALIASES, MIN_THINK_KEY) if body.get(k) is not None]
+    if asked:
+        raise APIError(f"{asked[0]} cannot be honoured: thinkcap found no thinking format for this model "
+                       "(see the server log)", param=asked[0])
+    return None
 
 
 def _replay(body: bytes, receive: Any) -> Any:

@@ -35,9 +35,10 @@ class ThinkcapEndpointPlugin:
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
         state.thinkcap = None
+        # The door's limits and media gate apply on every server, budget layer or not.
+        state.thinkcap_settings = settings = getattr(args, "thinkcap", None) or ServerSettings()
         if engine_client is None:
             return
-        settings = getattr(args, "thinkcap", None) or ServerSettings()
         model_config = engine_client.model_config
         tokenizer = engine_client.renderer.tokenizer
         try:

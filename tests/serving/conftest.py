@@ -2,7 +2,8 @@
 
 - `tiny_tokenizer`: the tiny model's real tokenizer (fast tests).
 - `server`: ONE real `thinkcap serve` subprocess on the tiny model for the whole session (vLLM CPU
-  engine), killed at the end. Tests using it are marked `engine`.
+  engine), killed at the end. It is mounted at `--root-path /llm` (as behind a proxy), so every
+  route answers both at `/v1/...` and at `/llm/v1/...`. Tests using it are marked `engine`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     port, key = free_port(), "test-key"
     cmd = [sys.executable, "-m", "thinkcap", "serve", str(tiny_model_dir), "--port", str(port),
            "--api-key", key, "--allowed-local-media-path", str(media_dir), "--served-model-name", "tiny",
-           "--answer-reserve", "4", "--reasoning-effort-budgets", EFFORTS, *SHARED_FLAGS]
+           "--answer-reserve", "4", "--reasoning-effort-budgets", EFFORTS, "--root-path", "/llm", *SHARED_FLAGS]
     proc = ServerProcess("thinkcap serve", cmd, {**os.environ, "OMP_NUM_THREADS": "1"}, log_path, port)
     proc.start()
     try:

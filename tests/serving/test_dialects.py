@@ -85,18 +85,6 @@ def test_other_dialects():
         prepare_messages({"messages": [], "thinking": {"type": "maybe"}}, S)
 
 
-def test_media_refs_found_in_every_dialect():
-    img = {"type": "image_url", "image_url": "data:image/png;base64,AAAA"}  # vLLM also takes a bare string
-    _, prep = chat(messages=[{"role": "user", "content": [img, {"type": "video_url", "video_url": {"url": "v.mp4"}}]}])
-    assert [(r.kind, r.param) for r in prep.media] == [("image", "messages.0.content.0"), ("video", "messages.0.content.1")]
-    assert img["image_url"] == {"url": "data:image/png;base64,AAAA"}
-    prep = prepare_responses({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "u"}]}]}, S)
-    assert [r.param for r in prep.media] == ["input.0.content.0"]
-    prep = prepare_messages({"messages": [{"role": "user", "content": [
-        {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]}, S)
-    assert [r.param for r in prep.media] == ["messages.0.content.0"]
-
-
 def test_the_prompt_opened_hint_follows_the_servers_template():
     """With the open-thinking template installed, requests that render a generation prompt tell the
     reasoning parser their prompt ends with `<think>`; continued messages, own templates and raw

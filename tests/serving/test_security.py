@@ -226,7 +226,7 @@ def test_in_flight_cap_answers_429_with_retry_after():
         await send({"type": "http.response.body", "body": b"{}"})
 
     app = BudgetMiddleware(vllm_route)
-    state = SimpleNamespace(thinkcap=SimpleNamespace(settings=settings))
+    state = SimpleNamespace(thinkcap=SimpleNamespace(settings=settings), thinkcap_settings=settings)
 
     async def call() -> tuple[int, dict[bytes, bytes], bytes]:
         scope = {"type": "http", "method": "POST", "path": "/v1/responses", "headers": [],

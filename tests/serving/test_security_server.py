@@ -67,6 +67,40 @@ def test_media_urls_into_the_servers_network_are_refused(server, inside):
     print(f"\nSSRF attempts through the server refused: {refused}, requests that reached the listener: 0")
 
 
+# Every route vLLM reads media on, and the same routes under the server's --root-path (the session
+# server mounts at /llm). Before the door walked every body, all of these fetched loopback URLs.
+MEDIA_ROUTES = ["/v1/chat/completions", "/llm/v1/chat/completions", "/invocations", "/llm/invocations",
+                "/v1/chat/completions/batch", "/tokenize", "/llm/tokenize", "/v1/messages/count_tokens"]
+SPELLINGS = [{"type": "image_url", "image_url": {"url": "{url}"}}, {"image_url": {"url": "{url}"}},
+             {"type": "input_image", "image_url": "{url}", "detail": "auto"}]
+
+
+@pytest.mark.parametrize("route", MEDIA_ROUTES)
+def test_no_route_or_prefix_walks_around_the_media_gate(server, inside, route):
+    url = f"http://127.0.0.1:{inside.port}/x.png"
+    for spelling in SPELLINGS:
+        part = json.loads(json.dumps(spelling).replace("{url}", url))
+        messages = [{"role": "user", "content": [part, {"type": "text", "text": "?"}]}]
+        body = {"model": server.model, "max_tokens": 4, "messages": [messages] if route.endswith("/batch") else messages}
+        resp = post(server, route, body)
+        assert resp.status_code == 400 and "resolves to" in resp.text, (route, spelling, resp.text)
+    # The HF processor fetches an image_pil string as a URL: refused, never passed on.
+    resp = post(server, route, {"model": server.model, "max_tokens": 4, "messages": [
+        {"role": "user", "content": [{"type": "image_pil", "image_pil": url}]}]})
+    assert resp.status_code == 400 and "image_pil" in resp.text
+    assert inside.hits == []
+
+
+def test_the_budget_layer_works_under_the_root_path(server):
+    body = {"model": server.model, "max_tokens": 24, "think_budget": 5, "temperature": 0,
+            "messages": [{"role": "user", "content": "hi"}]}
+    for path in ("/llm/v1/chat/completions", "/v1/chat/completions", "/llm/invocations"):
+        info = post(server, path, body).json()["choices"][0]["thinkcap"]
+        assert info["think_budget"] == 5 and info["num_thinking_tokens"] <= 5, (path, info)
+    resp = post(server, "/llm/v1/chat/completions", {**body, "think_budget": -7})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "think_budget"
+
+
 def test_auth_comes_before_the_body(server):
     """A malformed body without a key is a 401 (OpenAI shape), not a 400 that reveals parsing."""
     for key in (None, "wrong-key"):
