@@ -11,9 +11,10 @@ server also passes it with `logits_processors=` (needed for correct output ids u
 scheduling, vllm#52461). vLLM then builds two instances for one engine; the first one built
 owns the engine's rows and any later one stays idle, so budgets are enforced exactly once.
 
-The class also passes vLLM's V2-runner plugin check, so installing this package never stops a
-V2 engine (GPU default in 0.32) from starting; under V2 it is inert and says so. Budgets need the
-V1 runner: `vllm_adapter.engine_env.prepare_engine_env()` selects it.
+The same class serves vLLM's Model Runner V2 (the GPU default since 0.32): it subclasses the V2
+interface too, so the V2 loader accepts the entry point, and V2's two-argument construction
+`(vllm_config, req_states)` returns a `processor_v2.ThinkBudgetV2Processor`, which enforces the
+same budgets through V2's per-slot interface. One installed package, both runners.
 """
 
 from __future__ import annotations
@@ -53,19 +54,48 @@ def model_profile(vllm_config: VllmConfig) -> ThinkProfile:
     return build_profile(tokenizer, model_type=getattr(model_config.hf_config, "model_type", None))
 
 
+def check_ids(profile: ThinkProfile, vocab_size: int, params: BudgetParams) -> None:
+    """ValueError if the transition/continuation ids cannot be forced on this model."""
+    ThinkState(profile, params)  # rejects close-tag/EOS ids in the forced texts
+    bad = [t for t in (*params.transition_ids, *params.continuation_ids) if t >= vocab_size]
+    if bad:
+        raise BudgetError(f"token ids {bad} are outside this model's vocabulary (size {vocab_size})")
+
+
+def write_plan(logits: torch.Tensor, plan: StepPlan, device: torch.device | Any) -> None:
+    """Apply a step's plan: forced rows become one-hot (0 at the id, -inf elsewhere), masked
+    (row, id) pairs become -inf. One indexed store each, whatever the number of rows."""
+    if plan.forced:
+        rows, ids = zip(*plan.forced)
+        rows_t = async_tensor_h2d(list(rows), device=device, dtype=torch.long)  # [F]
+        ids_t = async_tensor_h2d(list(ids), device=device, dtype=torch.long)  # [F]
+        logits[rows_t] = float("-inf")  # [F, V]: only the forced id stays possible
+        logits[rows_t, ids_t] = 0.0
+    if plan.masked:
+        rows, ids = zip(*plan.masked)
+        index = (
+            async_tensor_h2d(list(rows), device=device, dtype=torch.long),  # [M]
+            async_tensor_h2d(list(ids), device=device, dtype=torch.long),  # [M]
+        )
+        logits.index_put_(index, torch.tensor(float("-inf"), device=logits.device))
+
+
 class ThinkBudgetLogitsProcessor(LogitsProcessor, V2LogitsProcessor):
+    def __new__(cls, vllm_config: VllmConfig, device: Any = None, is_pin_memory: bool | None = None):
+        """V2 runner: (vllm_config, req_states) builds the V2 path (`processor_v2`)."""
+        from vllm_adapter.processor_v2 import ThinkBudgetV2Processor, is_v2_construction
+
+        if is_v2_construction(device, is_pin_memory):
+            return ThinkBudgetV2Processor(vllm_config, device)
+        return super().__new__(cls)
+
     def __init__(self, vllm_config: VllmConfig, device: torch.device | Any, is_pin_memory: bool | None = None):
-        """V1 runner: (vllm_config, device, is_pin_memory). The V2 runner calls
-        (vllm_config, req_states): that instance stays inert (see the module docstring)."""
+        """V1 runner: (vllm_config, device, is_pin_memory)."""
         self.vllm_config = vllm_config
         self.device = device
         self.vocab_size = vllm_config.model_config.get_vocab_size()
         self.rows: BudgetRows | None = None
         self.profile: ThinkProfile | None = None
-        if is_pin_memory is None:
-            log.warning("think budgets are ignored under vLLM's V2 model runner; set VLLM_USE_V2_MODEL_RUNNER=0")
-            self.owner = False
-            return
         self.owner = _OWNERS.setdefault(id(vllm_config), self) is self
         if not self.owner:
             log.info("think budget: a second processor instance for this engine stays idle")
@@ -100,12 +130,8 @@ class ThinkBudgetLogitsProcessor(LogitsProcessor, V2LogitsProcessor):
             owners[0].check_ids(params)
 
     def check_ids(self, params: BudgetParams) -> None:
-        """ValueError if the transition/continuation ids cannot be forced on this model."""
         assert self.profile is not None
-        ThinkState(self.profile, params)  # rejects close-tag/EOS ids in the forced texts
-        bad = [t for t in (*params.transition_ids, *params.continuation_ids) if t >= self.vocab_size]
-        if bad:
-            raise BudgetError(f"token ids {bad} are outside this model's vocabulary (size {self.vocab_size})")
+        check_ids(self.profile, self.vocab_size, params)
 
     # ---- vLLM interface ---------------------------------------------------------------------
     def is_argmax_invariant(self) -> bool:
@@ -124,7 +150,7 @@ class ThinkBudgetLogitsProcessor(LogitsProcessor, V2LogitsProcessor):
             rows.move(src, dst, swap=direction == MoveDirectionality.SWAP)
 
     def apply(self, logits: torch.Tensor, ctx: Any = None) -> torch.Tensor:
-        """V1: the batch's logits [B, V], row i = batch index i. (V2 passes `ctx`; inert there.)"""
+        """V1: the batch's logits [B, V], row i = batch index i."""
         if self.rows is None or not self.rows:
             return logits
         plan = self.rows.step()
@@ -135,14 +161,8 @@ class ThinkBudgetLogitsProcessor(LogitsProcessor, V2LogitsProcessor):
             top = logits[[row.index for row in asked]].argmax(dim=-1).tolist()  # [A]
             for row, top_id in zip(asked, top):
                 self.rows.top_choice(row, top_id, plan)
-        self._write(logits, plan)
+        write_plan(logits, plan, self.device)
         return logits
-
-    def add_request(self, req_idx: int, sampling_params: SamplingParams) -> bool:
-        """V2-runner hook: decline every request (budgets need the V1 runner), loudly if it asked."""
-        if params_from_args(sampling_params.extra_args) is not None:
-            log.warning("think_budget ignored: vLLM's V2 model runner is active; set VLLM_USE_V2_MODEL_RUNNER=0")
-        return False
 
     # ---- internals --------------------------------------------------------------------------
     def _add(self, index: int, sampling_params: SamplingParams, prompt_ids: list[int] | None, output_ids: list[int]) -> None:
@@ -166,18 +186,3 @@ class ThinkBudgetLogitsProcessor(LogitsProcessor, V2LogitsProcessor):
             self.rows.remove(index)
             return
         self.rows.add(index, params, prompt_ids, output_ids)
-
-    def _write(self, logits: torch.Tensor, plan: StepPlan) -> None:
-        if plan.forced:
-            rows, ids = zip(*plan.forced)
-            rows_t = async_tensor_h2d(list(rows), device=self.device, dtype=torch.long)  # [F]
-            ids_t = async_tensor_h2d(list(ids), device=self.device, dtype=torch.long)  # [F]
-            logits[rows_t] = float("-inf")  # [F, V]: only the forced id stays possible
-            logits[rows_t, ids_t] = 0.0
-        if plan.masked:
-            rows, ids = zip(*plan.masked)
-            index = (
-                async_tensor_h2d(list(rows), device=self.device, dtype=torch.long),  # [M]
-                async_tensor_h2d(list(ids), device=self.device, dtype=torch.long),  # [M]
-            )
-            logits.index_put_(index, torch.tensor(float("-inf"), device=logits.device))

@@ -1,0 +1,164 @@
+"""Per-slot budget bookkeeping for vLLM's V2 model runner, in pure Python + numpy (no torch).
+
+The V2 runner keys requests by a recycled slot index and keeps the committed token history on
+the device (`req_states.all_token_ids`, valid up to `total_len`). This keeps one `ThinkState`
+per budgeted slot on the host and a numpy array `wake` of the sample position at which each slot
+could first owe something (`ThinkState.tokens_until_action`): the per-step test "is any row due"
+is one vectorised compare against the host's upper bound on sequence lengths, and only due slots
+have their new tokens read back and fed to their state, each token once.
+
+Speculative decoding: a request owns one logits row per draft token; row j samples after the
+committed history plus drafts 1..j. Row j's decision comes from a fork of the state advanced on
+those drafts, and the fork whose drafts were accepted becomes the slot's state at the next visit
+(so a min-think continuation chosen on a draft row is remembered exactly as V1 remembers it). A
+draft that the previous row made impossible (forced elsewhere, or masked) can never be accepted:
+the rows after it repeat that decision instead of re-planning from a dead draft.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from budget import BudgetParams, ThinkProfile, ThinkState, enforces, resolve_params
+from vllm_adapter.budget_rows import StepPlan
+
+NEVER = np.iinfo(np.int64).max
+Decision = tuple[int, ...] | frozenset[int] | None  # (forced id,) | masked ids | free
+
+
+@dataclass(slots=True, eq=False)
+class Slot:
+    params: BudgetParams  # as requested; resolved against the prompt at the first visit
+    max_tokens: int | None
+    state: ThinkState | None = None  # None until the first visit has read the prompt
+    prompt_len: int = 0
+    seen: int = 0  # absolute history length (prompt + output) fed to `state`
+    forks: list[tuple[tuple[int, ...], ThinkState]] = field(default_factory=list)  # (drafts, state) per draft row
+
+
+class BudgetSlots:
+    """The budgeted requests of one V2 engine, keyed by request slot."""
+
+    def __init__(self, profile: ThinkProfile, max_num_reqs: int):
+        self.profile = profile
+        self.wake = np.full(max_num_reqs, NEVER, dtype=np.int64)  # [S] sample position of the next visit
+        self._slots: dict[int, Slot] = {}
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __contains__(self, idx: int) -> bool:
+        return idx in self._slots
+
+    def get(self, idx: int) -> Slot:
+        return self._slots[idx]
+
+    # ---- admission ----------------------------------------------------------------------------
+    def add(self, idx: int, params: BudgetParams, max_tokens: int | None) -> None:
+        """A request took slot `idx` (new, or resumed after preemption): reset the slot fully."""
+        self._slots[idx] = Slot(params, max_tokens)
+        self.wake[idx] = 0  # visit at its first step: the prompt is on the device by then
+
+    def drop(self, idx: int) -> None:
+        self._slots.pop(idx, None)
+        self.wake[idx] = NEVER
+
+    def due(self, slots: np.ndarray, seq_len_bound: np.ndarray) -> np.ndarray:
+        """[R] bool: which batch positions may owe something this step. `seq_len_bound` bounds the
+        sample position of every row of the request (exact without speculative decoding)."""
+        return self.wake[slots] <= seq_len_bound  # [R]
+
+    def read_from(self, idx: int) -> int:
+        """First history position this slot still has to read (0: it needs its prompt too)."""
+        slot = self._slots[idx]
+        return 0 if slot.state is None else slot.seen
+
+    # ---- per visit ----------------------------------------------------------------------------
+    def catch_up(self, idx: int, history: Sequence[int], prompt_len: int) -> bool:
+        """Feed the slot the committed tokens `history` (from `read_from(idx)` up to total_len).
+        False when the slot has nothing more to enforce and was dropped."""
+        slot = self._slots[idx]
+        if slot.state is None:  # first visit: the prompt (and, on resume, earlier output) is here
+            prompt = history[:prompt_len]
+            params = resolve_params(self.profile, slot.params, prompt, slot.max_tokens)
+            if not enforces(params):
+                self.drop(idx)
+                return False
+            slot.params, slot.prompt_len = params, prompt_len
+            slot.state = ThinkState(self.profile, params, prompt)
+            slot.seen, history = prompt_len, history[prompt_len:]
+        if slot.forks and history:  # speculative step: keep the state of the accepted draft row
+            for drafts, fork in reversed(slot.forks):
+                if len(drafts) <= len(history) and tuple(history[: len(drafts)]) == drafts:
+                    slot.state, slot.seen, history = fork, slot.seen + len(drafts), history[len(drafts):]
+                    break
+        slot.forks = []
+        slot.state.advance_many(history)
+        slot.seen += len(history)
+        if slot.state.tokens_until_action() is None:
+            self.drop(idx)
+            return False
+        return True
+
+    def wants_top(self, idx: int) -> bool:
+        """Whether a row of this slot may need the model's top choice (min-think continuation)."""
+        state = self._slots[idx].state
+        return bool(state.params.continuation_ids) and state.num_thinking_tokens < state.params.min_think_tokens
+
+    def decide(self, idx: int, rows: Sequence[int], drafts: Sequence[int], top: Callable[[int], int],
+               plan: StepPlan) -> None:
+        """Plan the logits of the slot's rows this step. rows[j] samples output after drafts[:j]
+        (len(drafts) == len(rows) - 1); `top(row)` is the row's argmax, asked only when needed."""
+        slot = self._slots[idx]
+        state = slot.state
+        wait = state.tokens_until_action()
+        self.wake[idx] = slot.seen + wait  # the sample position at which it may owe something
+        if wait >= len(rows):
+            return  # nothing owed by any row this step
+        decision = self._decide_row(state, rows[0], top, plan)
+        for j in range(1, len(rows)):
+            draft = drafts[j - 1]
+            if not _possible(decision, draft):  # later rows are unreachable: keep the decision
+                for row in rows[j:]:
+                    _record(decision, row, plan)
+                return
+            state = state.fork()
+            state.advance(draft)
+            slot.forks.append((tuple(drafts[:j]), state))
+            decision = self._decide_row(state, rows[j], top, plan)
+
+    @staticmethod
+    def _decide_row(state: ThinkState, row: int, top: Callable[[int], int], plan: StepPlan) -> Decision:
+        """The V1 processor's per-row rule (`BudgetRows._visit` + `top_choice`) for one state."""
+        if state.tokens_until_action() != 0:
+            return None
+        forced = state.forced_token()
+        if forced is None:
+            suppressed = state.suppressed_ids()
+            if not suppressed:
+                return None
+            if state.params.continuation_ids and top(row) in suppressed:
+                forced = state.request_continuation()
+            if forced is None:
+                _record(suppressed, row, plan)
+                return suppressed
+        _record((forced,), row, plan)
+        return (forced,)
+
+
+def _possible(decision: Decision, token: int) -> bool:
+    if decision is None:
+        return True
+    if isinstance(decision, tuple):
+        return token == decision[0]
+    return token not in decision
+
+
+def _record(decision: Decision, row: int, plan: StepPlan) -> None:
+    if isinstance(decision, tuple):
+        plan.forced.append((row, decision[0]))
+    elif decision:
+        plan.masked.extend((row, tok) for tok in decision)
