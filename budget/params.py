@@ -15,7 +15,11 @@ THINK_BUDGET_KEY = "think_budget"
 THINK_BUDGET_ALIASES = ("thinking_token_budget",)
 MIN_THINK_KEY = "min_think_tokens"
 CONTINUATION_KEY = "think_continuation_ids"
-TRANSITION_KEY = "think_transition_ids"
+MESSAGE_KEY = "think_budget_message_ids"  # the wrap-up text (`think_budget_message`), tokenized
+GRACE_KEY = "think_budget_grace"
+ACTION_KEY = "think_budget_action"  # "force" (default) | "truncate"
+ACTIONS = ("force", "truncate")
+ANSWER_REQUIRED_KEY = "answer_required"  # default true: a thought is always followed by an answer
 RESERVE_KEY = "answer_reserve"  # set: the budget shrinks so the answer keeps this many tokens of max_tokens
 OPEN_KEY = "open_thinking"  # truthy: force `<think>` first when the prompt did not open thinking
 # Truthy: the server's chat template ended this prompt with `<think>`. Not a budget parameter (the
@@ -58,8 +62,14 @@ class BudgetParams:
     think_budget: most thinking tokens allowed (counted after `<think>`); None means unlimited.
     min_think_tokens: the closing tag and EOS are suppressed until this many thinking tokens.
     continuation_ids: forced when the model's top choice was to stop before the minimum ("Wait").
-    transition_ids: forced just before the closing sequence when the budget runs out; they count
-        as thinking tokens, so a budget shorter than the transition skips it.
+    message_ids: the budget message (wrap-up text), forced just before the closing sequence when
+        the budget runs out; they count as thinking tokens, so a budget shorter than it skips it.
+    grace: after the budget, thinking may go on for at most this many tokens and closes at the
+        first natural boundary (see `budget.state`); 0 is the exact cut.
+    action: "force" forces the closing sequence at the budget; "truncate" stops the response there
+        (a stop token, no answer; message and grace do not apply).
+    answer_required: an EOS inside the thought becomes the close tag, and the answer may not be
+        empty (issue 19.2); False leaves both to the model.
     open_thinking: force `<think>` as the first token when the prompt did not open thinking, so
         a budget always applies (a server sets it for chat requests that ask for a budget).
     answer_reserve: None, or tokens the answer keeps inside max_tokens after a forced close;
@@ -69,9 +79,12 @@ class BudgetParams:
     think_budget: int | None = None
     min_think_tokens: int = 0
     continuation_ids: tuple[int, ...] = ()
-    transition_ids: tuple[int, ...] = ()
+    message_ids: tuple[int, ...] = ()
     open_thinking: bool = False
     answer_reserve: int | None = None
+    grace: int = 0
+    action: str = "force"
+    answer_required: bool = True
 
     def __post_init__(self) -> None:
         parse_think_budget(self.think_budget)
@@ -87,6 +100,16 @@ class BudgetParams:
         if self.answer_reserve is not None and (isinstance(self.answer_reserve, bool)
                                                 or not isinstance(self.answer_reserve, int) or self.answer_reserve < 0):
             raise BudgetError(f"{RESERVE_KEY} must be an integer >= 0; got {self.answer_reserve!r}")
+        if isinstance(self.grace, bool) or not isinstance(self.grace, int) or self.grace < 0:
+            raise BudgetError(f"{GRACE_KEY} must be an integer >= 0; got {self.grace!r}")
+        if self.action not in ACTIONS:
+            raise BudgetError(f"{ACTION_KEY} must be one of {', '.join(map(repr, ACTIONS))}; got {self.action!r}")
+        if not isinstance(self.answer_required, bool):
+            raise BudgetError(f"{ANSWER_REQUIRED_KEY} must be true or false; got {self.answer_required!r}")
+
+    @property
+    def truncate(self) -> bool:
+        return self.action == "truncate"
 
     @property
     def active(self) -> bool:
@@ -100,8 +123,14 @@ class BudgetParams:
             out[MIN_THINK_KEY] = self.min_think_tokens
         if self.continuation_ids:
             out[CONTINUATION_KEY] = list(self.continuation_ids)
-        if self.transition_ids:
-            out[TRANSITION_KEY] = list(self.transition_ids)
+        if self.message_ids:
+            out[MESSAGE_KEY] = list(self.message_ids)
+        if self.grace:
+            out[GRACE_KEY] = self.grace
+        if self.action != "force":
+            out[ACTION_KEY] = self.action
+        if not self.answer_required:
+            out[ANSWER_REQUIRED_KEY] = False
         if self.open_thinking:
             out[OPEN_KEY] = 1
         if self.answer_reserve is not None:
@@ -116,7 +145,7 @@ def params_from_args(args: Mapping[str, Any] | None) -> BudgetParams | None:
     present = [k for k in (THINK_BUDGET_KEY, *THINK_BUDGET_ALIASES) if k in args]
     if len(present) > 1 and len({repr(args[k]) for k in present}) > 1:
         raise BudgetError(f"conflicting budget values in {present}; send only {THINK_BUDGET_KEY}")
-    keys = (MIN_THINK_KEY, CONTINUATION_KEY, TRANSITION_KEY, RESERVE_KEY)
+    keys = (MIN_THINK_KEY, CONTINUATION_KEY, MESSAGE_KEY, RESERVE_KEY, GRACE_KEY, ACTION_KEY)
     if not present and not any(k in args for k in keys):
         return None
     budget = parse_think_budget(args[present[0]], present[0]) if present else None
@@ -125,22 +154,26 @@ def params_from_args(args: Mapping[str, Any] | None) -> BudgetParams | None:
         think_budget=budget,
         min_think_tokens=min_think,
         continuation_ids=_parse_ids(args.get(CONTINUATION_KEY), CONTINUATION_KEY),
-        transition_ids=_parse_ids(args.get(TRANSITION_KEY), TRANSITION_KEY),
+        message_ids=_parse_ids(args.get(MESSAGE_KEY), MESSAGE_KEY),
         open_thinking=bool(args.get(OPEN_KEY)),
         answer_reserve=args.get(RESERVE_KEY),
+        grace=args.get(GRACE_KEY, 0),
+        action=args.get(ACTION_KEY, "force"),
+        answer_required=args.get(ANSWER_REQUIRED_KEY, True),
     )
     return params if params.active else None
 
 
-def answer_room(max_tokens: int, closing_len: int, prefix_tokens: int, answer_reserve: int) -> tuple[int, int] | None:
-    """(room for thinking, answer reserve actually kept) inside max_tokens, or None when max_tokens
-    cannot even hold the opening and closing tags. The reserve shrinks to fit rather than fail:
-    a request vLLM would accept is never refused for being short (its answer is just shorter)."""
-    room = max_tokens - prefix_tokens - closing_len
-    if room < 0:
+def answer_room(max_tokens: int, closing_len: int, prefix_tokens: int, answer_reserve: int,
+                think_budget: int | None = None) -> tuple[int, int] | None:
+    """(room for thinking, answer reserve actually kept) inside max_tokens by the fit rule
+    (`budget.fit`: the reserve shrinks first, to its floor, before an explicit budget does), or None
+    when max_tokens cannot even hold the opening and closing tags. A request vLLM would accept is
+    never refused for being short (its answer is just shorter)."""
+    fitted = fit(think_budget, max_tokens, closing_len, answer_reserve, prefix_tokens)
+    if fitted is None:
         return None
-    reserve = min(answer_reserve, room)
-    return room - reserve, reserve
+    return max_tokens - prefix_tokens - closing_len - fitted.answer_reserve, fitted.answer_reserve
 
 
 def effective_budget(
@@ -150,7 +183,8 @@ def effective_budget(
     answer_reserve: int = 0,
     prefix_tokens: int = 0,
 ) -> int | None:
-    """Shrink the budget so the forced answer keeps `answer_reserve` tokens inside `max_tokens`.
+    """The budget the fit rule (`budget.fit`) leaves inside `max_tokens`; training's strict form:
+    it raises when max_tokens cannot hold the closing sequence and the reserve's floor.
 
     `prefix_tokens` are generated before thinking starts (1 when the model writes `<think>` itself).
     An unlimited budget becomes finite whenever max_tokens is set: a response must never end with
@@ -158,11 +192,13 @@ def effective_budget(
     """
     if max_tokens is None:
         return think_budget
-    room = max_tokens - prefix_tokens - closing_len - answer_reserve
-    if room < 0:
+    least = tokens_needed(0, closing_len, answer_reserve, prefix_tokens)
+    if max_tokens < least:
         raise BudgetError(
             f"max_tokens={max_tokens} leaves no room for an answer: the closing sequence needs "
-            f"{closing_len} tokens and the answer reserve {answer_reserve}; raise max_tokens to at "
-            f"least {prefix_tokens + closing_len + answer_reserve} or lower the answer reserve"
+            f"{closing_len} tokens and the answer at least {least - closing_len - prefix_tokens}; raise "
+            f"max_tokens to at least {least} or lower the answer reserve"
         )
-    return room if think_budget is None else min(think_budget, room)
+    fitted = fit(think_budget, max_tokens, closing_len, answer_reserve, prefix_tokens)
+    assert fitted is not None  # max_tokens >= least
+    return fitted.think_budget

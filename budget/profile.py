@@ -74,10 +74,16 @@ class ThinkProfile:
     answer_close_id: int | None = None
     box_open_id: int | None = None
     box_close_id: int | None = None
+    # The id that stops a response (`think_budget_action: truncate`); default: the lowest EOS id.
+    stop_id: int | None = None
+    # Ids whose text ends a sentence, line or step: natural places to close inside the grace window.
+    boundary_ids: frozenset[int] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         if not self.closing_ids or self.closing_ids[0] != self.think_close_id:
             raise ProfileError("closing_ids must start with the think-close id")
+        if self.stop_id is None and self.eos_token_ids:
+            object.__setattr__(self, "stop_id", min(self.eos_token_ids))
 
 
 def _vocab(tokenizer: Any) -> dict[str, int]:
@@ -87,6 +93,46 @@ def _vocab(tokenizer: Any) -> dict[str, int]:
     if callable(added):
         vocab.update(added())
     return vocab
+
+
+_SENTENCE_ENDS = frozenset(".!?;。！？；")
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2 byte-level BPE's printable-character alphabet, reversed (char → byte)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, n = list(printable), 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def token_text(token: str, decoder: dict[str, int]) -> str:
+    """A vocabulary string as text: byte-level BPE (`Ġ`, `Ċ`), SentencePiece (`▁`, `<0x0A>`) or plain."""
+    if token.startswith("<0x") and token.endswith(">") and len(token) == 6:
+        return chr(int(token[3:5], 16))
+    if all(c in decoder for c in token):
+        return bytes(decoder[c] for c in token).decode("utf-8", errors="ignore")
+    return token.replace("▁", " ")
+
+
+def boundary_ids(vocab: dict[str, int], special: set[str] = frozenset()) -> frozenset[int]:
+    """Ids whose text ends a sentence, a line or a step: a newline anywhere in it, or (trailing
+    spaces aside) a final `.`, `!`, `?`, `;` or their CJK forms. Read from the vocabulary once per
+    model, so no tokenizer needs a hand-written list."""
+    decoder = _byte_decoder()
+    out = set()
+    for token, i in vocab.items():
+        if token in special:
+            continue
+        text = token_text(token, decoder)
+        tail = text.rstrip(" ")
+        if "\n" in text or (tail and tail[-1] in _SENTENCE_ENDS):
+            out.add(i)
+    return frozenset(out)
 
 
 def detect_family(vocab: dict[str, int], model_type: str | None = None) -> str:
@@ -129,6 +175,8 @@ def build_profile(
     if isinstance(eos_id, int):
         eos.add(eos_id)
     eos.update(extra_eos_ids)
+    added = getattr(tokenizer, "get_added_vocab", None)
+    special = set(added()) if callable(added) else set()
     return ThinkProfile(
         family=family,
         think_open_id=vocab[spec.think_open],
@@ -139,4 +187,6 @@ def build_profile(
         answer_close_id=opt(spec.answer_close),
         box_open_id=opt(spec.box_open),
         box_close_id=opt(spec.box_close),
+        stop_id=eos_id if isinstance(eos_id, int) else (min(eos) if eos else None),
+        boundary_ids=boundary_ids(vocab, special),
     )

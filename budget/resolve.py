@@ -32,8 +32,9 @@ def resolve_params(profile: ThinkProfile, params: BudgetParams | None, prompt_id
         return replace(params, think_budget=None, min_think_tokens=0, open_thinking=False, answer_reserve=0)
     room, reserve = fit
     budget = room if params.think_budget is None else min(params.think_budget, room)
+    # Grace goes past the budget, so it takes what room the budget leaves (the budget is kept first).
     return replace(params, think_budget=budget, min_think_tokens=min(params.min_think_tokens, budget),
-                   answer_reserve=reserve)
+                   answer_reserve=reserve, grace=min(params.grace, room - budget))
 
 
 def enforces(params: BudgetParams | None) -> bool:

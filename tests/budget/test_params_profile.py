@@ -55,11 +55,11 @@ def test_params_from_args_aliases_and_conflicts():
     with pytest.raises(BudgetError, match="cannot exceed"):
         params_from_args({"think_budget": 2, "min_think_tokens": 3})
     with pytest.raises(BudgetError, match="list of token ids"):
-        params_from_args({"think_budget": 2, "think_transition_ids": "Wait"})
+        params_from_args({"think_budget": 2, "think_budget_message_ids": "Wait"})
 
 
 def test_extra_args_round_trip():
-    params = BudgetParams(think_budget=9, min_think_tokens=2, continuation_ids=(5,), transition_ids=(6, 7))
+    params = BudgetParams(think_budget=9, min_think_tokens=2, continuation_ids=(5,), message_ids=(6, 7))
     assert params_from_args(params.to_extra_args()) == params
 
 

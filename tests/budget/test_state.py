@@ -24,7 +24,7 @@ def run(profile: ThinkProfile, params: BudgetParams, prompt: list[int], model_st
     state = ThinkState(profile, params, prompt)
     emitted: list[int] = []
     stream = iter(model_stream)
-    for _ in range(len(model_stream) + len(profile.closing_ids) + len(params.transition_ids) + 5):
+    for _ in range(len(model_stream) + len(profile.closing_ids) + len(params.message_ids) + 5):
         forced = state.forced_token()
         if forced is None:
             tok = next(stream, None)
@@ -93,7 +93,7 @@ def test_closing_forced_exactly_once_and_never_when_model_closes(profile, budget
 
 @given(profile=PROFILES, budget=st.integers(0, 15), stream=st.lists(st.integers(20, 60), min_size=40, max_size=60))
 def test_replay_reproduces_live_run(profile, budget, stream):
-    params = BudgetParams(think_budget=budget, transition_ids=(50, 51))
+    params = BudgetParams(think_budget=budget, message_ids=(50, 51))
     live, emitted = run(profile, params, [OPEN], stream)
     again = replay(profile, params, [OPEN], emitted)
     assert again.forced_positions == live.forced_positions
@@ -148,12 +148,12 @@ def test_prompt_with_closing_prefilled_is_answer_phase():
 
 
 def test_transition_is_forced_inside_budget_then_closing():
-    params = BudgetParams(think_budget=5, transition_ids=(50, 51))
+    params = BudgetParams(think_budget=5, message_ids=(50, 51))
     state, emitted = run(GLM, params, [OPEN], [30] * 20)
     assert emitted[:7] == [30, 30, 30, 50, 51, CLOSE, ANS]
     assert state.forced_positions == [3, 4, 5, 6] and state.num_thinking_tokens == 5
     # a budget shorter than the transition skips it instead of overrunning
-    state, emitted = run(GLM, BudgetParams(think_budget=1, transition_ids=(50, 51)), [OPEN], [30] * 5)
+    state, emitted = run(GLM, BudgetParams(think_budget=1, message_ids=(50, 51)), [OPEN], [30] * 5)
     assert emitted[:3] == [30, CLOSE, ANS]
 
 

@@ -31,7 +31,7 @@ def asks(state: ThinkState) -> bool:
 def test_no_action_is_owed_before_the_promised_token(budget, min_think, transition, prompt_opens, stream):
     if budget is not None and min_think > budget:
         min_think = budget
-    params = BudgetParams(think_budget=budget, min_think_tokens=min_think, transition_ids=transition)
+    params = BudgetParams(think_budget=budget, min_think_tokens=min_think, message_ids=transition)
     state = ThinkState(GLM, params, [1, OPEN] if prompt_opens else [1])
     quiet_until = 0  # position before which the state promised to ask nothing
     for pos, model_tok in enumerate(stream):
@@ -46,7 +46,12 @@ def test_no_action_is_owed_before_the_promised_token(budget, min_think, transiti
             quiet_until = max(quiet_until, pos + wait)
         forced = state.forced_token()
         tok = forced if forced is not None else (30 if model_tok in state.suppressed_ids() else model_tok)
+        if forced is None and state.redirects_eos and tok == EOS:
+            tok = CLOSE  # the adapter moves EOS's probability onto the close tag
+        watched = state.redirects_eos
         state.advance(tok)
+        if watched and tok == CLOSE:
+            quiet_until = pos + 1  # the adapter's watch set wakes a row whose thinking closed
 
 
 def test_values_for_simple_cases():
@@ -56,6 +61,10 @@ def test_values_for_simple_cases():
     assert ThinkState(GLM, BudgetParams(min_think_tokens=2), [OPEN]).tokens_until_action() == 0
     done = ThinkState(GLM, BudgetParams(think_budget=3), [OPEN])
     done.advance_many([30, CLOSE])
+    assert done.tokens_until_action() == 0  # the answer may not be empty: EOS is masked once
+    done.advance(ANS)
+    assert done.tokens_until_action() == 0  # `<answer>` is not an answer token yet
+    done.advance(31)
     assert done.tokens_until_action() is None
     unlimited_after_min = ThinkState(GLM, BudgetParams(min_think_tokens=1), [OPEN])
     unlimited_after_min.advance(30)
