@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from budget.fit import fit, tokens_needed
+
 # Keys in `SamplingParams.extra_args` (and the JSON body). `thinking_token_budget` is vLLM's name.
 THINK_BUDGET_KEY = "think_budget"
 THINK_BUDGET_ALIASES = ("thinking_token_budget",)

@@ -17,8 +17,8 @@ from budget.state import Phase, prompt_phase
 
 def resolve_params(profile: ThinkProfile, params: BudgetParams | None, prompt_ids: Sequence[int],
                    max_tokens: int | None) -> BudgetParams | None:
-    """`params` with the think budget shrunk so a forced answer keeps `answer_reserve` tokens of
-    `max_tokens` (the reserve itself shrinks when max_tokens is short). Params without a reserve
+    """`params` with the think budget and `answer_reserve` fitted into `max_tokens` by the fit rule
+    (`budget.fit`): an explicit budget that fits next to the reserve's floor is kept. Params without a reserve
     pass unchanged. When max_tokens cannot hold `<think>` plus the closing sequence, nothing is
     enforced (think_budget None, answer_reserve 0): the request runs as plain vLLM would run it."""
     if params is None or params.answer_reserve is None or max_tokens is None:
@@ -27,10 +27,11 @@ def resolve_params(profile: ThinkProfile, params: BudgetParams | None, prompt_id
     if phase == Phase.ANSWER:  # the prompt already closed thinking: nothing to budget
         return replace(params, think_budget=None, min_think_tokens=0, open_thinking=False, answer_reserve=0)
     prefix = 0 if phase == Phase.THINKING else 1  # the `<think>` the model (or we) will write
-    fit = answer_room(max_tokens, len(profile.closing_ids), prefix, params.answer_reserve)
-    if fit is None:
+    # The fit rule (budget.fit): the reserve shrinks to its floor before an explicit budget does.
+    fitted = answer_room(max_tokens, len(profile.closing_ids), prefix, params.answer_reserve, params.think_budget)
+    if fitted is None:
         return replace(params, think_budget=None, min_think_tokens=0, open_thinking=False, answer_reserve=0)
-    room, reserve = fit
+    room, reserve = fitted
     budget = room if params.think_budget is None else min(params.think_budget, room)
     # Grace goes past the budget, so it takes what room the budget leaves (the budget is kept first).
     return replace(params, think_budget=budget, min_think_tokens=min(params.min_think_tokens, budget),

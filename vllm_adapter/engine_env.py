@@ -5,10 +5,11 @@ Call `prepare_engine_env()` before the process builds its first vLLM engine, and
 
 Why (vLLM 0.32, read from its sources):
 - On GPU, 0.32 defaults to the V2 model runner, whose logits-processor interface differs
-  (`vllm.v1.worker.gpu.sample.logits_processor`). Our class passes the V2 loader's check (so a
-  V2 engine still starts with thinkcap installed) but only enforces budgets under the V1 runner.
-  `VLLM_USE_V2_MODEL_RUNNER=0` selects V1 (the CPU build has no Triton and uses V1 anyway).
-  vLLM freezes its environment once an engine core starts, so set it before that.
+  (`vllm.v1.worker.gpu.sample.logits_processor`). Our class serves both (`processor_v2` under
+  V2), but only the V1 path has run in a real engine here (the CPU build has no Triton and always
+  runs V1), so thinkcap keeps V1 as its default: `VLLM_USE_V2_MODEL_RUNNER=0` unless the caller
+  set `VLLM_USE_V2_MODEL_RUNNER=1` to choose V2. vLLM freezes its environment once an engine core
+  starts, so set it before that.
 - The entry point already builds one processor in every engine, but vLLM only hands real output
   ids to processors under async scheduling (the GPU default) when one was *listed* in
   `logits_processors=` (vllm#52461: otherwise they see -1 placeholders). Listing ours too builds a
@@ -42,20 +43,15 @@ def is_cpu_build() -> bool:
 
 
 def prepare_engine_env(environ: MutableMapping[str, str] | None = None) -> None:
-    """Select vLLM's V1 model runner, the one whose logits-processor interface we implement.
-
-    Leaves an explicit `VLLM_USE_V2_MODEL_RUNNER=0` alone and refuses an explicit `1`, under
-    which every think budget would be ignored.
-    """
+    """Select vLLM's V1 model runner unless the caller chose one: `VLLM_USE_V2_MODEL_RUNNER=1`
+    selects V2 (budgets enforced by `processor_v2`), `0` or unset V1. Anything else is refused
+    rather than guessed."""
     env = os.environ if environ is None else environ
     value = env.get(V2_RUNNER_ENV, "").strip()
     if value == "":
         env[V2_RUNNER_ENV] = "0"
-    elif value != "0":
-        raise RuntimeError(
-            f"{V2_RUNNER_ENV}={value} selects vLLM's V2 model runner, under which the think-budget "
-            f"logits processor (V1 interface) cannot act; unset it or set {V2_RUNNER_ENV}=0"
-        )
+    elif value not in ("0", "1"):
+        raise RuntimeError(f"{V2_RUNNER_ENV}={value!r}: set 1 (vLLM's V2 model runner) or 0 (V1, thinkcap's default)")
 
 
 def entry_point_installed() -> bool:

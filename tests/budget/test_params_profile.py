@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from budget.fit import RESERVE_FLOOR
 from budget import (
     BudgetError,
     BudgetParams,
@@ -65,16 +66,17 @@ def test_extra_args_round_trip():
 
 @given(budget=st.one_of(st.none(), st.integers(0, 500)), max_tokens=st.integers(0, 600), reserve=st.integers(0, 50))
 def test_effective_budget_keeps_answer_reserve(budget, max_tokens, reserve):
-    closing = 2
-    if max_tokens < closing + reserve:
+    """Training's strict form of the fit rule: the answer keeps at least the reserve's floor."""
+    closing, floor = 2, min(reserve, RESERVE_FLOOR)
+    if max_tokens < closing + floor:
         with pytest.raises(BudgetError, match="raise max_tokens"):
             effective_budget(budget, max_tokens, closing, reserve)
         return
     eff = effective_budget(budget, max_tokens, closing, reserve)
-    assert eff is not None and eff + closing + reserve <= max_tokens
+    assert eff is not None and eff + closing + floor <= max_tokens
     if budget is not None:
         assert eff <= budget
-        assert eff == budget or eff + closing + reserve == max_tokens
+        assert eff == budget or eff + closing + min(reserve, max_tokens - closing) == max_tokens
 
 
 def test_effective_budget_without_max_tokens_is_unchanged():

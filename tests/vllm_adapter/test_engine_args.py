@@ -17,30 +17,43 @@ def test_prepare_engine_env_selects_the_v1_runner():
     assert env == {V2_RUNNER_ENV: "0"}
 
 
-def test_prepare_engine_env_refuses_an_explicit_v2_runner():
-    with pytest.raises(RuntimeError, match="V2 model runner, under which the think-budget"):
-        prepare_engine_env({V2_RUNNER_ENV: "1"})
+def test_prepare_engine_env_keeps_an_explicit_runner_choice():
+    env = {V2_RUNNER_ENV: "1"}
+    prepare_engine_env(env)
+    assert env == {V2_RUNNER_ENV: "1"}  # V2: budgets enforced by processor_v2
+    with pytest.raises(RuntimeError, match="set 1 .* or 0"):
+        prepare_engine_env({V2_RUNNER_ENV: "yes"})
 
 
-def test_v2_loader_accepts_the_class_and_it_stays_inert_there(tiny_model_dir, caplog):
-    """vLLM 0.32's V2 loader refuses V1-only classes in the entry-point group, which would stop
-    every V2 engine in the environment; ours passes that check and is inert under V2."""
-    import torch
+def test_v2_loaders_build_the_v2_path_once_per_engine(tiny_model_dir):
+    """vLLM 0.32's V2 loader refuses V1-only classes in the entry-point group (which would stop
+    every V2 engine in the environment). Through vLLM's own V2 loader and admission validator,
+    with the real tiny model: the entry point plus the listed class build two V2 instances, one
+    enforces, the other stays idle, and a bad budget is refused at admission."""
     from vllm import SamplingParams
     from vllm.engine.arg_utils import EngineArgs
+    from vllm.exceptions import VLLMValidationError
+    from vllm.v1.worker.gpu.sample.logits_processor import (build_custom_logits_processors,
+                                                            build_custom_logits_processors_params_validator)
     from vllm.v1.worker.gpu.sample.logits_processor.loader import _load_v2_logitsprocs_plugins
 
+    from tests.vllm_adapter.runner_sim import cpu_request_state
     from vllm_adapter.processor import ThinkBudgetLogitsProcessor
+    from vllm_adapter.processor_v2 import ThinkBudgetV2Processor
 
     assert entry_point_installed()
     assert _load_v2_logitsprocs_plugins() == [ThinkBudgetLogitsProcessor]
     config = EngineArgs(model=str(tiny_model_dir), enforce_eager=True, max_model_len=512).create_engine_config()
-    v2 = ThinkBudgetLogitsProcessor(config, object())  # the V2 runner's (vllm_config, req_states)
-    assert not v2.owner and v2.rows is None
-    assert v2.add_request(0, SamplingParams(extra_args={"think_budget": 3})) is False
-    assert "VLLM_USE_V2_MODEL_RUNNER=0" in caplog.text
-    logits = torch.zeros(2, 8)  # [B, V]
-    assert v2.apply(logits, ctx=object()) is logits and not logits.any()
+    rs = cpu_request_state(4, 512, 1)
+    procs = build_custom_logits_processors(config, rs, False, processor_kwargs()["logits_processors"])
+    assert [type(p) for p in procs] == [ThinkBudgetV2Processor] * 2
+    assert [p.owner for p in procs] == [True, False] and procs[0].slots is not None
+    assert procs[0].add_request(0, SamplingParams(extra_args={"think_budget": 3})) is True
+    assert procs[1].add_request(0, SamplingParams(extra_args={"think_budget": 3})) is False
+    validate = build_custom_logits_processors_params_validator(processor_kwargs()["logits_processors"])
+    validate(SamplingParams(extra_args={"think_budget": 3}))
+    with pytest.raises(VLLMValidationError, match="think_budget must be >= 0"):
+        validate(SamplingParams(extra_args={"think_budget": -3}))
 
 
 def test_listing_the_processor_next_to_the_entry_point_yields_two_classes():
