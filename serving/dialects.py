@@ -36,11 +36,8 @@ class Prepared:
     kind: str  # "chat" | "completion" | "responses" | "messages"
     params: BudgetParams | None  # as sent to the engine (before max_tokens is applied)
     stream: bool = False
-    client_wants_ids: bool = False  # the client itself asked for token ids
     max_tokens: int | None = None  # the client's, None = what the context leaves
     keep_special_tokens: bool = False  # the client sent skip_special_tokens=false
-    # vLLM withholds token ids of hidden reasoning (include_reasoning=false): no ids, no thinkcap object
-    ids_visible: bool = True
 
 
 def _pop_budget(body: dict[str, Any]) -> tuple[bool, int | None]:
@@ -94,7 +91,7 @@ def _params(body: dict[str, Any], budget: int | None, settings: ServerSettings, 
         params = BudgetParams(
             think_budget=budget,
             min_think_tokens=from_x.min_think_tokens if min_think is None else min_think,
-            continuation_ids=from_x.continuation_ids, transition_ids=from_x.transition_ids,
+            continuation_ids=from_x.continuation_ids, message_ids=from_x.message_ids,
             open_thinking=open_thinking,
             answer_reserve=settings.structured_answer_reserve if constrained(body) else settings.answer_reserve,
         )
@@ -118,12 +115,6 @@ def _check_n(body: dict[str, Any], settings: ServerSettings) -> None:
         raise APIError(f"n={n} is above this server's limit of {settings.max_n}", param="n")
 
 
-def _ask_ids(body: dict[str, Any]) -> bool:
-    wanted = bool(body.get("return_token_ids"))
-    body["return_token_ids"] = True  # the `thinkcap` object is computed from the ids
-    return wanted
-
-
 # ---- dialects -------------------------------------------------------------------------------
 def prepare_chat(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     _check_n(body, settings)
@@ -141,16 +132,14 @@ def prepare_chat(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     open_thinking = body.get("add_generation_prompt", True) is not False and not body.get("continue_final_message")
     params = _params(body, budget, settings, open_thinking)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    return Prepared("chat", params, bool(body.get("stream")), _ask_ids(body), limit,
-                    body.get("skip_special_tokens") is False,
-                    body.get("include_reasoning", True) is not False)
+    return Prepared("chat", params, bool(body.get("stream")), limit, body.get("skip_special_tokens") is False)
 
 
 def prepare_completion(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     _check_n(body, settings)
     _, budget = _pop_budget(body)
     params = _params(body, budget, settings, open_thinking=False)
-    return Prepared("completion", params, bool(body.get("stream")), _ask_ids(body), body.get("max_tokens"),
+    return Prepared("completion", params, bool(body.get("stream")), body.get("max_tokens"),
                     keep_special_tokens=True)  # raw text: vLLM's own skip_special_tokens rule applies
 
 
@@ -162,7 +151,7 @@ def prepare_responses(body: dict[str, Any], settings: ServerSettings) -> Prepare
         budget = (_effort_budget(effort, settings, "reasoning.effort") if effort is not None
                   else settings.default_think_budget)
     params = _params(body, budget, settings, open_thinking=True)
-    return Prepared("responses", params, bool(body.get("stream")), False, body.get("max_output_tokens"))
+    return Prepared("responses", params, bool(body.get("stream")), body.get("max_output_tokens"))
 
 
 def prepare_messages(body: dict[str, Any], settings: ServerSettings) -> Prepared:
@@ -186,17 +175,14 @@ def prepare_messages(body: dict[str, Any], settings: ServerSettings) -> Prepared
     elif not given:
         budget = settings.default_think_budget
     params = _params(body, budget, settings, open_thinking=True)
-    return Prepared("messages", params, bool(body.get("stream")), False, body.get("max_tokens"))
+    return Prepared("messages", params, bool(body.get("stream")), body.get("max_tokens"))
 
 
 def prepare_chat_batch(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     """vLLM's /v1/chat/completions/batch: chat fields, one conversation per choice. The budget is
     enforced per conversation; the response is vLLM's own (no `thinkcap` object: its choices have
     no prompt ids to replay against)."""
-    prepared = prepare_chat(body, settings)
-    if not prepared.client_wants_ids:
-        body.pop("return_token_ids", None)
-    return replace(prepared, kind="chat_batch")
+    return replace(prepare_chat(body, settings), kind="chat_batch")
 
 
 def prepare_invocation(body: dict[str, Any], settings: ServerSettings) -> Prepared:

@@ -9,10 +9,13 @@ under any mount prefix (see `BudgetMiddleware`), it:
    (`serving.media_scan`, `serving.media`); on the generation routes it also maps the dialect's
    budget fields into `vllm_xargs` (`serving.dialects`); errors become OpenAI-style JSON;
 2. hands the rewritten body to vLLM's route (vLLM parses, validates and serves it);
-3. for chat and completions, adds the `thinkcap` object and `reasoning_content` to the JSON or to
-   each SSE event on the way out (`serving.augment`).
+3. on the four dialects, adds the `thinkcap` object, the one reasoning count and (chat)
+   `reasoning_content` to the JSON or to the SSE events that need them (`serving.tracker`), from
+   the token ids the engine produced (`serving.capture`).
 
-Anything that is not a JSON object goes to vLLM untouched, which answers with its own error.
+The body is parsed strictly (`serving.strict`): not UTF-8, not JSON, NaN/Infinity, a boolean
+where vLLM declares a number, an unknown chat role → 400 naming the field. A JSON value that is
+not an object, an empty body or a form upload goes to vLLM untouched (its own errors).
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ import orjson  # ~7x faster than json on SSE chunks: this runs once per streamed
 from starlette.routing import get_route_path
 
 from budget.params import MIN_THINK_KEY, THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
-from serving.augment import ChoiceTracker, Layer
+from serving.augment import Layer
+from serving.capture import CAPTURE, Capture
 from serving.dialects import DIALECTS, Prepared
 from serving.errors import APIError
 from serving.limits import InFlight, check_request, read_body
 from serving.media import gate_media
 from serving.media_scan import find_media
 from serving.settings import ServerSettings
+from serving.strict import check_fields, parse_body
+from serving.tracker import ChoiceTracker
 
 Scope = dict[str, Any]
 
@@ -92,16 +98,16 @@ class BudgetMiddleware:
         except APIError as error:
             return await _send_error(send, error, [(b"connection", b"close")])  # the rest stays unread
         try:
-            body = json.loads(raw) if raw else None
-        except RecursionError:  # deeper than the interpreter's stack: certainly over the depth limit
-            return await _send_error(send, APIError("request JSON is nested too deeply", param="body"))
-        except ValueError:
-            body = None
+            body = parse_body(raw, dict(scope["headers"]).get(b"content-type", b""))
+        except APIError as error:
+            return await _send_error(send, error)
         if not isinstance(body, dict):  # vLLM's own 400 for whatever this is (or a form upload)
             return await self.app(scope, _replay(raw, receive), send)
         prepared: Prepared | None = None
+        route = get_route_path(scope)
         try:
             check_request(body, settings.limits)
+            check_fields(route, body)
             if prepare is not None:
                 prepared = _prepare(prepare, body, layer, settings)
             refs = find_media(body)
@@ -109,12 +115,28 @@ class BudgetMiddleware:
         except APIError as error:
             return await _send_error(send, error)
         if prepared is not None or refs:
-            raw = orjson.dumps(body)
+            raw = _dumps(body)
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
         scope = {**scope, "headers": [*headers, (b"content-length", str(len(raw)).encode())]}
-        if layer is not None and prepared is not None and prepared.kind in ("chat", "completion"):
-            send = _Rewriter(send, ChoiceTracker(layer, prepared), prepared)
-        await self.app(scope, _replay(raw, receive), send)
+        if layer is None or prepared is None or prepared.kind not in _TRACKED or body.get("use_beam_search"):
+            return await self.app(scope, _replay(raw, receive), send)
+        # Beam search runs many engine requests per choice: no `thinkcap` object there.
+        capture = Capture()
+        token = CAPTURE.set(capture)  # vLLM's route and its tasks run in this context
+        try:
+            await self.app(scope, _replay(raw, receive), _Rewriter(send, ChoiceTracker(layer, prepared, capture)))
+        finally:
+            CAPTURE.reset(token)
+
+
+_TRACKED = frozenset({"chat", "completion", "responses", "messages"})
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: vLLM's model will name the field
+        return json.dumps(body).encode()
 
 
 def _prepare(prepare: Any, body: dict[str, Any], layer: Layer | None, settings: ServerSettings) -> Prepared | None:
@@ -143,9 +165,10 @@ def _replay(body: bytes, receive: Any) -> Any:
 
 
 class _Rewriter:
-    """Wraps `send`: decorates a 200 JSON body as a whole, or an SSE stream event by event."""
+    """Wraps `send`: decorates a 200 JSON body as a whole, or an SSE stream event by event (only
+    the events the tracker needs; the others pass as vLLM framed them, bytes unchanged)."""
 
-    def __init__(self, send: Any, tracker: ChoiceTracker, prepared: Prepared):
+    def __init__(self, send: Any, tracker: ChoiceTracker):
         self.send = send
         self.tracker = tracker
         self.mode = "pass"
@@ -169,20 +192,19 @@ class _Rewriter:
             if not more:
                 await self._send_json()
             return
-        events, _, self.buffer = self.buffer.rpartition(b"\n\n")
-        out = b"".join(self._event(e) for e in events.split(b"\n\n")) if events else b""
-        if not more and self.buffer:
-            out += self._event(self.buffer)
-            self.buffer = b""
-        if out or not more:
-            await self.send({"type": "http.response.body", "body": out, "more_body": more})
+        events, sep, self.buffer = self.buffer.rpartition(b"\n\n")
+        out = b"".join(self._event(e) for e in events.split(b"\n\n")) if sep else b""
+        if not more:
+            out, self.buffer = out + self.buffer, b""
+        await self.send({"type": "http.response.body", "body": out, "more_body": more})
 
     async def _send_json(self) -> None:
         body = self.buffer
         try:
             obj = orjson.loads(body)
-            self.tracker.response(obj)
-            body = orjson.dumps(obj)
+            if isinstance(obj, dict):
+                self.tracker.response(obj)
+                body = orjson.dumps(obj)
         except orjson.JSONDecodeError:
             pass
         assert self.start is not None
@@ -191,13 +213,18 @@ class _Rewriter:
         await self.send({"type": "http.response.body", "body": body})
 
     def _event(self, event: bytes) -> bytes:
-        text = event.strip(b"\n")
-        if not text.startswith(b"data: ") or text == b"data: [DONE]":
-            return text + b"\n\n" if text else b""
+        """One SSE event (`data: {...}`, or `event: name` then `data: {...}`), with its separator."""
+        if not self.tracker.needs(event):
+            return event + b"\n\n"
+        head, sep, rest = event.partition(b"data: ")
+        data, nl, tail = rest.partition(b"\n")
+        if not sep or (head and not head.endswith(b"\n")):
+            return event + b"\n\n"
         try:
-            obj = orjson.loads(text[6:])
+            obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return text + b"\n\n"
-        if not isinstance(obj, dict) or not self.tracker.chunk(obj):
-            return b""
-        return b"data: " + orjson.dumps(obj) + b"\n\n"
+            return event + b"\n\n"
+        if not isinstance(obj, dict):
+            return event + b"\n\n"
+        self.tracker.chunk(obj)
+        return head + b"data: " + orjson.dumps(obj) + nl + tail + b"\n\n"

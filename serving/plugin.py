@@ -18,9 +18,13 @@ from typing import Any
 
 from budget import ProfileError, build_profile
 from serving import video_backend  # noqa: F401 - registers thinkcap's decord loader with vLLM
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving import capture
 from serving.augment import Layer
 from serving.middleware import BudgetMiddleware
 from serving.settings import ServerSettings
+from serving.strict import http_error
 
 log = logging.getLogger(__name__)
 PLUGIN_NAME = "thinkcap"
@@ -32,6 +36,8 @@ class ThinkcapEndpointPlugin:
 
     def attach_router(self, app: Any) -> None:
         app.add_middleware(BudgetMiddleware)
+        # The router's own 404/405 as OpenAI errors (vLLM registers FastAPI's subclass only).
+        app.add_exception_handler(StarletteHTTPException, http_error)
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
         state.thinkcap = None
@@ -46,6 +52,7 @@ class ThinkcapEndpointPlugin:
         except ProfileError as exc:
             log.warning("thinkcap budget layer off for %s: %s", model_config.model, exc)
             return
+        capture.install(engine_client)  # the ids behind the `thinkcap` object (serving.capture)
         state.thinkcap = Layer(settings, profile, tokenizer, model_config.max_model_len,
                                model_config.get_diff_sampling_param())
         if getattr(args, "thinkcap_announce", False):
