@@ -11,10 +11,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from ui import chat, compare, controls
+from ui import chat, controls
 from ui.chat import Chat
 from ui.compare import Compare
+from ui.compare_page import CLEAR_TOASTS_JS, compare_layout, wire_compare
 from ui.client import ChatClient
+from ui.render import LATEX
 from ui.examples import ExampleMedia
 from ui.session import Sessions
 
@@ -33,7 +35,6 @@ HEADER = """
 
 PLACEHOLDER = "### Try an example\nor type a question below and attach images or a video."
 FOCUS_JS = "() => window.thinkcapFocus && window.thinkcapFocus()"
-CLEAR_TOASTS_JS = "(...args) => { window.thinkcapClearToasts && window.thinkcapClearToasts(); return args; }"
 
 
 def example_cards(media: ExampleMedia) -> list[dict]:
@@ -57,15 +58,17 @@ def budget_controls(default_budget: int) -> dict:
         effort = gr.Radio(list(controls.EFFORT_BUDGETS),
                           value=controls.matching_effort(default_budget, False),
                           label="Reasoning effort", elem_id="tc-effort",
-                          info=" · ".join(f"{k} = {v}" for k, v in controls.EFFORT_BUDGETS.items()
-                                          if v is not None))
-        budget = gr.Slider(0, controls.MAX_BUDGET, value=default_budget, step=1,
-                           label="Think budget", elem_id="tc-budget",
-                           info="Most tokens the model may think before it must answer.")
-        unlimited = gr.Checkbox(False, label="Unlimited thinking", elem_id="tc-unlimited")
+                          info=controls.effort_info())
+        budget = controls.bounded(gr.Slider(
+            0, controls.MAX_BUDGET, value=default_budget, step=1, label="Think budget",
+            elem_id="tc-budget", info="Most tokens the model may think before it must answer."))
+        unlimited = gr.Checkbox(False, label="Unlimited thinking", elem_id="tc-unlimited",
+                                info="Thinking may then use Max tokens, less a short reserve "
+                                     "for the answer.")
     with gr.Accordion("Advanced", open=False, elem_id="tc-advanced"):
-        max_tokens = gr.Slider(16, controls.MAX_TOKENS, value=2048, step=16, label="Max tokens",
-                               info="Thinking and answer together.", elem_id="tc-max-tokens")
+        max_tokens = controls.bounded(gr.Slider(
+            16, controls.MAX_TOKENS, value=2048, step=controls.STEP, label="Max tokens",
+            info="Thinking and answer together.", elem_id="tc-max-tokens"))
         temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Temperature",
                                 elem_id="tc-temperature")
         system = gr.Textbox("", label="System prompt", lines=2, elem_id="tc-system",
@@ -74,21 +77,52 @@ def budget_controls(default_budget: int) -> dict:
                 temperature=temperature, system=system)
 
 
-def wire_controls(c: dict) -> None:
-    c["effort"].input(controls.pick_effort, [c["effort"], c["max_tokens"]],
+def wire_controls(c: dict, client: ChatClient) -> None:
+    """The controls' handlers; the server's context length is read from the client, which
+    learns it from /v1/models with every status check."""
+    limit = lambda: client.max_model_len  # noqa: E731
+
+    def pick(effort, max_tokens):
+        return controls.pick_effort(effort, max_tokens, limit())
+
+    def sync(budget, unlimited):
+        return gr.Radio(value=controls.matching_effort(budget, unlimited, limit()))
+
+    def typed_budget(value):
+        return controls.out_of_range(value, 0, controls.budget_limit(limit()), "Think budget")
+
+    def typed_max_tokens(value):
+        return controls.out_of_range(value, 16, controls.token_limit(limit()), "Max tokens")
+
+    c["effort"].input(pick, [c["effort"], c["max_tokens"]],
                       [c["budget"], c["unlimited"], c["max_tokens"]], show_progress="hidden")
     # The radio follows the slider and the switch, whoever moved them.
     for source in (c["budget"], c["unlimited"]):
-        source.change(controls.sync_effort, [c["budget"], c["unlimited"]], [c["effort"]],
-                      show_progress="hidden")
+        source.change(sync, [c["budget"], c["unlimited"]], [c["effort"]], show_progress="hidden")
     c["unlimited"].change(controls.toggle_unlimited, [c["unlimited"]], [c["budget"]],
                           show_progress="hidden")
+    # The raw typed number (preprocess=False): out of range, say so and show the bound.
+    for slider, check in ((c["budget"], typed_budget), (c["max_tokens"], typed_max_tokens)):
+        slider.change(check, [slider], [slider], preprocess=False, show_progress="hidden")
+
+
+def fit_controls(client: ChatClient):
+    """On page load: slider ranges and presets inside the served model's context length."""
+    def fit(budget: float, max_tokens: float) -> tuple:
+        limit = client.max_model_len
+        top, most = controls.budget_limit(limit), controls.token_limit(limit)
+        return (gr.Slider(maximum=top, value=min(budget, top)),
+                gr.Slider(maximum=most, value=min(max_tokens, most),
+                          info=f"Thinking and answer together (this server: at most {most})."),
+                gr.Radio(info=controls.effort_info(limit)))
+    return fit
 
 
 def chat_layout(media: ExampleMedia) -> dict:
-    chatbot = gr.Chatbot(label="Chat", height=600, elem_id="tc-chat", buttons=["copy"],
-                         feedback_options=None, placeholder=PLACEHOLDER,
-                         examples=example_cards(media))
+    # No label: the tab already says "Chat", and on a phone the label covered the placeholder.
+    chatbot = gr.Chatbot(label="Chat", show_label=False, height=600, elem_id="tc-chat",
+                         buttons=["copy"], feedback_options=None, placeholder=PLACEHOLDER,
+                         examples=example_cards(media), latex_delimiters=LATEX)
     box = gr.MultimodalTextbox(
         file_count="multiple", file_types=["image", "video"], sources=["upload"],
         placeholder="Ask about an image or a video…", label="Your message", show_label=False,
@@ -114,46 +148,13 @@ def wire_chat(handlers: Chat, ui: dict, c: dict, status: gr.HTML, new: gr.Button
     for start in starts:
         (start.then(handlers.respond, inputs, [chatbot],
                     show_progress="hidden")
-         .then(handlers.end_turn, [go], [box], show_progress="hidden")
+         .then(handlers.end_turn, None, [box], show_progress="hidden")
          .then(None, js=FOCUS_JS)
          .then(handlers.server_status, None, [status], show_progress="hidden"))
     box.stop(handlers.stop_turn, None, None, concurrency_limit=None,
              show_progress="hidden")
     for clear in (chatbot.clear, new.click):
         clear(handlers.new_chat, None, [chatbot, box], show_progress="hidden")
-
-
-def compare_layout() -> dict:
-    gr.Markdown("One question, answered at several think budgets at once: see what the budget "
-                "changes. Attach an image or a video as in the chat. The budgets typed here "
-                "replace the slider; Max tokens, Temperature and the system prompt still apply.")
-    with gr.Row(equal_height=True):
-        box = gr.MultimodalTextbox(
-            file_count="multiple", file_types=["image", "video"], sources=["upload"],
-            placeholder="A question to answer at every budget…", label="Question",
-            show_label=False, submit_btn="Compare", stop_btn=False, elem_id="tc-compare-input",
-            scale=4)
-        budgets = gr.Textbox(compare.DEFAULT_BUDGETS, label="Budgets (2–4, or “unlimited”)",
-                             elem_id="tc-compare-budgets", scale=1, min_width=180)
-    question = gr.HTML("", elem_id="tc-compare-question")
-    with gr.Row(equal_height=True, elem_id="tc-compare-columns"):
-        columns = [gr.Chatbot(label=f"Budget {i + 1}", height=520, visible=False, layout="panel",
-                              buttons=["copy"], feedback_options=None,
-                              elem_classes="tc-compare-col", elem_id=f"tc-compare-{i}")
-                   for i in range(compare.MAX_COLUMNS)]
-    return dict(box=box, budgets=budgets, question=question, columns=columns)
-
-
-def wire_compare(handlers: Compare, stop, ui: dict, c: dict) -> None:
-    box = ui["box"]
-    box.change(chat.check_upload, [box], [box], show_progress="hidden",
-               trigger_mode="always_last")
-    run = box.submit(handlers.run,
-                     [box, ui["budgets"], c["max_tokens"], c["temperature"], c["system"]],
-                     [ui["question"], box, *ui["columns"]], show_progress="hidden",
-                     js=CLEAR_TOASTS_JS)
-    run.then(chat.idle_box, None, [box], show_progress="hidden")
-    box.stop(stop, None, None, concurrency_limit=None, show_progress="hidden")
 
 
 def build_demo(client: ChatClient, media: ExampleMedia, default_budget: int = 256) -> gr.Blocks:
@@ -172,12 +173,14 @@ def build_demo(client: ChatClient, media: ExampleMedia, default_budget: int = 25
             with gr.Column(scale=1, min_width=280, elem_id="tc-controls"):
                 c = budget_controls(default_budget)
                 new = gr.Button("New chat", variant="secondary", elem_id="tc-new-chat")
-        wire_controls(c)
+        wire_controls(c, client)
         handlers = Chat(client, sessions)
         wire_chat(handlers, chat_ui, c, status, new)
         wire_compare(Compare(client, sessions), handlers.stop_turn, compare_ui, c)
         check = handlers.server_status
-        demo.load(check, None, [status])
+        demo.load(check, None, [status]).then(
+            fit_controls(client), [c["budget"], c["max_tokens"]],
+            [c["budget"], c["max_tokens"], c["effort"]], show_progress="hidden")
         gr.Timer(STATUS_SECONDS).tick(check, None, [status], show_progress="hidden")
     return demo
 

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 import gradio as gr
 
 from ui.client import ChatClient, ServerError, Settings
-from ui.controls import warn, warn_if_capped
+from ui.controls import TOAST_SECONDS, capped_warning, warn
 from ui.history import to_openai
-from ui.media import MediaError, check_attachments, sniff_media
+from ui.media import Media, MediaError, check_attachments, sniff_media
+from ui.video_display import display_copy, playable
 from ui.render import assistant_messages
 from ui.session import Sessions, StopSignal
 from ui.stream import Throttle, Turn
@@ -32,8 +33,22 @@ def check_message(message: dict | None) -> dict:
         raise MediaError("Type a question, or attach images or a video.")
     media = [sniff_media(f) for f in files]
     check_attachments(media)
-    return {"role": "user", "content": [{"path": str(m.path)} for m in media] + (
+    return {"role": "user", "content": [{"path": str(shown(m))} for m in media] + (
         [text] if text else [])}
+
+
+def shown(media: Media):
+    """The file the chat shows: a converted copy of a video the browser cannot play (the model
+    still gets the original, `ui.history`), said in a note since the user may wonder."""
+    if media.kind != "video" or playable(media.path, media.mime):
+        return media.path
+    copy = display_copy(media.path)
+    if copy is None:
+        return media.path
+    gr.Info(f"{media.path.name} uses a video format browsers cannot play, so the chat shows "
+            f"{copy[1]}; the model gets the original.", title="Video converted for display",
+            duration=TOAST_SECONDS)
+    return copy[0]
 
 
 def turn_box() -> dict:
@@ -74,7 +89,7 @@ def stream_turn(client: ChatClient, history: list[dict], settings: Settings,
                 throttle: Throttle | None = None) -> Iterator[list[dict]]:
     """The assistant's turn as chat messages, at most ~10 updates a second, the last one exact."""
     throttle = throttle or Throttle()
-    turn = Turn()
+    turn = Turn(meter_budget=settings.think_budget)
     yield assistant_messages(turn)
     try:
         for chunk in client.stream(to_openai(history), settings, signal):
@@ -141,11 +156,13 @@ class Chat:
             return gr.skip(), gr.skip(), False
         return history[:users[-1] + 1], turn_box(), True
 
-    def end_turn(self, go: bool, request: gr.Request) -> dict:
-        """Send instead of Stop again, unless a newer turn has started meanwhile (a quick
-        resend after Stop): hiding its Stop would leave it unstoppable."""
+    def end_turn(self, request: gr.Request) -> dict:
+        """Send instead of Stop again, unless a turn still runs: a newer one (a quick resend
+        after Stop), or the one a refused send ("Busy") interrupted. Asked of the page's
+        session, not of the `go` flag, which the refused send has overwritten meanwhile: Send
+        then never came back."""
         page = self.sessions.get(request.session_hash)
-        if not go or (page.busy and not page.signal.stopped):
+        if page.busy and not page.signal.stopped:
             return gr.skip()
         return idle_box()
 
@@ -172,7 +189,8 @@ class Chat:
         try:
             settings = settings_from_controls(budget, unlimited, max_tokens, temperature,
                                               system_prompt)
-            warn_if_capped(settings)
+            if note := capped_warning(settings, self.client.answer_reserve):
+                warn(note, "Budget capped by max tokens")
             for messages in stream_turn(self.client, history, settings, signal):
                 if page.chat_id != chat_id:
                     # New chat was pressed. Gradio re-sends a generator's last value when it

@@ -36,8 +36,13 @@ class Settings:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
 
 
-def build_request(model: str, messages: list[dict], settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for `chat.completions.create`, extensions in `extra_body` (docs/api.md)."""
+def build_request(model: str, messages: list[dict], settings: Settings,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Keyword arguments for `chat.completions.create`, extensions in `extra_body` (docs/api.md).
+
+    `return_token_ids`: the thought's token ids, so the meter counts tokens (not chunks) and
+    Compare can cut the thought at an exact token count. `extra` adds vLLM fields
+    (`continue_final_message`, ...)."""
     return {
         "model": model,
         "messages": _with_system(messages, settings.system_prompt),
@@ -46,7 +51,8 @@ def build_request(model: str, messages: list[dict], settings: Settings) -> dict[
         "stream": True,
         "stream_options": {"include_usage": True},  # the last chunk then carries token usage
         # An explicit null means "unlimited"; leaving it out would apply the server's default.
-        "extra_body": {"think_budget": settings.think_budget},
+        "extra_body": {"think_budget": settings.think_budget, "return_token_ids": True,
+                       **(extra or {})},
     }
 
 
@@ -68,8 +74,14 @@ def error_message(exc: openai.OpenAIError, api_base: str) -> str:
 class ChatClient:
     def __init__(self, api_base: str, api_key: str = "EMPTY", model: str | None = None,
                  timeout: float = 600.0):
-        self.api_base = api_base
+        self.api_base, self.api_key = api_base, api_key
         self._model = model
+        # The served model's context length (`max_model_len` in /v1/models): no control may ask
+        # for more, or every request is a 400. None until known (other servers may not say).
+        self.max_model_len: int | None = None
+        # The server's answer reserve, as its last reply said: the cap warning uses the same
+        # numbers the reply will show.
+        self.answer_reserve: int | None = None
         # No retries: a demo user wants to see "server down" now, not after backoff.
         self._client = openai.OpenAI(base_url=api_base, api_key=api_key, timeout=timeout,
                                      max_retries=0)
@@ -92,15 +104,25 @@ class ChatClient:
         ids = [m.id for m in models]
         if self._model is not None and self._model not in ids:
             raise ServerError(f"The server at {self.api_base} does not serve {self._model}.")
-        return self._model or ids[0]
+        chosen = self._model or ids[0]
+        card = next(m for m in models if m.id == chosen)
+        limit = (card.model_extra or {}).get("max_model_len")
+        self.max_model_len = limit if isinstance(limit, int) and limit > 0 else None
+        return chosen
 
-    def stream(self, messages: list[dict], settings: Settings,
-               stop: StopSignal | None = None) -> Iterator[dict]:
+    def _learn(self, chunk: dict) -> None:
+        for choice in chunk.get("choices") or ():
+            reserve = (choice.get("thinkcap") or {}).get("answer_reserve")
+            if isinstance(reserve, int):
+                self.answer_reserve = reserve
+
+    def stream(self, messages: list[dict], settings: Settings, stop: StopSignal | None = None,
+               extra: dict[str, Any] | None = None) -> Iterator[dict]:
         """Yield the response chunks as plain dicts, extension fields included.
 
         `stop.stop()` from another thread closes the HTTP stream; the iteration then just ends.
         """
-        request = build_request(self.model, messages, settings)
+        request = build_request(self.model, messages, settings, extra)
         received = False
         try:
             with self._client.chat.completions.create(**request) as chunks:
@@ -109,7 +131,9 @@ class ChatClient:
                 try:
                     for chunk in chunks:
                         received = True
-                        yield chunk.to_dict()
+                        data = chunk.to_dict()
+                        self._learn(data)
+                        yield data
                 finally:
                     if stop is not None:
                         stop.detach(chunks.close)

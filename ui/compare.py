@@ -1,8 +1,9 @@
-"""Compare mode: one question answered at 2–4 think budgets side by side, streamed in parallel.
+"""Compare mode: one question answered at 2–4 think budgets side by side.
 
-Each budget gets its own request on its own thread; the page shows one column per budget with
-the thought, the answer (boxed answer highlighted) and the stats line, so what the budget
-changes is visible at a glance. Stop closes every stream at once (`ui.session`).
+Two ways (`MODES`): by default one thought is generated at the largest budget and cut at each
+smaller one, the answer forced at every cut (`ui.compare_cut`), so columns differ only by where
+the thought was cut; "independent samples" sends one request per budget, in parallel. Stop
+closes every stream at once (`ui.session`).
 """
 
 from __future__ import annotations
@@ -11,21 +12,23 @@ import html
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import gradio as gr
 
 from ui.chat import check_message, settings_from_controls, turn_box
 from ui.client import ChatClient, ServerError
+from ui.compare_cut import stream_cut
+from ui.compare_view import MAX_COLUMNS, Column, column_outputs, refusal_html, summary_html
 from ui.controls import capped_warning, warn
+from ui.cut_points import CutClient
 from ui.history import to_openai
 from ui.media import MediaError
-from ui.render import assistant_messages
 from ui.session import Sessions, StopSignal
 from ui.stream import Throttle, Turn
 
-MAX_COLUMNS = 4
 DEFAULT_BUDGETS = "8, 64, 512, unlimited"
+CUT, INDEPENDENT = "cut", "independent"
+MODES = [("One thought, cut at each budget", CUT), ("Independent samples", INDEPENDENT)]
 
 
 def parse_budgets(text: str) -> list[int | None]:
@@ -38,40 +41,12 @@ def parse_budgets(text: str) -> list[int | None]:
         elif word.isdigit():
             budgets.append(int(word))
         else:
-            raise ValueError(f"“{word}” is not a budget: use whole numbers or “unlimited”.")
+            raise ValueError(f"“{word}” is not a budget: use whole numbers ≥ 0 or “unlimited”.")
     if not 2 <= len(budgets) <= MAX_COLUMNS:
         raise ValueError(f"Give 2 to {MAX_COLUMNS} budgets, comma-separated (got {len(budgets)}).")
     if len(set(budgets)) != len(budgets):
         raise ValueError("Each budget once, please: the columns would be the same question twice.")
     return budgets
-
-
-def column_label(budget: int | None) -> str:
-    return "Unlimited thinking" if budget is None else f"Think budget {budget}"
-
-
-@dataclass
-class Column:
-    """One budget's request, streamed on its own thread."""
-
-    budget: int | None
-    turn: Turn = field(default_factory=Turn)
-    error: str | None = None
-    thread: threading.Thread | None = None
-
-    def run(self, client: ChatClient, messages: list[dict], settings, signal: StopSignal) -> None:
-        try:
-            for chunk in client.stream(messages, settings, signal):
-                self.turn.feed(chunk)
-        except (ServerError, MediaError) as exc:
-            self.error = str(exc)
-        if signal.stopped and not self.turn.finished:
-            self.turn.stopped = True
-        elif self.error is None and not self.turn.finished:
-            self.error = "The server ended the stream early."
-
-    def messages(self) -> list[dict]:
-        return assistant_messages(self.turn, error=self.error)
 
 
 def question_html(user: dict) -> str:
@@ -81,70 +56,83 @@ def question_html(user: dict) -> str:
     return f"<div class='tc-question'><b>Q:</b> {html.escape(text)}{attached}</div>"
 
 
-def _untouched() -> list:
-    return [gr.skip()] * (2 + MAX_COLUMNS)
+def _refused(message: str, title: str) -> list:
+    warn(message, title)
+    return [refusal_html(message), gr.skip(), gr.skip(), *[gr.skip()] * (3 * MAX_COLUMNS)]
 
 
-def _outputs(columns: list[Column], first: bool = False) -> list:
-    """Chatbot updates for the four column slots; labels and visibility only on the first."""
-    updates = []
-    for i in range(MAX_COLUMNS):
-        if i >= len(columns):
-            updates.append(gr.Chatbot(value=[], visible=False) if first else gr.skip())
-        elif first:
-            updates.append(gr.Chatbot(value=columns[i].messages(), visible=True,
-                                      label=column_label(columns[i].budget)))
-        else:
-            updates.append(columns[i].messages())
-    return updates
+def run_independent(column: Column, client: ChatClient, messages: list[dict], settings,
+                    signal: StopSignal) -> None:
+    """One budget's own request, on its own thread."""
+    try:
+        for chunk in client.stream(messages, settings, signal):
+            column.turn.feed(chunk)
+    except (ServerError, MediaError) as exc:
+        column.error = str(exc)
+    if signal.stopped and not column.turn.finished:
+        column.turn.stopped = True
+    elif column.error is None and not column.turn.finished:
+        column.error = "The server ended the stream early."
 
 
 class Compare:
     def __init__(self, client: ChatClient, sessions: Sessions):
         self.client, self.sessions = client, sessions
+        self.cutter = CutClient(client)
 
-    def run(self, message: dict | None, budgets_text: str, max_tokens: float,
+    def run(self, message: dict | None, budgets_text: str, mode: str, max_tokens: float,
             temperature: float, system_prompt: str, request: gr.Request) -> Iterator[list]:
-        """Outputs: [question, textbox, *column chatbots]. A refusal is a toast, no update."""
+        """Outputs: [question, summary, textbox, *(column, header, chatbot) per slot]. A refusal
+        is a note above the columns (and a toast); nothing else changes."""
         try:
             budgets = parse_budgets(budgets_text)
             user = check_message(message)
         except (ValueError, MediaError) as exc:
-            warn(str(exc), "Cannot compare")
-            yield _untouched()  # a generator that yields nothing would blank the outputs
+            yield _refused(str(exc), "Cannot compare")  # a bare return would blank the outputs
             return
         signal = self.sessions.begin(request.session_hash)
         if signal is None:
-            warn("The model is still answering: wait, or press Stop.", "Busy")
-            yield _untouched()
+            yield _refused("The model is still answering: wait, or press Stop.", "Busy")
             return
+        settings = lambda b: settings_from_controls(b or 0, b is None, max_tokens,  # noqa: E731
+                                                    temperature, system_prompt)
+        if notes := [n for b in budgets if (n := capped_warning(settings(b), self.client.answer_reserve))]:
+            warn(notes[-1], "Budget capped by max tokens")
+        columns = [Column(b, Turn(meter_budget=b)) for b in budgets]
+        cut = mode != INDEPENDENT
+        head = [question_html(user), summary_html(columns, cut), turn_box()]
+        yield [*head, *column_outputs(columns, first=True)]
         try:
-            yield from _stream_columns(self.client, signal, user, budgets, max_tokens,
-                                       temperature, system_prompt)
+            messages = to_openai([user])
+            updates = (stream_cut(self.client, self.cutter, signal, messages, columns, settings)
+                       if cut else _stream_independent(self.client, signal, messages, columns,
+                                                       settings))
+            for _ in updates:
+                yield [gr.skip(), summary_html(columns, cut), gr.skip(), *column_outputs(columns)]
         finally:
             signal.stop()  # the page went away mid-stream: no thread keeps streaming
             self.sessions.end(request.session_hash, signal)
 
+    def end(self, request: gr.Request) -> dict:
+        """Send instead of Stop again, unless a turn still runs (this run was a refused one)."""
+        page = self.sessions.get(request.session_hash)
+        return gr.skip() if page.busy and not page.signal.stopped else idle_compare_box()
 
-def _stream_columns(client: ChatClient, signal: StopSignal, user: dict,
-                    budgets: list[int | None], max_tokens: float, temperature: float,
-                    system_prompt: str) -> Iterator[list]:
-    columns = [Column(b) for b in budgets]
-    yield [question_html(user), turn_box(), *_outputs(columns, first=True)]
-    messages = to_openai([user])
-    warned = False
+
+def idle_compare_box() -> dict:
+    return gr.MultimodalTextbox(interactive=True, submit_btn="Compare", stop_btn=False)
+
+
+def _stream_independent(client: ChatClient, signal: StopSignal, messages: list[dict],
+                        columns: list[Column], settings) -> Iterator[None]:
     for column in columns:
-        settings = settings_from_controls(column.budget or 0, column.budget is None, max_tokens,
-                                          temperature, system_prompt)
-        if (note := capped_warning(settings)) and not warned:
-            warn(note, "Budget capped by max tokens")
-            warned = True
-        column.thread = threading.Thread(target=column.run, daemon=True,
-                                         args=(client, messages, settings, signal))
+        column.thread = threading.Thread(target=run_independent, daemon=True,
+                                         args=(column, client, messages,
+                                               settings(column.budget), signal))
         column.thread.start()
     throttle = Throttle()
     while any(c.thread.is_alive() for c in columns):
         time.sleep(0.02)
         if throttle.ready():
-            yield [gr.skip(), gr.skip(), *_outputs(columns)]
-    yield [gr.skip(), gr.skip(), *_outputs(columns)]  # exact, after every stream has ended
+            yield
+    yield  # exact, after every stream has ended

@@ -12,6 +12,7 @@ from typing import Any
 
 from ui.media import Media, data_url, sniff_media
 from ui.render import answer_text
+from ui.video_display import original
 
 Message = Mapping[str, Any]
 
@@ -42,7 +43,7 @@ def user_parts(message: Message) -> list[dict]:
     media, texts = [], []
     for item in _items(message):
         if item.get("type") == "file":
-            media.append(media_part(sniff_media(item["file"]["path"])))
+            media.append(media_part(sniff_media(original(item["file"]["path"]))))
         elif item.get("type") == "text" and item.get("text", "").strip():
             texts.append({"type": "text", "text": item["text"]})
     return media + texts

@@ -20,6 +20,12 @@ _BOX_RE = re.compile(re.escape(BOX_OPEN) + r"(.*?)(?:" + re.escape(BOX_CLOSE) + 
 _SPAN_RE = re.compile(re.escape(_BOX_SPAN.split("{}")[0]) + r"(.*?)</span>", re.S)
 _STRAY_CLOSE = re.compile(re.escape(BOX_CLOSE))
 NOTE_PREFIX = '<div class="tc-'  # starts the stats line and the error note
+# Inline math too: Gradio's default renders only $$…$$, so `$x^2+1$` showed raw and `\(y_1\)`
+# lost its backslashes to Markdown.
+LATEX = [{"left": "$$", "right": "$$", "display": True},
+         {"left": "\\[", "right": "\\]", "display": True},
+         {"left": "\\(", "right": "\\)", "display": False},
+         {"left": "$", "right": "$", "display": False}]
 
 
 def highlight_box(text: str) -> str:
@@ -34,8 +40,11 @@ def answer_text(display: str) -> str:
 
 
 def _budget_words(turn: Turn) -> str:
-    if turn.effective_think_budget is None:
-        return "unlimited budget"
+    if turn.think_budget is None:
+        # Unlimited still ends where max tokens leaves room for the answer: a limit, not a cap
+        # of what was asked, so it is not announced as one.
+        room = turn.effective_think_budget
+        return "unlimited budget" + ("" if room is None else f" (up to {room} within max tokens)")
     if turn.think_budget != turn.effective_think_budget:
         # The server lowered it to leave room for the answer within max_tokens.
         asked = "unlimited" if turn.think_budget is None else turn.think_budget
@@ -85,18 +94,29 @@ def error_note(message: str) -> str:
     return f'<div class="tc-error">⚠ {html.escape(message)}</div>'
 
 
-def stopped_note() -> str:
-    return '<div class="tc-note">Stopped. Send again, or retry with another budget.</div>'
+def stopped_note(retry: bool = True) -> str:
+    # Compare has no Retry button: there, only "compare again" makes sense.
+    hint = "Send again, or retry with another budget." if retry else "Compare again to go on."
+    return f'<div class="tc-note">Stopped. {hint}</div>'
+
+
+def meter(turn: Turn) -> str:
+    """The live thinking meter: "143 / 256" against the budget, "143 tokens" when unlimited."""
+    count = turn.thinking_so_far
+    return f"{count} tokens" if turn.meter_budget is None else f"{count} / {turn.meter_budget}"
 
 
 def thinking_message(turn: Turn, ended: bool) -> dict:
     # Gradio drops a message with no text; a lone ellipsis shows the block is alive.
     message = {"role": "assistant", "content": turn.thinking or "…"}
-    duration = {"duration": round(turn.thinking_seconds, 1)} if turn.thinking_seconds else {}
+    seconds = turn.thinking_seconds if turn.timed_thought else None
+    duration = {"duration": round(seconds, 1)} if seconds else {}
     if not ended:  # "pending": a spinner beside the title, the block open
-        message["metadata"] = {"title": "Thinking…", "status": "pending"}
+        title = f"Thinking… {meter(turn)}" if turn.thinking_so_far else "Thinking…"
+        message["metadata"] = {"title": title, "status": "pending"}
     elif turn.stopped:  # closed: the user chose to stop reading it
-        message["metadata"] = {"title": "Thinking stopped", "status": "done", **duration}
+        title = f"Thinking stopped at {meter(turn)}" if turn.thinking_so_far else "Thinking stopped"
+        message["metadata"] = {"title": title, "status": "done", **duration}
     elif turn.num_thinking_tokens is not None:
         # No status: the block stays open, since seeing the cut-off thought is the point of
         # the demo; status "done" would fold it away. The user can still fold it.
@@ -107,7 +127,7 @@ def thinking_message(turn: Turn, ended: bool) -> dict:
     return message
 
 
-def assistant_messages(turn: Turn, error: str | None = None) -> list[dict]:
+def assistant_messages(turn: Turn, error: str | None = None, retry: bool = True) -> list[dict]:
     """The Chatbot messages for one assistant turn, at any point of its stream."""
     messages = []
     ended = turn.answering or error is not None
@@ -119,7 +139,7 @@ def assistant_messages(turn: Turn, error: str | None = None) -> list[dict]:
             body += "\n\n" + empty_answer_note(turn)
         body += "\n\n" + stats_line(turn)
     if turn.stopped:
-        body += "\n\n" + stopped_note()
+        body += "\n\n" + stopped_note(retry)
     if error:
         body += "\n\n" + error_note(error)
     if body.strip():

@@ -132,12 +132,13 @@ def test_retry_cuts_back_to_the_question(fake_server) -> None:
 def test_stop_ends_the_stream_and_marks_the_thought(fake_server) -> None:
     chat = chat_for(fake_server.api_base)
     history, _, go = chat.add_user_message({"text": SLOW_WORD, "files": []}, [], PAGE)
-    states = chat.respond(history, go, 4096, False, 8192, 0.0, "", PAGE)
+    states = chat.respond(history, go, 2048, False, 4096, 0.0, "", PAGE)
     next(states), next(states)  # streaming has started
     threading.Timer(0.3, chat.stop_turn, [PAGE]).start()
     *_, final = states
     thinking, note = final[1:]
-    assert thinking["metadata"]["title"] == "Thinking stopped"
+    assert thinking["metadata"]["title"].startswith("Thinking stopped at ")
+    assert thinking["metadata"]["title"].endswith(" / 2048")  # the meter, where it stopped
     assert thinking["metadata"]["status"] == "done"
     assert "Stopped" in note["content"]
     assert not chat.sessions.get(PAGE.session_hash).busy
@@ -146,7 +147,7 @@ def test_stop_ends_the_stream_and_marks_the_thought(fake_server) -> None:
 def test_long_streams_are_throttled_and_exact(fake_server) -> None:
     client = ChatClient(fake_server.api_base)
     question = [{"role": "user", "content": LONG_WORD}]
-    states = list(stream_turn(client, question, Settings(None, 8192, 0.0), None, Throttle(0.1)))
+    states = list(stream_turn(client, question, Settings(None, 4096, 0.0), None, Throttle(0.1)))
     assert len(states) < LONG_THINKING / 10  # not one page update per token
     thinking, answer = states[-1]
     assert thinking["metadata"]["title"] == f"Thought for {LONG_THINKING} tokens"

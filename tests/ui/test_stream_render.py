@@ -88,7 +88,9 @@ def test_stats_line_for_natural_stop_unlimited_and_clamped_budgets() -> None:
     assert "budget 90 (asked 500, capped by max tokens)" in line
     assert "stopped at max tokens" in line
     clamped.think_budget = None  # unlimited asked, but max_tokens still leaves only 90
-    assert "budget 90 (asked unlimited, capped by max tokens)" in stats_line(clamped)
+    # Issue 21 (9): unlimited is not "capped": it says how far thinking could go.
+    assert "unlimited budget (up to 90 within max tokens)" in stats_line(clamped)
+    assert "capped" not in stats_line(clamped)
 
 
 def test_messages_while_thinking_then_finished() -> None:

@@ -8,6 +8,7 @@ reports what the request contained, so tests can check what the demo sent.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 MODEL = "fake-glm-4.1v"
 NATURAL_THINKING = 12  # thinking tokens when the budget does not cut in
 CLOSING = 2  # `</think><answer>`: counted in completion tokens, like the real server
-ANSWER_RESERVE = 4
+ANSWER_RESERVE = 16  # the real server's default `--answer-reserve`
+MAX_MODEL_LEN = 4096  # reported by /v1/models, enforced like vLLM does
 FAIL_WORD = "crash-now"  # a user message containing it makes the stream fail after the thinking
 LONG_WORD = "long-thought"  # ... makes a LONG_THINKING-token thought, streamed fast
 LONG_THINKING = 3000
@@ -27,7 +29,24 @@ SLOW_WORD = "slow-thought"  # ... makes a thought slow enough to press Stop or k
 SLOW_THINKING, SLOW_DELAY = 600, 0.05
 NO_ANSWER_WORD = "no-answer"  # ... ends the turn right after thinking, with an empty answer
 STRAY_BOX_WORD = "stray-box"  # ... answers with a close-box marker that was never opened
+LONG_BOX_WORD = "long-box"  # ... boxes a long unbroken answer
+MATH_WORD = "math-answer"  # ... answers with inline math in both delimiter styles
+LONG_BOX = "x" * 20 + "=" + "1234567890" * 8
+MATH_ANSWER = ["So", " $x^2+1$", " and", r" \(y_1\)", " hold", "."]
 WORDS = ["Let", " me", " look", " at", " the", " picture", " and", " count", " carefully", "."]
+TOKEN_BASE = 1000  # fake token ids: TOKEN_BASE + index in WORDS
+
+
+def token_id(word: str) -> int:
+    return TOKEN_BASE + WORDS.index(word) if word in WORDS else 7
+
+
+def cut_thought(body: dict) -> str | None:
+    """The thought of a continued assistant message (`<think>` + a cut thought), if any."""
+    last = body["messages"][-1]
+    if not body.get("continue_final_message") or last["role"] != "assistant":
+        return None
+    return str(last["content"]).removeprefix("<think>")
 
 
 def error(status: int, message: str, type_: str = "invalid_request_error") -> JSONResponse:
@@ -52,6 +71,15 @@ def count_media(messages: list[dict]) -> tuple[int, int, str | None]:
 
 
 def answer_tokens(body: dict, images: int, videos: int) -> list[str]:
+    if (thought := cut_thought(body)) is not None:  # the answer says where the thought was cut
+        words = len(tokenize(thought))
+        return ["Cut", " after", f" {words}", " tokens", ":", " <|begin_of_box|>", str(words),
+                "<|end_of_box|>"]
+    last = json.dumps(body["messages"][-1])
+    if LONG_BOX_WORD in last:
+        return ["It", " is", " <|begin_of_box|>", LONG_BOX, "<|end_of_box|>"]
+    if MATH_WORD in last:
+        return MATH_ANSWER
     turns = sum(m["role"] == "user" for m in body["messages"])
     return ["I", " see", f" {images}", " images", ",", f" {videos}", " videos", " in",
             f" {turns}", " turns", ".", " The", " answer", " is", " <|begin_of_box|>", "3",
@@ -64,8 +92,14 @@ def chunk(choice: dict | None = None, **extra) -> str:
     return f"data: {json.dumps(data)}\n\n"
 
 
+def tokenize(text: str) -> list[int]:
+    return [token_id(w) for w in re.findall(r"\s*[A-Za-z]+|[^\sA-Za-z]", text)]
+
+
 def thought_shape(body: dict) -> tuple[int, float]:
     """(natural thinking length, seconds between thinking chunks) for this request."""
+    if cut_thought(body) is not None:
+        return 0, 0.0  # thinking is closed already: the forced answer follows at once
     last = json.dumps(body["messages"][-1])
     if LONG_WORD in last:
         return LONG_THINKING, 0.001
@@ -96,8 +130,13 @@ def stream(body: dict, budget: int | None, effective: int | None, images: int,
     natural, delay = thought_shape(body)
     thinking = natural if effective is None else min(natural, effective)
     forced = effective is not None and effective < natural
+    # A continued thought is closed by the budget (0): forced, like the real server does.
+    forced = forced or (cut_thought(body) is not None and effective == 0)
+    ids = bool(body.get("return_token_ids"))
     for i in range(thinking):
-        yield chunk({"index": 0, "delta": {"reasoning_content": WORDS[i % len(WORDS)]}})
+        word = WORDS[i % len(WORDS)]
+        choice = {"index": 0, "delta": {"reasoning_content": word}}
+        yield chunk({**choice, "token_ids": [token_id(word)]} if ids else choice)
         time.sleep(delay)
     if FAIL_WORD in json.dumps(body["messages"][-1]):  # the engine dies mid-stream
         failure = {"message": "generation failed: RuntimeError", "type": "InternalServerError",
@@ -113,9 +152,11 @@ def stream(body: dict, budget: int | None, effective: int | None, images: int,
     for i, token in enumerate(answer):
         last = i == len(answer) - 1
         choice = {"index": 0, "delta": {"content": token}, "finish_reason": "stop" if last else None}
+        if ids:
+            choice["token_ids"] = [token_id(token)]
         if last:
             choice["thinkcap"] = {"num_thinking_tokens": thinking, "answer_forced": forced,
-                                  "boxed_answer": "3",
+                                  "boxed_answer": "3", "answer_reserve": ANSWER_RESERVE,
                                   "num_answer_tokens": len([t for t in answer if t])}
             yield chunk(choice, thinkcap={"think_budget": budget, "effective_think_budget": effective})
         else:
@@ -139,7 +180,18 @@ def make_app() -> FastAPI:
     @app.get("/v1/models")
     def models() -> dict:
         return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0,
-                                            "owned_by": "thinkcap"}]}
+                                            "owned_by": "thinkcap",
+                                            "max_model_len": MAX_MODEL_LEN}]}
+
+    @app.post("/tokenize")
+    async def tokenize_route(request: Request) -> dict:
+        ids = tokenize((await request.json())["prompt"])
+        return {"tokens": ids, "count": len(ids), "max_model_len": MAX_MODEL_LEN}
+
+    @app.post("/detokenize")
+    async def detokenize(request: Request) -> dict:
+        ids = (await request.json())["tokens"]
+        return {"prompt": "".join(WORDS[i - TOKEN_BASE] for i in ids if i >= TOKEN_BASE)}
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
@@ -151,14 +203,17 @@ def make_app() -> FastAPI:
         if budget is not None and (not isinstance(budget, int) or budget < -1):
             return error(400, "think_budget must be an integer >= 0, or null / -1 for unlimited")
         budget = None if budget == -1 else budget
-        room = body.get("max_tokens", 4096) - CLOSING - ANSWER_RESERVE
+        if body.get("max_tokens", 0) > MAX_MODEL_LEN:  # vLLM's own check and wording
+            return error(400, f"max_tokens={body['max_tokens']} cannot be greater than "
+                              f"max_model_len={MAX_MODEL_LEN}. Please request fewer output tokens.")
+        room = body.get("max_tokens", MAX_MODEL_LEN) - CLOSING - ANSWER_RESERVE
         if room < 0:
             return error(400, f"max_tokens={body.get('max_tokens')} cannot hold the closing "
                               f"sequence and an answer")
         images, videos, problem = count_media(body["messages"])
         if problem:
             return error(400, problem)
-        effective = None if budget is None else min(budget, room)
+        effective = room if budget is None else min(budget, room)  # as the real server reports
         streams = app.state.concurrency(stream(body, budget, effective, images, videos))
         return StreamingResponse(streams,
                                  media_type="text/event-stream")
