@@ -1,6 +1,6 @@
 """`thinkcap bench learning --arms budget`: train for the budgets you serve.
 
-On the running-sum task (training/tasks_arith.py: thinking pays, the thought is the computation), a
+On the running-sum task (tasks/running_sums.py: thinking pays, the thought is the computation), a
 tiny GLM-4.1V gets a cold-start SFT on correct worked thoughts, then three GRPO arms run from it with
 the same seeds, steps, prompts and samples:
 
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import time
 from pathlib import Path
 from typing import Any
+
+from scoring.stats import runs_interval
 
 ARMS = {
     "a: fixed budget, forced answering": {"forced_answering": True},
@@ -31,7 +32,6 @@ ARMS = {
 }
 SFT = "SFT cold start (before GRPO)"
 SFT_BATCH = 32
-T_95 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}  # two-sided 95% Student t by number of seeds
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def cold_start(args: argparse.Namespace, data: Path, sft_dir: Path) -> str:
     """SFT on worked thoughts, or OUT/sft as an earlier run left it when made with the same settings
     (the marker file names them), so a second `--quick` run skips the slowest part."""
-    from training.data import load_records
+    from tasks.records import load_records
     from training.sft import warm_up
     from training.train import resolve_model
 
@@ -91,24 +91,15 @@ def eval_budgets(text: str) -> list[int | None]:
     return [None if b.strip() == "full" else int(b) for b in text.split(",")]
 
 
-def interval(values: list[float], n_records: int) -> tuple[float, float]:
-    """Mean and 95% half-width: Student t over seeds, or binomial over records for one seed."""
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return mean, 1.96 * math.sqrt(max(mean * (1 - mean), 1e-9) / n_records)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return mean, T_95.get(len(values), 2.0) * sd / math.sqrt(len(values))
-
-
 def score(engine: Any, policy: Any, records: list, model_dir: str, budgets: list[int | None],
-          max_new_tokens: int) -> tuple[dict[str, float], dict[str, float]]:
+          cfg: Any) -> tuple[dict[str, float], dict[str, float]]:
     """Held-out accuracy and mean thinking tokens per budget; greedy on vLLM, 4 samples at temperature
     1 on HF generate."""
-    from training.bench_learning import evaluate
-    from training.rollout import HFEngine
+    from benches.held_out import evaluate
+    from training.rollout.samples import HFEngine
 
     sampled = isinstance(engine, HFEngine)  # HF generate cannot sample at temperature 0
-    got = {"full" if b is None else str(b): evaluate(engine, policy, records, model_dir, b, max_new_tokens,
+    got = {"full" if b is None else str(b): evaluate(engine, policy, records, model_dir, b, cfg,
                                                      samples=4 if sampled else 1, temperature=1.0 if sampled else 0.0)
            for b in budgets}
     return {b: r["accuracy"] for b, r in got.items()}, {b: r["think_tokens"] for b, r in got.items()}
@@ -117,9 +108,9 @@ def score(engine: Any, policy: Any, records: list, model_dir: str, budgets: list
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from training.config import GRPOConfig
-    from training.data import load_records
-    from training.policy import load_policy
-    from training.tasks_arith import make_arith_dataset
+    from tasks.records import load_records
+    from training.learner.policy import load_policy
+    from tasks.running_sums import make_arith_dataset
     from training.train import train
 
     out = Path(args.out)
@@ -146,13 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             engine = result["engine"]  # one engine for every run: each run loads its own weights into it
             seconds = time.monotonic() - start
             for name, policy in ([(SFT, load_policy(warm))] if not evals else []) + [(label, result["policy"])]:
-                acc, think = score(engine, policy, held_out, warm, budgets, max_new_tokens)
+                acc, think = score(engine, policy, held_out, warm, budgets, cfg)
                 evals.setdefault(name, []).append(acc)
                 thinks.setdefault(name, []).append(think)
             runs.setdefault(label, []).append({"seconds": seconds, "checkpoint": str(result["checkpoint"]),
                                                "reward_last": result["history"][-1]["reward/mean"]})
     summary = {"args": vars(args), "sft_seconds": sft_s, "total_seconds": time.monotonic() - t0, "runs": runs,
-               "accuracy": {label: {b: interval([e[b] for e in es], args.held_out) for b in es[0]}
+               "accuracy": {label: {b: runs_interval([e[b] for e in es], args.held_out) for b in es[0]}
                             for label, es in evals.items()},
                "think_tokens": {label: {b: sum(t[b] for t in ts) / len(ts) for b in ts[0]} for label, ts in thinks.items()},
                "per_seed": evals}
@@ -185,7 +176,8 @@ def plot_curves(acc: dict[str, dict[str, tuple[float, float]]], path: Path, args
         keys = list(per_budget)
         xs = range(len(keys))
         means = [per_budget[k][0] for k in keys]
-        ax.errorbar(xs, means, yerr=[per_budget[k][1] for k in keys], capsize=3, marker="o", label=label,
+        yerr = [[m - per_budget[k][1] for m, k in zip(means, keys)], [per_budget[k][2] - m for m, k in zip(means, keys)]]
+        ax.errorbar(xs, means, yerr=yerr, capsize=3, marker="o", label=label,
                     linestyle="--" if label == SFT else "-")
         ax.set_xticks(list(xs), keys)
     ax.set_xlabel("thinking budget at test time (tokens; answer forced there)")
@@ -206,9 +198,9 @@ def print_table(summary: dict[str, Any], args: argparse.Namespace) -> None:
     keys = list(next(iter(acc.values())))
     print(f"\nSFT {args.sft_steps} steps ({summary['sft_seconds']:.0f} s); GRPO {args.steps} steps x {args.prompts} x "
           f"{args.group}, {args.seeds} seed(s); held-out {args.held_out} records; total {summary['total_seconds']:.0f} s")
-    print(f"{'held-out accuracy at budget':<40}" + "".join(f"{k:>14}" for k in keys) + "  think@full")
+    print(f"{'held-out accuracy at budget (95% interval)':<44}" + "".join(f"{k:>20}" for k in keys) + "  think@full")
     for label, per in acc.items():
-        print(f"{label:<40}" + "".join(f"{per[k][0]:>7.3f} ±{per[k][1]:<5.3f}" for k in keys)
+        print(f"{label:<44}" + "".join(f"{per[k][0]:>7.3f} [{per[k][1]:.3f},{per[k][2]:.3f}]" for k in keys)
               + f"{summary['think_tokens'][label][keys[-1]]:>12.1f}")
     print(f"plot: {summary['plot']}")
     print(f"best run's policy (serve it: thinkcap serve {summary['best_policy']}): "

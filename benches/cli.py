@@ -9,10 +9,10 @@ import importlib
 import sys
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "processor": ("vllm_adapter.bench_processor", "decode throughput with the think-budget processor vs none vs vLLM's built-in"),
-    "server": ("evaluation.bench_server", "thinkcap serve vs vLLM's own OpenAI server under vLLM's benchmark client"),
-    "learning": ("training.bench_learning", "GRPO reward curve on the synthetic task, forced answering on vs off"),
-    "train-memory": ("training.bench_memory", "peak memory of a GRPO update: plain, chunked log-probs, micro-batch, checkpointing, FSDP2"),
+    "processor": ("benches.processor", "decode throughput with the think-budget processor vs none vs vLLM's built-in"),
+    "server": ("benches.server", "thinkcap serve vs vLLM's own OpenAI server under vLLM's benchmark client"),
+    "learning": ("benches.learning", "GRPO reward curve on the synthetic task, forced answering on vs off"),
+    "train-memory": ("benches.memory", "peak memory of a GRPO update: plain, chunked log-probs, micro-batch, checkpointing, FSDP2"),
 }
 
 

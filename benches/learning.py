@@ -25,43 +25,6 @@ def _mean(history: list[dict[str, Any]], key: str, first: bool, n: int) -> float
     return sum(h[key] for h in rows) / len(rows)
 
 
-def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: int | None, max_new_tokens: int,
-             samples: int = 4, seed: int = 12345, temperature: float = 1.0) -> dict[str, float]:
-    """Mean reward / accuracy of `policy` on held-out records (never trained on), with forced
-    answering at `budget` as `thinkcap serve` would apply it; per task too."""
-    from transformers import AutoProcessor
-
-    from budget import BudgetParams, build_profile
-    from training.data import PromptEncoder
-    from training.response import Response
-    from training.rewards import build_reward_fns
-    from training.rollout import rollout_budget
-
-    processor = AutoProcessor.from_pretrained(model_dir)
-    tokenizer = processor.tokenizer
-    profile = build_profile(tokenizer, model_type=policy.config.model_type)
-    # As `thinkcap serve` does: the budget (or "unlimited") shrinks so the answer still fits.
-    params = BudgetParams(think_budget=rollout_budget(budget, max_new_tokens, len(profile.closing_ids), 16))
-    reward_fns = build_reward_fns()
-    encode = PromptEncoder(processor)
-    engine.load_weights(policy.named_parameters())
-    prompts = [encode(r) for r in records]
-    groups = engine.generate(prompts, samples, temperature=temperature, top_p=1.0, max_tokens=max_new_tokens,
-                             budget=params, seeds=[(seed + i) * samples for i in range(len(records))])
-    scores: dict[str, list[float]] = {}
-    thinking: list[int] = []
-    for record, group in zip(records, groups):
-        for c in group:  # split by ids with the params the engine forced with, as rollouts are
-            response = Response.from_ids(c.token_ids, profile, tokenizer, c.prompt_ids, params)
-            scores.setdefault(record.task, []).append(reward_fns[record.domain](response, record.answer)["accuracy"])
-            thinking.append(response.num_thinking_tokens)
-    out = {f"accuracy/{task}": sum(v) / len(v) for task, v in sorted(scores.items())}
-    every = [x for v in scores.values() for x in v]
-    out["accuracy"] = sum(every) / len(every)
-    out["think_tokens"] = sum(thinking) / len(thinking)
-    return out
-
-
 def mean_history(histories: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Step-wise mean over seeds of every metric all runs logged at that step."""
     out = []
@@ -81,12 +44,12 @@ def summarize_run(history: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # `--arms budget`: the budget-aware comparison (training/bench_budgets.py) with its own flags.
+    # `--arms budget`: the budget-aware comparison (benches/budgets.py) with its own flags.
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--arms", choices=("forced", "budget"), default="forced")
     known, rest = pre.parse_known_args(argv)
     if known.arms == "budget":
-        from training.bench_budgets import main as budget_main
+        from benches.budgets import main as budget_main
 
         return budget_main(rest)
     parser = argparse.ArgumentParser(prog="thinkcap bench learning", description=__doc__.splitlines()[0])
@@ -107,11 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="auto", choices=("auto", "vllm", "hf"), help="rollout engine")
     args = parser.parse_args(argv)
 
+    from benches.held_out import evaluate
     from training.config import GRPOConfig
-    from training.data import load_records
-    from training.policy import load_policy
+    from tasks.records import load_records
+    from training.learner.policy import load_policy
     from training.sft import warm_up
-    from training.synthetic import make_dataset
+    from tasks.synthetic import make_dataset
     from training.tracking import plot_rewards
     from training.train import resolve_model, train
 
@@ -141,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.monotonic() - start
             if not evals:
                 evals["warm-up model (before GRPO)"] = [evaluate(engine, load_policy(warm), held_out, warm,
-                                                                 args.budget, max_new_tokens)]
-            evals.setdefault(label, []).append(evaluate(engine, result["policy"], held_out, warm, args.budget,
-                                                        max_new_tokens))
+                                                                 args.budget, cfg)]
+            evals.setdefault(label, []).append(evaluate(engine, result["policy"], held_out, warm, args.budget, cfg))
             runs[label].append({"seconds": seconds, "history": result["history"]})
     curves = {label: mean_history([r["history"] for r in rs]) for label, rs in runs.items()}
     plot = plot_rewards(curves, out / "reward_curve.png", keys=("reward/mean", "rollout/think_len"),

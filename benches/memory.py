@@ -60,8 +60,8 @@ def build_model(args: argparse.Namespace) -> Any:
 def fixed_rows(args: argparse.Namespace, rank: int, world: int) -> list[Any]:
     import torch
 
-    from training.data import EncodedPrompt
-    from training.rollout import Sample
+    from training.prompts import EncodedPrompt
+    from training.rollout.samples import Sample
 
     g = torch.Generator().manual_seed(0)
     rows = []
@@ -91,10 +91,11 @@ def measure(args: argparse.Namespace) -> None:
     """One setting, in this process (under torchrun for fsdp): write the peak to args.result."""
     import torch
 
-    from training import dist, sharding
+    from training import dist
+    from training.learner import sharding
     from training.config import GRPOConfig
-    from training.policy import SequenceLogprobs
-    from training.update import optimizer_step, prepare
+    from training.learner.policy import SequenceLogprobs
+    from training.learner.update import optimizer_step, prepare
 
     rank, world, device = dist.init()
     chunk, micro, ckpt, _ = SETTINGS[args.setting]

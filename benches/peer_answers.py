@@ -17,6 +17,13 @@ import httpx
 ROOM = 24
 
 
+def budget_body(server: str, budget: int | None) -> dict[str, Any]:
+    """The budget field each server reads: thinkcap's `think_budget`, vLLM's `thinking_token_budget`."""
+    if budget is None:
+        return {}
+    return {"think_budget": budget} if server == "thinkcap" else {"thinking_token_budget": budget}
+
+
 def questions(n: int) -> list[str]:
     return [f"Question {i}: what is {i} + {i * 7 % 13}? Think step by step." for i in range(n)]
 
@@ -46,7 +53,6 @@ def answer_share(cfg: Any, server: Any, served: str) -> list[dict[str, Any]]:
     from transformers import AutoTokenizer
 
     from budget import build_profile
-    from evaluation.bench_server import budget_body
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     profile = build_profile(tokenizer, model_type="glm4v")

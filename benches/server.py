@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benches.peer_answers import answer_share, budget_body
 from evaluation.servers import ServerProcess, free_port, thinkcap_server, vllm_server
 from vllm_adapter.engine_env import is_cpu_build
 
@@ -66,12 +67,6 @@ class ServerBenchConfig:
             raise ValueError(f"--peer-budget must be >= 24 (room for the closing and an answer), got {self.peer_budget}")
         if self.input_len + self.output_len + 16 > self.max_model_len:
             raise ValueError("--input-len + --output-len must fit in --max-model-len")
-
-
-def budget_body(server: str, budget: int | None) -> dict[str, Any]:
-    if budget is None:
-        return {}
-    return {"think_budget": budget} if server == "thinkcap" else {"thinking_token_budget": budget}
 
 
 def load_args(cfg: ServerBenchConfig, server: ServerProcess, served: str, concurrency: int,
@@ -137,8 +132,6 @@ def report(cases: dict[str, dict[str, dict[str, list[float]]]], rounds: int) -> 
 
 
 def measure(cfg: ServerBenchConfig, servers: list[ServerProcess], served: str) -> dict[str, Any]:
-    from evaluation.peer_answers import answer_share
-
     cases: dict[str, dict[str, dict[str, list[float]]]] = {}
     for r in range(cfg.rounds):
         order = servers if r % 2 == 0 else servers[::-1]

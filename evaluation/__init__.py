@@ -1,6 +1,5 @@
-"""`thinkcap eval`: accuracy against thinking budget on any OpenAI-compatible server, and
-`thinkcap bench server`: our server against vLLM's own, under vLLM's benchmark client.
+"""`thinkcap eval`: accuracy against thinking budget on any OpenAI-compatible server.
 
 The eval path is a pure HTTP client (openai SDK): it imports no vLLM, and scores with the very
-verifiers and record format of `training/`.
+verifiers (scoring/) and record format (tasks/) that training uses. It never imports training/.
 """

@@ -62,7 +62,7 @@ def dataset_path(args: argparse.Namespace) -> Path:
         return args.data
     if args.synthetic < 1:
         raise ValueError(f"--synthetic must be >= 1, got {args.synthetic}")
-    from training.synthetic import make_dataset
+    from tasks.synthetic import make_dataset
 
     return make_dataset(args.out / "synthetic", n=args.synthetic, seed=SYNTHETIC_SEED)
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.dataset import load_items
     from evaluation.report import write_plots, write_table
     from evaluation.runner import run_sweep
-    from evaluation.stats import table
+    from scoring.stats import table
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "convert":
-        from evaluation.convert import main as convert_main
+        from tasks.convert import main as convert_main
 
         return convert_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -1,6 +1,6 @@
-"""Eval items: training records (training.data format) turned into OpenAI chat messages.
+"""Eval items: training records (tasks.records format) turned into OpenAI chat messages.
 
-Loading goes through `training.data.load_records`, so a file that trains also evaluates, with the
+Loading goes through `tasks.records.load_records`, so a file that trains also evaluates, with the
 same validation and the same relative media paths. Media travel as `data:` URLs, which every
 OpenAI-compatible VLM server accepts and which need no shared filesystem with the server.
 """
@@ -47,7 +47,7 @@ def _openai_content(content: Any, images: list[Path], videos: list[Path]) -> Any
 
 
 def to_item(record: Any) -> EvalItem:
-    """A `training.data.Record` as an eval item; refuses records whose media do not match."""
+    """A `tasks.records.Record` as an eval item; refuses records whose media do not match."""
     images, videos = list(record.images), list(record.videos)
     for path in (*images, *videos):
         if not path.is_file():
@@ -64,14 +64,14 @@ def to_item(record: Any) -> EvalItem:
 
 def load_items(path: str | Path, limit: int | None = None, domains: set[str] | None = None) -> list[EvalItem]:
     """Items of a training-format JSONL. `limit` keeps the first N (after the domain filter)."""
-    from training.data import load_records
-    from training.verifiers import VERIFIERS
+    from scoring.verifiers import DOMAINS
+    from tasks.records import load_records
 
-    records = load_records(path, domains=set(VERIFIERS))
+    records = load_records(path, domains=DOMAINS)
     if domains:
-        unknown = domains - set(VERIFIERS)
+        unknown = domains - DOMAINS
         if unknown:
-            raise ValueError(f"--domains: unknown {sorted(unknown)}; known: {sorted(VERIFIERS)}")
+            raise ValueError(f"--domains: unknown {sorted(unknown)}; known: {sorted(DOMAINS)}")
         records = [r for r in records if r.domain in domains]
     records = records[:limit] if limit is not None else records
     if not records:

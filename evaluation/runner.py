@@ -18,7 +18,7 @@ from tqdm import tqdm
 from evaluation.budgets import BUDGET_PARAMS, Budget, budget_body
 from evaluation.client import RequestRefused, stream_chat
 from evaluation.dataset import EvalItem
-from evaluation.scoring import score_response
+from scoring.score import score_response
 
 # Settings that change what a response means: a resumed run must match them.
 RUN_KEYS = ("model", "budget_param", "max_tokens", "temperature", "top_p", "seed")

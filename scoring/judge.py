@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from training.response import Response
-from training.rewards import RewardFn
+from scoring.response import Response
+from scoring.rewards import RewardFn
 
 JUDGE_PROMPT = (
     "Rate the following answer for fluency and for following the instructions it was given, from 0 "

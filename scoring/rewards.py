@@ -3,7 +3,7 @@
     reward_fn = build_reward_fns()["counting"]
     reward_fn(Response.from_ids(ids, profile, tokenizer), reference)  # -> {"reward": 0.93, "format": 1.0, ...}
 
-The response arrives split by token ids (training.response: the same split serving uses), so no
+The response arrives split by token ids (scoring.response: the same split serving uses), so no
 reward parses text with a regex of its own.
 
 Every reward function is a plain callable returning the total under "reward" plus each component,
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from training.response import Response
-from training.verifiers import VERIFIERS, Verifier
+from scoring.response import Response
+from scoring.verifiers import VERIFIERS, Verifier
 
 RewardFn = Callable[[Response, Any], dict[str, float]]
 

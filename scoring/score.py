@@ -2,7 +2,7 @@
 reward's accuracy means: the same format gate, the same verifier per domain, the same
 exactly-one-box rule.
 
-Training builds a `training.response.Response` from token ids; over HTTP the server has already
+Training builds a `scoring.response.Response` from token ids; over HTTP the server has already
 made that split by ids (thinking in `reasoning_content`, the answer in `content`, `<answer>` tags
 removed, box markers kept as text). We build the Response from that split: `boxed` is the inside
 of the one box of the answer (None for zero or several), and the layout counts as well formed when
@@ -17,8 +17,8 @@ from functools import cache
 from typing import Any
 
 from budget.profile import FAMILIES
-from training.response import Response
-from training.rewards import RewardFn, build_reward_fns
+from scoring.response import Response
+from scoring.rewards import RewardFn, build_reward_fns
 
 _SPEC = FAMILIES["glm4.1v"]
 BOX_OPEN, BOX_CLOSE = _SPEC.box_open, _SPEC.box_close
@@ -26,7 +26,8 @@ TAGS = (_SPEC.think_open, _SPEC.think_close, _SPEC.answer_open, _SPEC.answer_clo
 
 
 @cache
-def _reward_fns() -> dict[str, RewardFn]:
+def eval_reward_fns() -> dict[str, RewardFn]:
+    """The reward table evaluation scores with (default weights): over HTTP and in training's held-out eval."""
     return build_reward_fns()
 
 
@@ -54,14 +55,10 @@ def score_response(reasoning: str, content: str, domain: str, reference: Any) ->
     return score_parsed(response_from_http(reasoning, content), domain, reference)
 
 
-def known_domains() -> set[str]:
-    return set(_reward_fns())
-
-
 def score_parsed(response: Response, domain: str, reference: Any) -> dict[str, Any]:
     """The same, for a response already split: over HTTP by `response_from_http`, inside training
     (held-out evaluation) by `Response.from_ids` on the token ids."""
-    fns = _reward_fns()
+    fns = eval_reward_fns()
     if domain not in fns:
         raise ValueError(f"domain {domain!r} has no verifier; known: {sorted(fns)}")
     parts = fns[domain](response, reference)

@@ -30,6 +30,22 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+# two-sided 95% Student t quantiles by number of runs (df = runs - 1)
+T_95 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}
+
+
+def runs_interval(values: list[float], n_items: int) -> tuple[float, float, float]:
+    """(mean, low, high) of per-run accuracies: Student t over runs (seeds); one run: Wilson over its
+    `n_items` items, so 0 of 100 reads [0, 0.037] and not a zero-width interval."""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        low, high = wilson(mean * n_items, n_items)
+        return mean, low, high
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    half = T_95.get(len(values), 2.0) * sd / math.sqrt(len(values))
+    return mean, max(0.0, mean - half), min(1.0, mean + half)
+
+
 def bootstrap(item_means: list[float], seed: int = 0) -> tuple[float, float]:
     if not item_means:
         return math.nan, math.nan

@@ -140,9 +140,13 @@ VERIFIERS: dict[str, Verifier] = {
     "math": verify_math,
     "numeric": verify_numeric,
     "counting": verify_counting,
+    "running_sum": verify_counting,  # tasks.running_sums: a whole number, but not a count of things
     "exact": verify_exact,
     "multiple_choice": verify_multiple_choice,
     "ocr": verify_ocr,
     "grounding": verify_grounding,
     "temporal_grounding": verify_temporal_grounding,
 }
+
+# The one list of known domains: records are loaded, evaluated and trained against this.
+DOMAINS: frozenset[str] = frozenset(VERIFIERS)

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.synthetic import BOX_HINT
-from training.verifiers import VERIFIERS
+from tasks.synthetic import BOX_HINT
+from scoring.verifiers import DOMAINS
 
 
 def read_rows(src: Path) -> list[dict[str, Any]]:
@@ -89,8 +89,8 @@ def convert_row(row: dict[str, Any], index: int, src: Path, out_dir: Path, cols:
 
 def convert(src: str | Path, out: str | Path, cols: argparse.Namespace) -> int:
     src, out = Path(src), Path(out)
-    if cols.domain is not None and cols.domain not in VERIFIERS:
-        raise ValueError(f"--domain {cols.domain!r}: known domains are {sorted(VERIFIERS)}")
+    if cols.domain is not None and cols.domain not in DOMAINS:
+        raise ValueError(f"--domain {cols.domain!r}: known domains are {sorted(DOMAINS)}")
     records = [convert_row(row, i, src, out.parent, cols) for i, row in enumerate(read_rows(src))]
     if not records:
         raise ValueError(f"{src} holds no rows")
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="column with the options: a list, a JSON list or 'a|b|c' (default: choices)")
     p.add_argument("--answer-col", default="answer", help="column with the answer (default: answer)")
     p.add_argument("--id-col", default="id", help="column with a unique id (default: id; else SRC-stem-N)")
-    p.add_argument("--domain", default=None, help=f"force one verifier domain: {', '.join(sorted(VERIFIERS))}")
+    p.add_argument("--domain", default=None, help=f"force one verifier domain: {', '.join(sorted(DOMAINS))}")
     return p
 
 

@@ -1,4 +1,4 @@
-"""Training records (JSONL) and their encoding into prompts for both the rollout engine and the policy.
+"""Task records (JSONL): the one format training and `thinkcap eval` read (prompts: training/prompts.py).
 
 One record per line:
 
@@ -7,7 +7,7 @@ One record per line:
      "images": ["images/count-0007.png"], "videos": [], # paths relative to the JSONL file
      "answer": 3, "difficulty": 1}                      # difficulty: optional curriculum tier
 
-`domain` picks the reward function (training.rewards); `task` only names the task in logs.
+`domain` picks the reward function (scoring.rewards); `task` only names the task in logs.
 With `prompt`, the user turn is the images, then the videos, then the text. With `messages`, media
 parts ({"type": "image"} / {"type": "video"}) take the files in order.
 """
@@ -17,13 +17,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from PIL import Image
-
-if TYPE_CHECKING:  # annotations only: loading records (thinkcap eval) does not pay for torch
-    import torch
 
 
 @dataclass
@@ -97,54 +93,3 @@ def load_video(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     meta = {"fps": float(info.fps), "duration": info.duration, "total_num_frames": info.total_frames,
             "frames_indices": indices, "do_sample_frames": False}
     return frames, meta
-
-
-@dataclass
-class EncodedPrompt:
-    """One prompt, ready for vLLM (text + media) and for the policy forward (ids + tensors)."""
-
-    text: str
-    input_ids: list[int]
-    mm_token_type_ids: list[int]
-    vllm_mm_data: dict[str, Any]
-    tensors: dict[str, torch.Tensor]  # pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw
-
-
-class PromptEncoder:
-    """Chat template + processor, cached per record id (prompts repeat across iterations)."""
-
-    def __init__(self, processor: Any):
-        self.processor = processor
-        self._cache: dict[str, EncodedPrompt] = {}
-
-    def __call__(self, record: Record) -> EncodedPrompt:
-        if record.id not in self._cache:
-            self._cache[record.id] = self._encode(record)
-        return self._cache[record.id]
-
-    def _encode(self, record: Record) -> EncodedPrompt:
-        text = self.processor.apply_chat_template(record.messages, add_generation_prompt=True, tokenize=False)
-        images = [Image.open(p).convert("RGB") for p in record.images]
-        videos = [load_video(p) for p in record.videos]
-        kwargs: dict[str, Any] = {}
-        if images:
-            kwargs["images"] = images
-        if videos:
-            kwargs["videos"] = [frames for frames, _ in videos]
-            kwargs["video_metadata"] = [{k: v for k, v in m.items() if k != "do_sample_frames"} for _, m in videos]
-            kwargs["do_sample_frames"] = False
-        enc = self.processor(text=[text], return_tensors="pt", **kwargs)
-        mm_data: dict[str, Any] = {}
-        if images:
-            mm_data["image"] = images if len(images) > 1 else images[0]
-        if videos:
-            mm_data["video"] = videos if len(videos) > 1 else videos[0]
-        tensor_keys = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
-        return EncodedPrompt(
-            text=text,
-            input_ids=enc["input_ids"][0].tolist(),
-            mm_token_type_ids=enc["mm_token_type_ids"][0].tolist() if "mm_token_type_ids" in enc
-            else [0] * enc["input_ids"].shape[1],
-            vllm_mm_data=mm_data,
-            tensors={k: enc[k] for k in tensor_keys if k in enc},
-        )

@@ -29,7 +29,7 @@ _ITEM = re.compile(r"\b([a-h])(\d)\b")
 def make_record(rng: random.Random, index: int, items: tuple[int, int] = (3, 6)) -> dict[str, Any]:
     digits = [rng.randint(1, 9) for _ in range(rng.randint(*items))]
     listed = " ".join(f"{LABELS[i]}{d}" for i, d in enumerate(digits))
-    return {"id": f"{TASK}-{index:05d}", "task": TASK, "domain": "counting",
+    return {"id": f"{TASK}-{index:05d}", "task": TASK, "domain": TASK,
             "prompt": f"Add up: {listed}. {HINT}", "answer": sum(digits)}
 
 
@@ -66,7 +66,7 @@ def worked_thought(record: Any, short: bool = False) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m training.tasks_arith", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tasks.running_sums", description=__doc__.splitlines()[0])
     parser.add_argument("dir", help="output folder (DIR/train.jsonl)")
     parser.add_argument("--n", type=int, default=2000, help="number of records (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0; use another for held-out)")

@@ -1,7 +1,7 @@
 """A small synthetic multimodal RL dataset: count shapes, read a drawn number, say where a square moves.
 
     thinkcap train --make-data DIR [--n 300] [--seed 0]
-    python -m training.synthetic DIR
+    python -m tasks.synthetic DIR
 
 Writes DIR/train.jsonl plus DIR/images/*.png and DIR/videos/*.mp4 (4 frames at 2 fps, 112x112, the
 tiny model's native size). Every answer is verifiable: counting, numeric and exact domains.

@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("ui.cli", "Gradio demo (images, video, think-budget control) over the server's HTTP API"),
     "train": ("training.cli", "GRPO training with forced answering in rollouts"),
     "eval": ("evaluation.cli", "accuracy vs thinking budget on any OpenAI-compatible server (CSV, JSON, plots)"),
-    "bench": ("thinkcap.bench", "benchmarks that print side-by-side ratios"),
+    "bench": ("benches.cli", "benchmarks that print side-by-side ratios"),
     "tiny-model": ("thinkcap.tiny_model", "build the tiny random-weight GLM-4.1V into a folder"),
 }
 

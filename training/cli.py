@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] == "--make-data":
-        from training.synthetic import main as make_data
+        from tasks.synthetic import main as make_data
 
         return make_data(argv[1:])
     if argv[0] == "--mc-to-fill-in":
-        from training.fill_in import main as fill_in
+        from tasks.fill_in import main as fill_in
 
         return fill_in(argv[1:])
     if argv[0] == "--label-difficulty":

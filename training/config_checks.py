@@ -10,7 +10,7 @@ import dataclasses
 import importlib.util
 from typing import Any
 
-from training.config import ConfigError
+from training.config_load import ConfigError
 
 
 def _changed(cfg: Any, prefix: str, switch: str) -> list[str]:
@@ -20,7 +20,7 @@ def _changed(cfg: Any, prefix: str, switch: str) -> list[str]:
 
 def check_lora(cfg: Any) -> None:
     if cfg.lora_rank < 0:
-        raise ValueError(f"lora_rank must be >= 0; got {cfg.lora_rank}")
+        raise ConfigError(f"lora_rank must be >= 0; got {cfg.lora_rank}")
     if cfg.lora_rank == 0:
         if changed := _changed(cfg, "lora_", "lora_rank"):
             raise ConfigError(f"{', '.join(changed)} set but lora_rank is 0 (LoRA off): set lora_rank > 0")
@@ -32,16 +32,16 @@ def check_lora(cfg: Any) -> None:
                           "and the adapters alike, and the merged weights for rollouts need the full base): "
                           "use distributed=ddp, or lora_rank=0")
     if cfg.lora_alpha <= 0 or not 0 <= cfg.lora_dropout < 1:
-        raise ValueError(f"need lora_alpha > 0 and 0 <= lora_dropout < 1; got {cfg.lora_alpha}, {cfg.lora_dropout}")
+        raise ConfigError(f"need lora_alpha > 0 and 0 <= lora_dropout < 1; got {cfg.lora_alpha}, {cfg.lora_dropout}")
     if not cfg.lora_modules():
-        raise ValueError("lora_target_modules names no module")
+        raise ConfigError("lora_target_modules names no module")
 
 
 def check_eval(cfg: Any) -> None:
     if isinstance(cfg.eval_think_budgets, (list, tuple)):  # a YAML list
         cfg.eval_think_budgets = ",".join(str(b) for b in cfg.eval_think_budgets)
     if cfg.eval_every < 0:
-        raise ValueError(f"eval_every must be >= 0; got {cfg.eval_every}")
+        raise ConfigError(f"eval_every must be >= 0; got {cfg.eval_every}")
     if cfg.eval_every == 0:
         if changed := _changed(cfg, "eval_", "eval_every"):
             raise ConfigError(f"{', '.join(changed)} set but eval_every is 0 (evaluation off): set eval_every > 0")
@@ -49,7 +49,7 @@ def check_eval(cfg: Any) -> None:
     if not cfg.eval_data:
         raise ConfigError("eval_every > 0 needs eval_data (a JSONL of held-out records)")
     if cfg.eval_samples < 1 or cfg.eval_temperature < 0:
-        raise ValueError(f"need eval_samples >= 1 and eval_temperature >= 0; got {cfg.eval_samples}, "
+        raise ConfigError(f"need eval_samples >= 1 and eval_temperature >= 0; got {cfg.eval_samples}, "
                          f"{cfg.eval_temperature}")
     if cfg.eval_samples > 1 and cfg.eval_temperature == 0:
         raise ConfigError(f"eval_samples={cfg.eval_samples} with eval_temperature 0 repeats one greedy answer: "

@@ -22,7 +22,7 @@ import random
 from collections import deque
 from typing import Any
 
-from training.data import Record
+from tasks.records import Record
 
 
 def tier_of(pass_rate: float, num_tiers: int) -> int:

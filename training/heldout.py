@@ -4,7 +4,7 @@ No server, no HTTP: the engine that just took the new weights generates each hel
 each budget of `eval_think_budgets`, with the budget forced exactly as in rollouts (one
 `BudgetParams` per budget, shrunk like the rollout budget so the answer fits). Each response is
 split from its token ids (`Response.from_ids`, with the params it was generated under) and scored
-by `thinkcap eval`'s own `evaluation.scoring.score_parsed`, so `eval/accuracy@32` here means what
+by `thinkcap eval`'s own `scoring.score.score_parsed`, so `eval/accuracy@32` here means what
 `thinkcap eval` reports at budget 32 (which in turn is the training reward's accuracy).
 
 Under torchrun each rank evaluates `records[rank::world]` and the per-response rows are gathered,
@@ -20,18 +20,19 @@ from typing import Any
 from budget import ThinkProfile
 from training import dist
 from training.config import ConfigError, GRPOConfig
-from training.data import EncodedPrompt, PromptEncoder, Record, load_records
-from training.response import Response
-from training.rollout import rollout_params
+from tasks.records import Record, load_records
+from training.prompts import EncodedPrompt, PromptEncoder
+from scoring.score import eval_reward_fns
+from scoring.verifiers import DOMAINS
+from training.rollout.generate import EVAL_STREAM, generate_and_score, request_seeds, step_key
+from training.rollout.samples import rollout_params
 
 
 class HeldOut:
     def __init__(self, cfg: GRPOConfig, engine: Any, encode: PromptEncoder, profile: ThinkProfile, tokenizer: Any,
                  rank: int, world: int):
-        from evaluation.scoring import known_domains
-
         try:
-            records = load_records(cfg.eval_data, known_domains(), cfg.system_prompt)
+            records = load_records(cfg.eval_data, DOMAINS, cfg.system_prompt)
         except (ValueError, OSError) as err:
             raise ConfigError(f"eval_data: {err}") from err
         self.cfg, self.engine, self.profile, self.tokenizer = cfg, engine, profile, tokenizer
@@ -59,23 +60,18 @@ class HeldOut:
         if not self.prompts:
             return []
         n = cfg.eval_samples
-        # Seeds apart from the rollouts' (an odd offset) and the same at every budget, so budgets
-        # are compared on the same random draws where the engine allows it.
-        seeds = [(cfg.seed * 1_000_003 + step * 10_007 + 4_999 + self.rank + self.world * i) * n
-                 for i in range(len(self.prompts))]
-        groups = self.engine.generate(self.prompts, n, temperature=cfg.eval_temperature,
-                                      top_p=cfg.top_p if cfg.eval_temperature > 0 else 1.0,
-                                      max_tokens=cfg.max_new_tokens, budget=params, seeds=seeds)
-        from evaluation.scoring import score_parsed
-
-        rows = []
-        for record, prompt, group in zip(self.records, self.prompts, groups, strict=True):
-            for c in group:
-                response = Response.from_ids(c.token_ids, self.profile, self.tokenizer, prompt.input_ids, params)
-                scored = score_parsed(response, record.domain, record.answer)
-                rows.append({"budget": budget, "domain": record.domain, "accuracy": scored["accuracy"],
-                             "format": float(scored["format_valid"]), "think": response.num_thinking_tokens})
-        return rows
+        # Seeds apart from the rollouts' and the same at every budget, so budgets are compared on
+        # the same random draws where the engine allows it.
+        seeds = request_seeds(step_key(cfg.seed, step, EVAL_STREAM), len(self.prompts), n, self.rank, self.world)
+        # `thinkcap eval`'s reward table (scoring.score): eval accuracy means the same in both
+        groups = generate_and_score(self.engine, self.records, self.prompts, params=params, reward_fns=eval_reward_fns(),
+                                    profile=self.profile, tokenizer=self.tokenizer, n=n,
+                                    temperature=cfg.eval_temperature,
+                                    top_p=cfg.top_p if cfg.eval_temperature > 0 else 1.0,
+                                    max_tokens=cfg.max_new_tokens, seeds=seeds)
+        return [{"budget": budget, "domain": s.record.domain, "accuracy": float(s.score["accuracy"]),
+                 "format": float(s.score["format"] == 1.0), "think": s.response.num_thinking_tokens}
+                for group in groups for s in group]
 
 
 def summarize_eval(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -16,16 +16,17 @@ from pathlib import Path
 from budget import build_profile
 from training.config import GRPOConfig
 from training.curriculum import tier_of
-from training.data import PromptEncoder, load_records
-from training.response import Response
-from training.rewards import build_reward_fns
-from training.rollout import rollout_params
+from tasks.records import load_records
+from training.prompts import PromptEncoder
+from scoring.rewards import build_reward_fns
+from training.rollout.generate import generate_and_score, request_seeds
+from training.rollout.samples import rollout_params
 
 
 def label(in_path: str, out_path: str, cfg: GRPOConfig, k: int, batch: int = 16) -> list[dict]:
     from transformers import AutoProcessor
 
-    from training.policy import load_policy
+    from training.learner.policy import load_policy
     from training.train import make_engine, resolve_model
 
     model_path = resolve_model(cfg.model)
@@ -42,14 +43,12 @@ def label(in_path: str, out_path: str, cfg: GRPOConfig, k: int, batch: int = 16)
     for start in range(0, len(records), batch):
         chunk = records[start:start + batch]
         prompts = [encode(r) for r in chunk]
-        groups = engine.generate(prompts, k, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 max_tokens=cfg.max_new_tokens, budget=params,
-                                 seeds=[(cfg.seed + start + i) * k for i in range(len(chunk))])
-        for i, (record, group) in enumerate(zip(chunk, groups)):
-            passes = []
-            for c in group:  # forced answering: the response is the engine's ids as they are
-                response = Response.from_ids(c.token_ids, profile, processor.tokenizer, c.prompt_ids, params)
-                passes.append(reward_fns[record.domain](response, record.answer)["accuracy"] >= cfg.pass_threshold)
+        groups = generate_and_score(engine, chunk, prompts, params=params, reward_fns=reward_fns, profile=profile,
+                                    tokenizer=processor.tokenizer, n=k, temperature=cfg.temperature,
+                                    top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
+                                    seeds=request_seeds(cfg.seed + start, len(chunk), k))
+        for i, group in enumerate(groups):
+            passes = [s.score["accuracy"] >= cfg.pass_threshold for s in group]
             rate = sum(passes) / len(passes)
             out.append({**raw[start + i], "pass_rate": rate, "pass_at_k": float(any(passes)),
                         "difficulty": tier_of(rate, cfg.num_tiers)})

@@ -19,11 +19,12 @@ from typing import Any
 import torch
 
 from training.checkpoint import save_policy
-from training.data import PromptEncoder, Record
-from training.grpo import aggregate
-from training.policy import SequenceLogprobs, collate, load_policy, token_logprobs
-from training.rollout import Sample
-from training.tasks_arith import worked_thought
+from tasks.records import Record
+from training.prompts import PromptEncoder
+from training.learner.grpo import aggregate
+from training.learner.policy import SequenceLogprobs, collate, load_policy, token_logprobs
+from training.rollout.samples import Sample
+from tasks.running_sums import worked_thought
 
 THOUGHTS = [
     "Let me look at the image carefully.", "First, read the question carefully.",
@@ -109,7 +110,7 @@ def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from training.data import load_records
+    from tasks.records import load_records
 
     parser = argparse.ArgumentParser(prog="python -m training.sft", description=__doc__.splitlines()[0])
     parser.add_argument("data", help="JSONL records (synthetic tasks)")

@@ -20,21 +20,23 @@ from typing import Any
 import torch
 
 from budget import build_profile
-from training import dist, sharding
-from training.budget_sampling import budget_metrics, parse_budget_choices
+from training import dist
+from training.learner import sharding
+from training.rollout.budget_sampling import budget_metrics, parse_budget_choices
 from training.checkpoint import list_checkpoints, load_sharded, load_trainer_state, save_checkpoint, set_rng_state
-from training.collect import RolloutContext, collect
+from training.rollout.collect import RolloutContext, collect
 from training.config import ConfigError, GRPOConfig
 from training.curriculum import Curriculum, DynamicSampling
-from training.data import PromptEncoder, Record, load_records
+from tasks.records import Record, load_records
+from training.prompts import PromptEncoder
 from training.heldout import HeldOut
-from training.policy import SequenceLogprobs, load_policy
-from training.rewards import RewardFn, build_reward_fns
-from training.rollout import HFEngine, Sample, rollout_params
+from training.learner.policy import SequenceLogprobs, load_policy
+from scoring.rewards import RewardFn, build_reward_fns
+from training.rollout.samples import HFEngine, Sample, rollout_params
 from training.tracking import Tracker, plot_rewards, summarize
-from training.update import optimizer_step, prepare
-from training.vllm_engine import check_tensor_parallel
-from training.weight_sync import MB, BucketStats, bucketed_weights
+from training.learner.update import optimizer_step, prepare
+from training.rollout.vllm_engine import check_tensor_parallel
+from training.rollout.weight_sync import MB, BucketStats, bucketed_weights
 
 
 def resolve_model(name: str) -> str:
@@ -66,7 +68,7 @@ def make_engine(cfg: GRPOConfig, model_path: str, policy: torch.nn.Module, profi
         except ImportError:
             use_vllm = False
     if use_vllm:
-        from training.vllm_engine import VLLMEngine
+        from training.rollout.vllm_engine import VLLMEngine
 
         return VLLMEngine(model_path, seed=cfg.seed, max_model_len=cfg.vllm_max_model_len,
                           gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
@@ -86,7 +88,7 @@ def make_engine(cfg: GRPOConfig, model_path: str, policy: torch.nn.Module, profi
 
 
 def adapter_writer(policy: torch.nn.Module, model_path: str) -> Callable[[Path], Any]:
-    from training.lora import save_adapter
+    from training.learner.lora import save_adapter
 
     return lambda out: save_adapter(policy, out, model_path)
 
@@ -113,14 +115,14 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     if cfg.gradient_checkpointing:
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.lora_rank:  # adapters in place: from here on only they require grad
-        from training.lora import apply_lora
+        from training.learner.lora import apply_lora
 
         apply_lora(policy, cfg)
     profile = build_profile(tokenizer, model_type=policy.config.model_type)
     reward_fns = reward_fns or build_reward_fns(cfg.min_reward, cfg.repetition_penalty_weight,
                                                 cfg.language_mix_penalty_weight)
     if cfg.judge_url:
-        from training.judge import with_judge
+        from scoring.judge import with_judge
 
         reward_fns = with_judge(reward_fns, cfg.judge_url, cfg.judge_model, cfg.judge_weight, cfg.min_reward)
     try:
@@ -153,7 +155,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         if fsdp:
             load_sharded(checkpoints[-1] / "dcp", model, optimizer)
         elif cfg.lora_rank:  # the base is cfg.model as loaded; policy/ holds the merged copy
-            from training.lora import load_adapter
+            from training.learner.lora import load_adapter
 
             load_adapter(policy, checkpoints[-1] / "policy_adapter")
             optimizer.load_state_dict(state["optimizer"])

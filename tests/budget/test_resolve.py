@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from budget.fit import RESERVE_FLOOR
 from budget import BudgetParams, ThinkState, enforces, params_from_args, resolve_params
 from tests.budget.test_state import ANS, CLOSE, GLM, OPEN, run
 
@@ -33,9 +34,12 @@ def test_resolved_budget_always_leaves_the_answer_inside_max_tokens(budget, max_
     if room < 0:  # cannot even close: nothing enforced, plain generation
         assert out.think_budget is None and not enforces(out)
         return
-    assert out.answer_reserve == min(reserve, room)
     assert prefix + out.think_budget + 2 + out.answer_reserve <= max_tokens
-    assert out.think_budget == (room - out.answer_reserve if budget is None else min(budget, room - out.answer_reserve))
+    # the fit rule (budget.fit): an explicit budget that fits next to the reserve's floor is kept
+    if budget is not None and budget + min(reserve, RESERVE_FLOOR) <= room:
+        assert out.think_budget == budget and out.answer_reserve == min(reserve, room - budget)
+    else:
+        assert out.answer_reserve == min(reserve, room) and out.think_budget == room - out.answer_reserve
 
 
 def test_params_without_reserve_pass_unchanged_and_extra_args_round_trip():

@@ -16,7 +16,7 @@ from tests.ui.ui_fake_server import FakeServer
 
 @pytest.fixture(scope="session")
 def synthetic_jsonl(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.synthetic import make_dataset
+    from tasks.synthetic import make_dataset
 
     return make_dataset(tmp_path_factory.mktemp("eval-synthetic"), n=6, seed=7)
 

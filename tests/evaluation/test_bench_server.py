@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.bench_server import ServerBenchConfig, main, parse_args
+from benches.server import ServerBenchConfig, main, parse_args
 
 @pytest.mark.engine
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from evaluation.budgets import Budget, budget_body, parse_budgets
-from evaluation.stats import bootstrap, pass_at_k, summarize, table, wilson
+from scoring.stats import bootstrap, pass_at_k, summarize, table, wilson
 
 
 def test_parse_budgets_in_order_with_unlimited():
@@ -91,3 +91,15 @@ def test_table_orders_budgets_and_adds_domains():
     out = table(rows, ["0", "64", "unlimited"], k=1)
     assert [(r["budget"], r["domain"]) for r in out] == [
         ("0", "all"), ("0", "numeric"), ("64", "all"), ("64", "counting"), ("unlimited", "all"), ("unlimited", "counting")]
+
+
+def test_runs_interval_is_never_zero_width_at_zero_or_one():
+    """One run of 0/100 (or 100/100): Wilson over the items, not ±0.000; several runs: Student t."""
+    from scoring.stats import runs_interval
+
+    mean, low, high = runs_interval([0.0], 100)
+    assert mean == 0.0 and abs(low) < 1e-12 and 0.03 < high < 0.04
+    mean, low, high = runs_interval([1.0], 100)
+    assert mean == 1.0 and high == 1.0 and 0.96 < low < 0.97
+    mean, low, high = runs_interval([0.2, 0.4, 0.3], 100)  # sd 0.1, t(2) = 4.30
+    assert abs(mean - 0.3) < 1e-12 and abs(high - mean - 4.30 * 0.1 / 3 ** 0.5) < 1e-9 and abs(low - (2 * mean - high)) < 1e-9

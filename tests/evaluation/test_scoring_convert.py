@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from evaluation.convert import main as convert_main
+from tasks.convert import main as convert_main
 from evaluation.dataset import load_items
-from evaluation.scoring import score_response
+from scoring.score import score_response
 
 BOX = "<|begin_of_box|>{}<|end_of_box|>"
 

@@ -125,7 +125,7 @@ def test_unreachable_server_records_errors_that_a_rerun_retries(fake_server, syn
 
 
 def test_eval_client_imports_no_vllm(tmp_path: Path):
-    code = ("import sys, evaluation.cli, evaluation.runner, evaluation.dataset, evaluation.scoring, evaluation.report;"
+    code = ("import sys, evaluation.cli, evaluation.runner, evaluation.dataset, scoring.score, evaluation.report;"
             "evaluation.dataset.load_items; print(sorted(m for m in sys.modules if m.split('.')[0] == 'vllm'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

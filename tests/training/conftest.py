@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.synthetic import make_dataset
+    from tasks.synthetic import make_dataset
 
     return make_dataset(tmp_path_factory.mktemp("synthetic"), n=24, seed=0)
 
@@ -19,7 +19,7 @@ def warm_model_dir(tiny_model_dir: Path, synthetic_data: Path, tmp_path_factory:
     """The tiny model after ~100 supervised steps on the format (about 20 s on one core): it writes
     `<think>` and long enough thoughts for a 16-token budget to force answers, and mostly closes
     with a boxed answer, so rewards vary within groups."""
-    from training.data import load_records
+    from tasks.records import load_records
     from training.sft import warm_up
 
     return warm_up(tiny_model_dir, load_records(synthetic_data), tmp_path_factory.mktemp("warm"), steps=100,

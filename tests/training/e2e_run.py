@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from training.config import GRPOConfig
-from training.rewards import build_reward_fns
+from scoring.rewards import build_reward_fns
 from training.train import train
 
 BUDGET = 16
@@ -57,9 +57,10 @@ def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 def engine_checks(engine, policy, initial: dict[str, torch.Tensor], processor, data: str) -> dict:
     """Weights really reached vLLM: un-repacked tensors equal the policy's (in bf16), and vLLM's
     sampled-token log-probs agree with the trained policy far better than with the initial one."""
-    from training.data import PromptEncoder, load_records
-    from training.policy import SequenceLogprobs, collate, token_logprobs
-    from training.rollout import Sample
+    from tasks.records import load_records
+    from training.prompts import PromptEncoder
+    from training.learner.policy import SequenceLogprobs, collate, token_logprobs
+    from training.rollout.samples import Sample
 
     inner = lambda m: m.language_model  # noqa: E731
     got = engine.llm.apply_model(lambda m: {"embed": inner(m).model.embed_tokens.weight.detach().float().clone(),
@@ -116,7 +117,7 @@ def tensor_parallel_run(model: str, data: str, out: str) -> dict:
                  weight_sync_bucket_mb=0.05)
     cfg.steps = 2
     a = train(cfg, reward_fns=reward_fns(), on_step=record)
-    from training import sharding
+    from training.learner import sharding
 
     full = dict(sharding.full_named_parameters(a["model"]))
 
@@ -165,7 +166,7 @@ def main() -> None:
               "samples": forced, "history_a": timeless(a["history"]),
               "checkpoint": str(a["checkpoint"])}
     if sharded:  # killed after step 3, resumed from the DCP checkpoint of step 2
-        from training import sharding
+        from training.learner import sharding
 
         full_a = {k: v.clone() for k, v in sharding.full_named_parameters(a["model"])}
         engine = a["engine"] if engine_kind == "vllm-fsdp" else None  # one vLLM engine per process

@@ -20,8 +20,8 @@ import torch.distributed as dist
 
 from tests.training.e2e_run import config, reward_fns
 from training.dist import shutdown
-from training.lora import merged_named_parameters
-from training.policy import load_policy
+from training.learner.lora import merged_named_parameters
+from training.learner.policy import load_policy
 from training.train import train
 
 
@@ -31,9 +31,11 @@ def vllm_mismatch(engine, policy: torch.nn.Module, model: str, data: str) -> dic
     the first one small."""
     from transformers import AutoProcessor
 
-    from training.data import PromptEncoder, load_records
-    from training.policy import SequenceLogprobs, collate, token_logprobs
-    from training.rollout import Sample
+    from tasks.records import load_records
+
+    from training.prompts import PromptEncoder
+    from training.learner.policy import SequenceLogprobs, collate, token_logprobs
+    from training.rollout.samples import Sample
 
     processor = AutoProcessor.from_pretrained(model)
     prompts = [PromptEncoder(processor)(r) for r in load_records(data)[:3]]

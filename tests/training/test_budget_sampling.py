@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from budget import BudgetParams, ThinkProfile, ThinkState
-from training.budget_sampling import (BudgetDistribution, budget_advantages, budget_metrics, draw_budgets,
+from training.rollout.budget_sampling import (BudgetDistribution, budget_advantages, budget_metrics, draw_budgets,
                                       parse_budget_choices)
-from training.collect import Collected, RolloutContext, _roll
+from training.rollout.collect import Collected, RolloutContext, _roll
 from training.config import ConfigError, GRPOConfig
-from training.data import EncodedPrompt, Record
-from training.grpo import group_advantages
-from training.rollout import Completion
+from tasks.records import Record
+from training.prompts import EncodedPrompt
+from training.learner.grpo import group_advantages
+from training.rollout.samples import Completion
 
 OPEN, CLOSE, ANS, ANS_END, EOS, THINK, X = 1, 2, 3, 4, 0, 10, 20
 PROFILE = ThinkProfile(family="glm4.1v", think_open_id=OPEN, think_close_id=CLOSE, closing_ids=(CLOSE, ANS),

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from training.curriculum import Curriculum, DynamicSampling, tier_of
-from training.data import Record
+from tasks.records import Record
 
 
 def records(tiers: list[int | None]) -> list[Record]:

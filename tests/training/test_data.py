@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.data import PromptEncoder, load_records, load_video
-from training.policy import SequenceLogprobs, collate, load_policy, token_logprobs
-from training.rewards import build_reward_fns
-from training.rollout import Sample
-from training.synthetic import make_dataset
+from tasks.records import load_records, load_video
+
+from training.prompts import PromptEncoder
+from training.learner.policy import SequenceLogprobs, collate, load_policy, token_logprobs
+from scoring.rewards import build_reward_fns
+from training.rollout.samples import Sample
+from tasks.synthetic import make_dataset
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from thinkcap.cli import main as thinkcap
-from training.fill_in import FILL_IN_HINT, convert
+from tasks.fill_in import FILL_IN_HINT, convert
 
 
 def test_letter_answer_becomes_the_option_text_and_options_leave_the_prompt():

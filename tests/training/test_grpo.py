@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from training.grpo import aggregate, clipped_surrogate, group_advantages, kl_k3
+from training.learner.grpo import aggregate, clipped_surrogate, group_advantages, kl_k3
 
 
 def test_group_advantages_centre_and_scale_per_group():

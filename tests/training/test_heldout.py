@@ -11,7 +11,7 @@ import pytest
 from budget import BudgetParams, build_profile
 from training.config import ConfigError, GRPOConfig
 from training.heldout import HeldOut, summarize_eval
-from training.rollout import Completion, rollout_budget
+from training.rollout.samples import Completion, rollout_budget
 
 
 class FakeEngine:
@@ -49,7 +49,7 @@ def config(eval_file: Path, **kw) -> GRPOConfig:
 def test_scores_every_budget_through_eval_scoring(tiny_model_dir: Path, eval_file: Path):
     from transformers import AutoProcessor
 
-    from training.data import PromptEncoder
+    from training.prompts import PromptEncoder
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
     profile = build_profile(processor.tokenizer, model_type="glm4v")

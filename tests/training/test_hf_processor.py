@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoTokenizer, LogitsProcessorList
 
 from budget import BudgetParams, build_profile, replay
-from training.hf_processor import HFThinkBudgetProcessor
+from training.rollout.hf_processor import HFThinkBudgetProcessor
 
 BUDGETS = [0, 1, 5, 20, None]
 NEW_TOKENS = 32

@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from budget import build_profile
-from training.judge import with_judge
-from training.response import Response
-from training.rewards import build_reward_fns
+from scoring.judge import with_judge
+from scoring.response import Response
+from scoring.rewards import build_reward_fns
 
 BOX = "<|begin_of_box|>{}<|end_of_box|>"
 

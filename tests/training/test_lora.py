@@ -12,8 +12,8 @@ import torch
 pytest.importorskip("peft")
 
 from training.config import ConfigError, GRPOConfig  # noqa: E402
-from training.lora import apply_lora, load_adapter, lora_layers, merged_named_parameters, save_adapter  # noqa: E402
-from training.policy import load_policy  # noqa: E402
+from training.learner.lora import apply_lora, load_adapter, lora_layers, merged_named_parameters, save_adapter  # noqa: E402
+from training.learner.policy import load_policy  # noqa: E402
 
 
 def lora_policy(model_dir: Path, rank: int = 4, seed: int = 0) -> torch.nn.Module:
@@ -187,10 +187,12 @@ def test_grads_reach_only_adapters_and_dropout_stays_out_of_old_logprobs(tiny_mo
     acts in the loss forward (train mode) but not in the old log-probs (`update.eval_mode`)."""
     from transformers import AutoProcessor
 
-    from training.data import PromptEncoder, Record
-    from training.policy import SequenceLogprobs, collate, token_logprobs
-    from training.rollout import Sample
-    from training.update import eval_mode
+    from tasks.records import Record
+
+    from training.prompts import PromptEncoder
+    from training.learner.policy import SequenceLogprobs, collate, token_logprobs
+    from training.rollout.samples import Sample
+    from training.learner.update import eval_mode
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
     prompt = PromptEncoder(processor)(Record(id="t", task="t", domain="exact", answer="hi",

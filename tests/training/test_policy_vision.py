@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from training.policy import SequenceLogprobs
+from training.learner.policy import SequenceLogprobs
 
 
 def test_one_vision_call_equals_hfs_image_and_video_calls(tiny_model_dir):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from budget import BudgetParams, build_profile
-from training.response import Response
-from training.rewards import build_reward_fns, glm_reward, language_mix_score, repetition_score
-from training.verifiers import (
+from scoring.response import Response
+from scoring.rewards import build_reward_fns, glm_reward, language_mix_score, repetition_score
+from scoring.verifiers import (
     VERIFIERS, verify_counting, verify_exact, verify_grounding, verify_math, verify_multiple_choice,
     verify_numeric, verify_ocr, verify_temporal_grounding,
 )

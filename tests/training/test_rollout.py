@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from budget import BudgetParams, ThinkProfile
-from training.data import EncodedPrompt
-from training.rollout import Completion, rollout_budget, to_sample
+from training.prompts import EncodedPrompt
+from training.rollout.samples import Completion, rollout_budget, to_sample
 
 OPEN, CLOSE, ANS, ANS_END, EOS = 1, 2, 3, 4, 0
 PROFILE = ThinkProfile(family="glm4.1v", think_open_id=OPEN, think_close_id=CLOSE, closing_ids=(CLOSE, ANS),

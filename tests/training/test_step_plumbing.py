@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from budget import BudgetParams, build_profile
-from training.collect import RolloutContext, collect
+from training.rollout.collect import RolloutContext, collect
 from training.config import GRPOConfig
 from training.curriculum import Curriculum, DynamicSampling
-from training.data import EncodedPrompt, Record
-from training.rewards import build_reward_fns
-from training.rollout import Completion
+from tasks.records import Record
+from training.prompts import EncodedPrompt
+from scoring.rewards import build_reward_fns
+from training.rollout.samples import Completion
 from training.tracking import progress_line
 from training.train import media_limits
 

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from training.data import load_records
+from tasks.records import load_records
 from training.sft import cosine_lr, demonstration
-from training.tasks_arith import make_arith_dataset, make_record, worked_thought
+from tasks.running_sums import make_arith_dataset, make_record, worked_thought
 
 
 def test_records_and_worked_thoughts_are_correct(tmp_path):
@@ -22,7 +22,7 @@ def test_records_and_worked_thoughts_are_correct(tmp_path):
         digits = [int(x[1:]) for x in raw["prompt"].split(": ")[1].split(". ")[0].split()]
         assert [int(x[1:x.index("=")]) for x in steps] == digits
         assert totals == [sum(digits[:k + 1]) for k in range(len(digits))]
-        assert totals[-1] == raw["answer"] == record.answer and record.domain == "counting"
+        assert totals[-1] == raw["answer"] == record.answer and record.domain == "running_sum"
 
 
 def test_demonstration_uses_the_worked_thought_only_for_its_task(tmp_path, synthetic_data):
@@ -59,17 +59,17 @@ def test_make_record_digit_range():
 def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
     """Every arm trains one step and is scored at each budget; results and plot are written. Starts
     from the shared format warm-up (--sft-model): a model with 2 SFT steps emits stray <|image|> ids."""
-    from training import bench_learning
+    from benches import learning
 
     out = tmp_path / "bench"
-    rc = bench_learning.main(["--arms", "budget", "--out", str(out), "--n", "16", "--held-out", "4",
+    rc = learning.main(["--arms", "budget", "--out", str(out), "--n", "16", "--held-out", "4",
                               "--sft-model", str(warm_model_dir), "--steps", "1", "--seeds", "1", "--prompts", "2", "--group", "2",
                               "--choices", "0,4", "--budget", "8", "--eval-budgets", "0,full", "--engine", "hf"])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert len(results["accuracy"]) == 4  # the SFT model and three arms
     for per_budget in results["accuracy"].values():
-        assert set(per_budget) == {"0", "full"} and all(0 <= m <= 1 for m, _ in per_budget.values())
+        assert set(per_budget) == {"0", "full"} and all(0 <= lo <= m <= hi <= 1 for m, lo, hi in per_budget.values())
     assert (out / "budget_curve.png").stat().st_size > 0
     drawn = [json.loads(line) for line in (out / "arm-b-seed0" / "metrics.jsonl").read_text().splitlines()]
     assert drawn[0]["rollout/think_budget_mean"] in (0.0, 2.0, 4.0)
@@ -82,7 +82,8 @@ def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
 def test_cold_start_is_reused_only_with_the_same_settings(tmp_path, monkeypatch):
     """A second bench run into the same OUT skips SFT when data and SFT settings match, and redoes it
     when any of them changed."""
-    from training import bench_budgets, sft
+    from benches import budgets
+    from training import sft
 
     calls = []
 
@@ -93,11 +94,11 @@ def test_cold_start_is_reused_only_with_the_same_settings(tmp_path, monkeypatch)
     monkeypatch.setattr(sft, "warm_up", fake_warm_up)
     monkeypatch.setattr("training.train.resolve_model", lambda name: "unused")
     data = make_arith_dataset(tmp_path / "data", n=4, seed=0)
-    args = bench_budgets.parse_args(["--quick", "--out", str(tmp_path)])
+    args = budgets.parse_args(["--quick", "--out", str(tmp_path)])
     for _ in range(2):
-        assert bench_budgets.cold_start(args, data, tmp_path / "sft") == str(tmp_path / "sft")
+        assert budgets.cold_start(args, data, tmp_path / "sft") == str(tmp_path / "sft")
     assert len(calls) == 1 and calls[0]["short_thoughts"] == 0.5 and calls[0]["steps"] == 1000
     assert calls[0]["lr_schedule"] == "cosine"
     args.short_thoughts = 0.0
-    bench_budgets.cold_start(args, data, tmp_path / "sft")
+    budgets.cold_start(args, data, tmp_path / "sft")
     assert len(calls) == 2 and calls[1]["short_thoughts"] == 0.0

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from training.config import ConfigError, GRPOConfig
-from training.weight_sync import (
+from training.rollout.weight_sync import (
     BucketStats, EngineMemory, bucketed_weights, check_sleep_mode, flatten, weight_buckets,
 )
 
 
 @pytest.fixture(scope="module")
 def tiny_policy(tiny_model_dir: Path) -> torch.nn.Module:
-    from training.policy import load_policy
+    from training.learner.policy import load_policy
 
     return load_policy(str(tiny_model_dir), "float32")
 
@@ -46,7 +46,7 @@ def test_buckets_cover_the_model_in_order_and_stay_under_the_limit(tiny_policy: 
 def test_bucketed_stream_of_a_wrapped_policy(tiny_policy: torch.nn.Module):
     """The trainer hands over SequenceLogprobs(policy): the stream names are the HF names, and a
     finished bucket is emptied as it is handed out (the trainer keeps no reference to it)."""
-    from training.policy import SequenceLogprobs
+    from training.learner.policy import SequenceLogprobs
 
     stats = BucketStats()
     got = list(bucketed_weights(SequenceLogprobs(tiny_policy), 0.05, stats))  # 0.05 MB buckets
@@ -116,14 +116,14 @@ def test_sleep_mode_refused_on_cpu():
     pytest.importorskip("vllm")
     with pytest.raises(ConfigError, match="Sleep mode is not supported on current platform"):
         check_sleep_mode()
-    from training.vllm_engine import VLLMEngine
+    from training.rollout.vllm_engine import VLLMEngine
 
     with pytest.raises(ConfigError, match="vllm_sleep_mode=true"):  # before any engine is started
         VLLMEngine("unused", seed=0, max_model_len=64, gpu_memory_utilization=0.1, sleep_mode=True)
 
 
 def test_tensor_parallel_size_must_divide_the_world():
-    from training.vllm_engine import VLLMEngine, gather_requests
+    from training.rollout.vllm_engine import VLLMEngine, gather_requests
 
     with pytest.raises(ConfigError, match=r"rollout_tensor_parallel_size \(2\) must divide .* \(3\)"):
         VLLMEngine("unused", seed=0, max_model_len=64, gpu_memory_utilization=0.1, world_size=3,
@@ -148,7 +148,7 @@ def test_rank_without_prompts_still_joins_its_group_call(tiny_model_dir: Path):
     from transformers import AutoTokenizer
 
     from budget import BudgetParams, build_profile
-    from training.collect import Collected, RolloutContext, _roll
+    from training.rollout.collect import Collected, RolloutContext, _roll
 
     calls = []
 

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import torch
 
-from training import dist, sharding
+from training import dist
+from training.learner import sharding
 from training.config import GRPOConfig
-from training.data import PromptEncoder, load_records
-from training.policy import SequenceLogprobs, load_policy
-from training.rollout import Sample
-from training.update import optimizer_step, prepare
+from tasks.records import load_records
+from training.prompts import PromptEncoder
+from training.learner.policy import SequenceLogprobs, load_policy
+from training.rollout.samples import Sample
+from training.learner.update import optimizer_step, prepare
 
 
 def fixed_samples(processor, data: str) -> list[Sample]:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from training.rollout import Sample, concat_media
+from training.rollout.samples import Sample, concat_media
 
 
 def load_policy(path: str, dtype: str = "float32") -> torch.nn.Module:

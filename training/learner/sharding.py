@@ -76,7 +76,7 @@ def full_named_parameters(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     adapters under LoRA): what the rollout engine and the HF export need."""
     inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     if not is_fsdp(inner):
-        from training.lora import is_lora, merged_named_parameters
+        from training.learner.lora import is_lora, merged_named_parameters
 
         # LoRA: W + scaling * B @ A under the base names; the engines and the export know no adapters.
         return merged_named_parameters(inner.model) if is_lora(inner.model) else list(inner.model.named_parameters())

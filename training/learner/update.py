@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from training import dist, sharding
+from training import dist
+from training.learner import sharding
 from training.config import GRPOConfig
-from training.grpo import aggregate, clipped_surrogate, kl_k3
-from training.policy import Batch, collate, token_logprobs
-from training.rollout import Sample
+from training.learner.grpo import aggregate, clipped_surrogate, kl_k3
+from training.learner.policy import Batch, collate, token_logprobs
+from training.rollout.samples import Sample
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from training.grpo import group_advantages
+from training.learner.grpo import group_advantages
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,14 @@ from budget import BudgetParams, ThinkProfile
 from training import dist
 from training.config import GRPOConfig
 from training.curriculum import Curriculum, DynamicSampling
-from training.data import PromptEncoder, Record
-from training.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
-from training.grpo import group_advantages
-from training.response import Response
-from training.rewards import RewardFn
-from training.rollout import Sample, rollout_params, to_sample
+from tasks.records import Record
+from training.prompts import PromptEncoder
+from training.rollout.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
+from training.learner.grpo import group_advantages
+from scoring.response import Response
+from scoring.rewards import RewardFn
+from training.rollout.generate import ROUND_STREAM, request_seeds, step_key
+from training.rollout.samples import Sample, rollout_params, to_sample
 
 
 @dataclass
@@ -102,8 +104,7 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     prompts = [ctx.encode(r) for r in mine]
     # vLLM seeds sample k of a request with seed + k: space the requests' seeds G apart so that
     # no two samples of a step share a random stream.
-    seeds = [(cfg.seed * 1_000_003 + step * 10_007 + round_ * 7_919 + ctx.rank + ctx.world * i) * cfg.group_size
-             for i in range(len(mine))]
+    seeds = request_seeds(step_key(cfg.seed, step, round_ * ROUND_STREAM), len(mine), cfg.group_size, ctx.rank, ctx.world)
     base = len(out.records)
     G = cfg.group_size
     if ctx.drawn is None:

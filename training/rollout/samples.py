@@ -1,7 +1,7 @@
 """Rollouts: G samples per prompt under the thinking budget, turned into loss-ready samples.
 
 Two engines share one interface (`generate`, `load_weights`): the colocated vLLM engine
-(training.vllm_engine) and HF `generate` with `HFThinkBudgetProcessor` (fallback: no vLLM, or
+(training.rollout.vllm_engine) and HF `generate` with `HFThinkBudgetProcessor` (fallback: no vLLM, or
 several processes under torchrun). Forced tokens are found afterwards by replaying the budget state
 machine over the ids (`budget.replay`): forcing is a pure function of the ids, so both engines
 yield the same loss mask without any side channel.
@@ -17,8 +17,8 @@ import torch
 from transformers import LogitsProcessorList
 
 from budget import BudgetParams, Phase, ThinkProfile, effective_budget, replay
-from training.data import EncodedPrompt
-from training.hf_processor import HFThinkBudgetProcessor
+from training.prompts import EncodedPrompt
+from training.rollout.hf_processor import HFThinkBudgetProcessor
 
 
 @dataclass

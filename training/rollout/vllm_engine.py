@@ -6,7 +6,7 @@ policy's HF-named tensors to vLLM's `reload_weights`, which maps HF names onto v
 (q/k/v → qkv_proj, ...), re-runs any kernel-specific weight processing (the CPU backend repacks
 linear weights) and clears the encoder/multimodal caches that hold outputs of the old weights.
 The tensors come as a lazy stream gathered in buckets, and sleep mode wraps the push
-(training.weight_sync). Under torchrun a group of `tensor_parallel_size` consecutive ranks is one
+(training.rollout.weight_sync). Under torchrun a group of `tensor_parallel_size` consecutive ranks is one
 engine; each rank still generates (and trains on) its own prompts.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from training.config import ConfigError
-from training.data import EncodedPrompt
-from training.rollout import Budgets, Completion, per_prompt
-from training.weight_sync import EngineMemory, check_sleep_mode
+from training.prompts import EncodedPrompt
+from training.rollout.samples import Budgets, Completion, per_prompt
+from training.rollout.weight_sync import EngineMemory, check_sleep_mode
 
 
 class VLLMEngine:

@@ -96,7 +96,7 @@ def bucketed_weights(model: nn.Module, bucket_mb: float, stats: BucketStats | No
     """The policy's full HF-named weights as a lazy stream, gathered `bucket_mb` at a time. Only
     FSDP2 shards need gathering; otherwise the tensors are the policy's own (LoRA: merged), as
     `sharding.full_named_parameters` gives them, and a bucket costs no extra memory."""
-    from training import sharding
+    from training.learner import sharding
 
     inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     named = policy_parameters(model) if sharding.is_fsdp(inner) else sharding.full_named_parameters(model)
