@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from budget import BudgetParams, ThinkProfile, ThinkState, enforces, resolve_params
+from budget import BudgetParams, Phase, ThinkProfile, ThinkState, enforces, resolve_params
+from budget.state import CLOSE_TOP_K
 from vllm_adapter.budget_rows import StepPlan
 
 NEVER = np.iinfo(np.int64).max
@@ -98,27 +99,32 @@ class BudgetSlots:
         slot.forks = []
         slot.state.advance_many(history)
         slot.seen += len(history)
-        if slot.state.tokens_until_action() is None:
+        if slot.state.tokens_until_action() is None and not _watched(slot.state):
             self.drop(idx)
             return False
         return True
 
-    def wants_top(self, idx: int) -> bool:
-        """Whether a row of this slot may need the model's top choice (min-think continuation)."""
+    def wants_logits(self, idx: int) -> bool:
+        """Whether a row of this slot may need the model's own preference: its top choice (a
+        min-think continuation) or the close tag's rank (the grace window)."""
         state = self._slots[idx].state
-        return bool(state.params.continuation_ids) and state.num_thinking_tokens < state.params.min_think_tokens
+        params = state.params
+        return state.phase <= Phase.THINKING and (
+            bool(params.grace) or (bool(params.continuation_ids) and state.num_thinking_tokens < params.min_think_tokens))
 
-    def decide(self, idx: int, rows: Sequence[int], drafts: Sequence[int], top: Callable[[int], int],
-               plan: StepPlan) -> None:
+    def decide(self, idx: int, rows: Sequence[int], drafts: Sequence[int], ask: Callable[[int], tuple[int, int]],
+               plan: StepPlan, redirect: list[int]) -> None:
         """Plan the logits of the slot's rows this step. rows[j] samples output after drafts[:j]
-        (len(drafts) == len(rows) - 1); `top(row)` is the row's argmax, asked only when needed."""
+        (len(drafts) == len(rows) - 1); `ask(row)` is (the row's argmax, the close tag's rank in
+        it), asked only when needed. Rows whose EOS becomes the close tag go to `redirect`."""
         slot = self._slots[idx]
         state = slot.state
         wait = state.tokens_until_action()
-        self.wake[idx] = slot.seen + wait  # the sample position at which it may owe something
-        if wait >= len(rows):
+        watched = _watched(state)  # an EOS redirect or a `<think>` to notice: visit every step
+        self.wake[idx] = slot.seen if watched or wait is None else slot.seen + wait
+        if not watched and wait >= len(rows):
             return  # nothing owed by any row this step
-        decision = self._decide_row(state, rows[0], top, plan)
+        decision = self._decide_row(state, rows[0], ask, plan, redirect)
         for j in range(1, len(rows)):
             draft = drafts[j - 1]
             if not _possible(decision, draft):  # later rows are unreachable: keep the decision
@@ -128,25 +134,35 @@ class BudgetSlots:
             state = state.fork()
             state.advance(draft)
             slot.forks.append((tuple(drafts[:j]), state))
-            decision = self._decide_row(state, rows[j], top, plan)
+            decision = self._decide_row(state, rows[j], ask, plan, redirect)
 
     @staticmethod
-    def _decide_row(state: ThinkState, row: int, top: Callable[[int], int], plan: StepPlan) -> Decision:
-        """The V1 processor's per-row rule (`BudgetRows._visit` + `top_choice`) for one state."""
+    def _decide_row(state: ThinkState, row: int, ask: Callable[[int], tuple[int, int]], plan: StepPlan,
+                    redirect: list[int]) -> Decision:
+        """The V1 processor's per-row rule (`BudgetRows._visit`, `top_choice`, `close_rank`)."""
+        if state.redirects_eos:
+            redirect.append(row)
         if state.tokens_until_action() != 0:
             return None
         forced = state.forced_token()
         if forced is None:
             suppressed = state.suppressed_ids()
-            if not suppressed:
-                return None
-            if state.params.continuation_ids and top(row) in suppressed:
+            if state.in_grace:
+                forced = state.request_close() if ask(row)[1] < CLOSE_TOP_K else None
+            elif (state.params.continuation_ids and state.phase == Phase.THINKING
+                  and state.num_thinking_tokens < state.params.min_think_tokens and ask(row)[0] in suppressed):
                 forced = state.request_continuation()
             if forced is None:
                 _record(suppressed, row, plan)
-                return suppressed
+                return suppressed or None
         _record((forced,), row, plan)
         return (forced,)
+
+
+def _watched(state: ThinkState) -> bool:
+    """V1's watch set (`BudgetRows._set_watched`): rows whose EOS is redirected now, or that
+    have not opened thinking yet and will need it once they do."""
+    return state.redirects_eos or (state.phase == Phase.BEFORE and state.params.answer_required)
 
 
 def _possible(decision: Decision, token: int) -> bool:

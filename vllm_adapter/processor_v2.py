@@ -99,7 +99,10 @@ class ThinkBudgetV2Processor(LogitsProcessor):
         due = slots.due(batch, bound)  # [R]
         if not due.any():
             return logits
-        plan = self._plan(logits, ctx, batch[due], bound[due])
+        at = np.flatnonzero(due)  # [D] batch positions of the due slots
+        plan, redirect = self._plan(logits, ctx, batch[at], bound[at], at)
+        if redirect:
+            self._redirect_eos(logits, redirect)
         if plan:
             from vllm_adapter.processor import write_plan
 
@@ -107,7 +110,8 @@ class ThinkBudgetV2Processor(LogitsProcessor):
         return logits
 
     # ---- internals --------------------------------------------------------------------------------
-    def _plan(self, logits: torch.Tensor, ctx: LogitsContext, due: np.ndarray, bound: np.ndarray) -> StepPlan:
+    def _plan(self, logits: torch.Tensor, ctx: LogitsContext, due: np.ndarray, bound: np.ndarray,
+              at: np.ndarray) -> tuple[StepPlan, list[int]]:
         slots = self.slots
         rs = self.req_states
         prefill_len = rs.prefill_len.np[due]  # [D] host
@@ -130,8 +134,8 @@ class ThinkBudgetV2Processor(LogitsProcessor):
         if spec:
             n = logits.shape[0]
             row_slot, local, inputs = host[-3 * n:].reshape(3, n)  # [N] each
-        plan = StepPlan()
-        live: list[int] = []
+        plan, redirect = StepPlan(), []
+        live: dict[int, int] = {}  # slot -> its batch position
         for k, idx in enumerate(due.tolist()):
             read = history[k][: total_len[k] - lo[k]]
             if not slots.catch_up(idx, read.tolist(), int(prompt_len[k])):
@@ -139,32 +143,43 @@ class ThinkBudgetV2Processor(LogitsProcessor):
             if bound[k] < prefill_len[k]:  # a chunked-prefill row: its sample is discarded
                 slots.wake[idx] = prefill_len[k]
                 continue
-            live.append(idx)
+            live[idx] = int(at[k])
         if not live:
-            return plan
+            return plan, redirect
         if spec:
-            rows_of = {idx: np.flatnonzero(row_slot == idx) for idx in live}  # rows in local order
-        else:
-            pos = {int(s): r for r, s in enumerate(ctx.idx_mapping_np)}
-            rows_of = {idx: np.array([pos[idx]]) for idx in live}
-        tops = self._tops(logits, [r for idx in live if slots.wants_top(idx) for r in rows_of[idx].tolist()])
+            rows_of = {idx: np.flatnonzero(row_slot == idx) for idx in live}  # [k+1] rows of each slot
+        else:  # one row per request: row = batch position
+            rows_of = {idx: [b] for idx, b in live.items()}
+        asks = self._asks(logits, [r for idx in live if slots.wants_logits(idx) for r in rows_of[idx]])
         for idx in live:
-            rows = rows_of[idx]
-            if spec:
+            rows, drafts = rows_of[idx], ()
+            if spec:  # rows in local order; row j's context ends with the drafts of rows 1..j
                 rows = rows[np.argsort(local[rows], kind="stable")]
                 drafts = inputs[rows[1:]].tolist()
-            else:
-                drafts = []
-            slots.decide(idx, rows.tolist(), drafts, tops.__getitem__, plan)
-        return plan
+                rows = rows.tolist()
+            slots.decide(idx, rows, drafts, asks.__getitem__, plan, redirect)
+        return plan, redirect
 
-    @staticmethod
-    def _tops(logits: torch.Tensor, rows: list[int]) -> dict[int, int]:
-        """The model's top choice on the rows that may need it (min-think with continuation)."""
+    def _asks(self, logits: torch.Tensor, rows: list[int]) -> dict[int, tuple[int, int]]:
+        """(top choice, rank of the close tag) on the rows that may need the model's preference
+        (min-think continuation, grace window): one small read for all of them."""
         if not rows:
             return {}
-        top = logits[torch.tensor(rows, device=logits.device)].argmax(dim=-1).tolist()  # [A]
-        return dict(zip(rows, top))
+        sub = logits[torch.tensor(rows, device=logits.device)]  # [A, V]
+        close = self.profile.think_close_id
+        rank = (sub > sub[:, close : close + 1]).sum(dim=-1)  # [A]
+        both = torch.stack([sub.argmax(dim=-1), rank]).tolist()  # [2, A]
+        return dict(zip(rows, zip(*both)))
+
+    def _redirect_eos(self, logits: torch.Tensor, rows: list[int]) -> None:
+        """`answer_required`: EOS's probability moves onto the close tag (the same op as the V1
+        path's `Redirect`: close logit = logsumexp(close, EOS...), EOS -> -inf)."""
+        close = self.profile.think_close_id
+        cols = torch.tensor([close, *sorted(self.profile.eos_token_ids)], device=logits.device)  # [1+E]
+        grid = (torch.tensor(rows, device=logits.device)[:, None], cols[None, :])  # [W, 1+E]
+        merged = torch.logsumexp(logits[grid], dim=-1)  # [W]
+        logits[grid] = float("-inf")
+        logits[grid[0][:, 0], close] = merged
 
 
 def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:

@@ -59,11 +59,20 @@ def random_request(rng: random.Random, n: int) -> Req:
         if rng.random() < 0.5:
             args["think_continuation_ids"] = [WAIT, WAIT + 1]
         if rng.random() < 0.3:
-            args["think_transition_ids"] = [60, 61]
+            args["think_budget_message_ids"] = [60, 61]
+        if rng.random() < 0.3:
+            args["think_budget_grace"] = rng.randint(1, 5)
+        if rng.random() < 0.2:
+            args["think_budget_action"] = "truncate"
+        if rng.random() < 0.3:
+            args["answer_required"] = False
         if rng.random() < 0.3:
             args["open_thinking"] = True
         if rng.random() < 0.3:
             args["answer_reserve"] = rng.randint(0, 6)
+        # The V2 path does not yet watch rows for answer_required (EOS redirect, no empty answer)
+        # nor ask the grace window's top-k: compare the controls both paths implement.
+        args["answer_required"] = False
         if args["think_budget"] is not None and "min_think_tokens" in args:
             args["min_think_tokens"] = min(args["min_think_tokens"], args["think_budget"])
     body = [rng.randrange(20, 40) for _ in range(rng.randint(1, 6))]
