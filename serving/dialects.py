@@ -115,6 +115,18 @@ def _check_n(body: dict[str, Any], settings: ServerSettings) -> None:
         raise APIError(f"n={n} is above this server's limit of {settings.max_n}", param="n")
 
 
+def _leaves_thought_open(messages: Any) -> bool:
+    """Whether the last message's text has a `<think>` with no `</think>` after it (the tags of
+    every model with a think profile: GLM-4.1V's format)."""
+    last = messages[-1] if isinstance(messages, list) and messages and isinstance(messages[-1], dict) else {}
+    content = last.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if not isinstance(content, str):
+        return False
+    return content.rfind("<think>") > content.rfind("</think>")
+
+
 # ---- dialects -------------------------------------------------------------------------------
 def prepare_chat(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     _check_n(body, settings)
@@ -131,6 +143,11 @@ def prepare_chat(body: dict[str, Any], settings: ServerSettings) -> Prepared:
     # A client continuing its own assistant text, or with no generation prompt, keeps its prefix.
     open_thinking = body.get("add_generation_prompt", True) is not False and not body.get("continue_final_message")
     params = _params(body, budget, settings, open_thinking)
+    if body.get("continue_final_message"):
+        # The prompt ends with the client's own assistant text: inside a thought only if that text
+        # left one open. The non-streaming reasoning parser sees no prompt; tell it (the streaming
+        # one reads the prompt ids), so both split the continuation the same way.
+        body["vllm_xargs"][PROMPT_OPENED_KEY] = int(_leaves_thought_open(body.get("messages")))
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     return Prepared("chat", params, bool(body.get("stream")), limit, body.get("skip_special_tokens") is False)
 

@@ -124,15 +124,15 @@ class Glm41vReasoningParser(ReasoningParser):
             self.adjust_request(request)  # the hint, even where vLLM skipped adjust_request
         if self._prompt_opened_hint is False or (self._prompt_opened_hint is None and (
                 model_output.lstrip().startswith(self.open_tag) or self.close_tag not in model_output)):
-            _, opened, rest = model_output.partition(self.open_tag)  # the model opens thinking, if at all
+            head, opened, rest = model_output.partition(self.open_tag)  # the model opens thinking, if at all
             if not opened:  # never thought (or, unknowable without the prompt, cut before any close)
                 return None, self._answer_text(model_output) or None
         else:
-            rest = model_output  # the prompt opened thinking (the request says so, or `_prompt_opened`'s rule)
+            head, rest = "", model_output  # the prompt opened thinking (the request says so, or `_prompt_opened`'s rule)
         reasoning, closed, answer = rest.partition(self.close_tag)
-        if not closed:
-            return reasoning, None
-        return reasoning, self._answer_text(answer) or None
+        # Text before the model's own `<think>` is content, as the streaming path sends it
+        # (a `continue_final_message` continuation that opens a thought midway keeps its start).
+        return reasoning, self._answer_text(head + answer) or None
 
     def extract_reasoning_streaming(
         self,

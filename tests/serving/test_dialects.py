@@ -94,7 +94,7 @@ def test_the_prompt_opened_hint_follows_the_servers_template():
     messages = [{"role": "user", "content": "hi"}]
     cases = [
         (prepare_chat, {"messages": messages}, True),
-        (prepare_chat, {"messages": messages, "continue_final_message": True, "add_generation_prompt": False}, False),
+        (prepare_chat, {"messages": messages, "continue_final_message": True, "add_generation_prompt": False}, 0),
         (prepare_chat, {"messages": messages, "chat_template": "{{ messages }}"}, False),
         (prepare_responses, {"input": "hi"}, True),
         (prepare_messages, {"messages": messages, "max_tokens": 8}, True),
@@ -102,7 +102,20 @@ def test_the_prompt_opened_hint_follows_the_servers_template():
     ]
     for prepare, body, expected in cases:
         prepare(body, opens)
-        assert body["vllm_xargs"].get("prompt_opened_thinking") == (1 if expected else None), body
+        assert body["vllm_xargs"].get("prompt_opened_thinking") == (1 if expected is True else None if expected is False else expected), body
     body = {"messages": messages}
     prepare_chat(body, S)  # a server that kept the model's template: no hint
     assert "prompt_opened_thinking" not in body["vllm_xargs"]
+
+
+@pytest.mark.parametrize(("text", "opened"), [
+    ("Sure, the answer", 0), ("<think>let me see", 1), ("<think>a</think><answer>b", 0), ("x</think> y <think>z", 1),
+])
+def test_a_continued_message_says_whether_it_left_a_thought_open(text, opened):
+    """`continue_final_message`: the parser is told whether the client's own text ends inside a thought
+    (issue 19.7: without it the non-streaming split guessed and dropped the text before a stray `<think>`)."""
+    body = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text", "text": text}]}],
+            "continue_final_message": True, "add_generation_prompt": False}
+    prepare_chat(body, S)
+    assert body["vllm_xargs"]["prompt_opened_thinking"] == opened
+

@@ -60,6 +60,10 @@ def test_the_request_says_whether_the_prompt_opened_thinking(tok):
     assert opened.extract_content_ids(ids(tok, "one two")) == []
     assert plain.extract_reasoning("one two", None) == (None, "one two")
     assert plain.extract_reasoning("x</think><answer>y", None) == (None, "x</think>y")
+    # A continuation that opens a thought midway keeps its start as content, as streaming does (issue 19.7).
+    assert plain.extract_reasoning("Sure<think>hm", None) == ("hm", "Sure")
+    assert plain.extract_reasoning("Sure<think>hm</think><answer> 5</answer>", None) == ("hm", "Sure 5")
+
     assert plain.count_reasoning_tokens(ids(tok, "one two")) == 0
 
 
@@ -97,3 +101,20 @@ def test_streaming_equals_whole_text(parser, tok):
             reasoning += msg.reasoning or ""
             content += msg.content or ""
     assert (reasoning, content) == parser.extract_reasoning(text, None)
+
+
+@pytest.mark.parametrize("text", ["Sure<think>hm", "Sure<think>hm</think><answer> 5</answer>", "plain text"])
+def test_a_continuation_splits_the_same_streamed_or_not(tok, text):
+    """The prompt did not open thinking (`continue_final_message`): stream and whole text agree."""
+    from types import SimpleNamespace
+
+    whole, streamed = Glm41vReasoningParser(tok), Glm41vReasoningParser(tok)
+    whole.adjust_request(SimpleNamespace(vllm_xargs={"prompt_opened_thinking": 0}))
+    streamed.adjust_initial_state_from_prompt(ids(tok, "<|user|>hi<|assistant|>"))
+    out, reasoning, content = ids(tok, text), "", ""
+    for i, t in enumerate(out):
+        msg = streamed.extract_reasoning_streaming(tok.decode(out[:i]), tok.decode(out[: i + 1]), tok.decode([t]),
+                                                   out[:i], out[: i + 1], [t])
+        if msg is not None:
+            reasoning, content = reasoning + (msg.reasoning or ""), content + (msg.content or "")
+    assert (reasoning or None, content or None) == whole.extract_reasoning(text, None)
