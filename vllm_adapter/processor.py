@@ -26,8 +26,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from vllm.sampling_params import SamplingParams
 from vllm.utils.torch_utils import async_tensor_h2d
-from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor as V2LogitsProcessor
+
+try:
+    from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
+    _RUNNER_BASES: tuple[type, ...] = (LogitsProcessor, V2LogitsProcessor)
+except ImportError:  # vLLM >= 0.34 removed the V1 model runner and its processor interface
+    _RUNNER_BASES = (V2LogitsProcessor,)
 
 from budget import (BudgetError, BudgetParams, ProfileError, ThinkProfile, ThinkState, build_profile, enforces,
                     params_from_args, resolve_params)
@@ -80,7 +85,7 @@ def write_plan(logits: torch.Tensor, plan: StepPlan, device: torch.device | Any)
         logits.index_put_(index, torch.tensor(float("-inf"), device=logits.device))
 
 
-class ThinkBudgetLogitsProcessor(LogitsProcessor, V2LogitsProcessor):
+class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
     def __new__(cls, vllm_config: VllmConfig, device: Any = None, is_pin_memory: bool | None = None):
         """V2 runner: (vllm_config, req_states) builds the V2 path (`processor_v2`)."""
         from vllm_adapter.processor_v2 import ThinkBudgetV2Processor, is_v2_construction
