@@ -20,9 +20,9 @@ from dataclasses import dataclass
 # The least answer room the reserve shrinks to before an explicit budget gives way: a boxed short
 # answer with its tags (training's default answer_reserve).
 RESERVE_FLOOR = 16
-# Closing sequence length of the longest known profile (GLM-4.1V: `</think>`, newline, `<answer>`).
-# Config checks use it before a tokenizer is loaded; once the profile is known its own length is used.
-LONGEST_CLOSING = 3
+# Closing sequence length of the longest known profile (GLM-4.1V: `</think>` `<answer>`; others close
+# in one token). Config checks use it before a tokenizer is loaded; once the profile is known, its own.
+LONGEST_CLOSING = 2
 
 
 @dataclass(frozen=True)

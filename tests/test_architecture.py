@@ -122,9 +122,19 @@ def forbidden(edges: dict[str, set[str]]) -> list[str]:
     return out
 
 
+# Circles known and owned elsewhere, each with its way out; the test fails once one is gone, so the
+# entry goes with it. vllm_adapter/processor*.py are being written for issue 22 (Model Runner V2):
+# processor_v2 borrows the V1 module's owner registry and helpers through lazy imports, and V1
+# builds V2; the shared parts belong in a third module both import.
+KNOWN_CIRCLES = [["vllm_adapter.processor", "vllm_adapter.processor_v2"]]
+
+
 def test_no_import_circle_between_files():
     found = circles(import_graph(modules()))
-    assert not found, f"{len(found)} import circle(s): " + "; ".join(" ⇄ ".join(c) for c in found)
+    new = [c for c in found if c not in KNOWN_CIRCLES]
+    assert not new, f"{len(new)} import circle(s): " + "; ".join(" ⇄ ".join(c) for c in new)
+    gone = [c for c in KNOWN_CIRCLES if c not in found]
+    assert not gone, f"no longer a circle, drop it from KNOWN_CIRCLES: {gone}"
 
 
 def test_packages_import_only_downwards():

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from training import config_load
-from training.config_checks import check_eval, check_lora, parse_eval_budgets
+from training.config_checks import check_eval, check_fits, check_lora, parse_eval_budgets
 from training.config_load import ConfigError, load_yaml, setting
 
 
@@ -171,13 +171,9 @@ class GRPOConfig:
         budget = self.rollout_think_budget
         if budget is not None and budget < 0:
             raise ConfigError(f"rollout_think_budget must be >= 0 or null; got {budget}")
-        # The model writes `<think>` itself (1 token) and GLM-4.1V's forced closing is 2 tokens.
         fixed = not self.rollout_budget_choices.strip()  # drawn budgets are checked in _check_budget_choices
-        if fixed and budget is not None and budget + self.answer_reserve + 3 > self.max_new_tokens:
-            raise ConfigError(
-                f"rollout_think_budget ({budget}) + answer_reserve ({self.answer_reserve}) + <think> and 2 "
-                f"closing tokens exceeds max_new_tokens ({self.max_new_tokens}): raise max_new_tokens to at "
-                f"least {budget + self.answer_reserve + 3} or lower the budget")
+        if fixed and budget is not None:
+            check_fits(self, budget, "rollout_think_budget")
         self._check_budget_choices()
         if not self.forced_answering and budget is None:
             raise ConfigError("forced_answering=false cuts samples at rollout_think_budget; set a budget")
@@ -231,10 +227,7 @@ class GRPOConfig:
         if not self.forced_answering:
             raise ConfigError("rollout_budget_choices draws budgets to force answers at: keep forced_answering "
                               "true, or use the fixed rollout_think_budget")
-        if drawn.max_budget + self.answer_reserve + 3 > self.max_new_tokens:
-            raise ConfigError(f"the largest drawn budget ({drawn.max_budget}) + answer_reserve ({self.answer_reserve})"
-                              f" + 3 exceeds max_new_tokens ({self.max_new_tokens}): raise max_new_tokens to at "
-                              f"least {drawn.max_budget + self.answer_reserve + 3}")
+        check_fits(self, drawn.max_budget, "the largest drawn budget")
 
     def _check_rollout_engine_layout(self) -> None:
         """vLLM-only settings; whether the TP size divides the world size is checked once the

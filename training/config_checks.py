@@ -10,6 +10,7 @@ import dataclasses
 import importlib.util
 from typing import Any
 
+from budget.fit import LONGEST_CLOSING, RESERVE_FLOOR, tokens_needed
 from training.config_load import ConfigError
 
 
@@ -55,9 +56,18 @@ def check_eval(cfg: Any) -> None:
         raise ConfigError(f"eval_samples={cfg.eval_samples} with eval_temperature 0 repeats one greedy answer: "
                           "set eval_temperature > 0")
     for budget in parse_eval_budgets(cfg.eval_think_budgets):
-        if budget + cfg.answer_reserve + 3 > cfg.max_new_tokens:
-            raise ConfigError(f"eval think budget {budget} + answer_reserve ({cfg.answer_reserve}) + 3 exceeds "
-                              f"max_new_tokens ({cfg.max_new_tokens})")
+        check_fits(cfg, budget, "eval think budget")
+
+
+def check_fits(cfg: Any, budget: int, what: str, closing_len: int = LONGEST_CLOSING) -> None:
+    """The budget fit rule (budget.fit) must keep `budget` inside max_new_tokens: `<think>`, the
+    budget, the closing sequence and the answer reserve's floor. Before the tokenizer is loaded the
+    longest known closing is assumed; train() checks again with the profile's own."""
+    need = tokens_needed(budget, closing_len, cfg.answer_reserve, prefix_tokens=1)
+    if need > cfg.max_new_tokens:
+        raise ConfigError(f"{what} ({budget}) + answer_reserve (at least {min(cfg.answer_reserve, RESERVE_FLOOR)}) "
+                          f"+ <think> and {closing_len} closing tokens exceeds max_new_tokens ({cfg.max_new_tokens}): "
+                          f"raise max_new_tokens to at least {need} or lower the budget")
 
 
 def parse_eval_budgets(text: str) -> list[int]:

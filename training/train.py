@@ -26,6 +26,7 @@ from training.rollout.budget_sampling import budget_metrics, parse_budget_choice
 from training.checkpoint import list_checkpoints, load_sharded, load_trainer_state, save_checkpoint, set_rng_state
 from training.rollout.collect import RolloutContext, collect
 from training.config import ConfigError, GRPOConfig
+from training.config_checks import check_fits
 from training.curriculum import Curriculum, DynamicSampling
 from tasks.records import Record, load_records
 from training.prompts import PromptEncoder
@@ -119,6 +120,9 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
 
         apply_lora(policy, cfg)
     profile = build_profile(tokenizer, model_type=policy.config.model_type)
+    fixed = cfg.rollout_think_budget if not cfg.rollout_budget_choices.strip() else None
+    for b in {fixed, *(cfg.eval_budgets() if cfg.eval_every else ())} - {None}:  # the profile's own closing length
+        check_fits(cfg, b, "think budget", len(profile.closing_ids))
     reward_fns = reward_fns or build_reward_fns(cfg.min_reward, cfg.repetition_penalty_weight,
                                                 cfg.language_mix_penalty_weight)
     if cfg.judge_url:
