@@ -23,12 +23,14 @@ from ui.stream import Throttle, Turn, thinking_prefix
 
 
 def preview(shared: Turn, budget: int | None) -> Turn:
-    """What a column shows while the shared thought streams: its first `budget` tokens."""
-    if budget is None or shared.thinking_so_far <= budget or shared.answering:
+    """What a column shows while the shared thought streams: its first `budget` tokens, with
+    the meter against its own budget."""
+    if budget is None or shared.answering:
         return shared
-    view = Turn(thinking=thinking_prefix(shared, budget), meter_budget=budget,
+    tokens = min(shared.thinking_so_far, budget)
+    view = Turn(thinking=thinking_prefix(shared, tokens), meter_budget=budget,
                 started_at=shared.started_at, timed_thought=False)
-    view.thinking_chunks = budget  # the meter reads "budget / budget": this column is full
+    view.thinking_chunks = tokens
     return view
 
 

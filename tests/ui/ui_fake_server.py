@@ -73,7 +73,8 @@ def count_media(messages: list[dict]) -> tuple[int, int, str | None]:
 def answer_tokens(body: dict, images: int, videos: int) -> list[str]:
     if (thought := cut_thought(body)) is not None:  # the answer says where the thought was cut
         words = len(tokenize(thought))
-        return ["Cut", " after", f" {words}", " tokens", ":", " <|begin_of_box|>", str(words),
+        box = LONG_BOX if LONG_BOX_WORD in json.dumps(body["messages"]) else str(words)
+        return ["Cut", " after", f" {words}", " tokens", ":", " <|begin_of_box|>", box,
                 "<|end_of_box|>"]
     last = json.dumps(body["messages"][-1])
     if LONG_BOX_WORD in last:
@@ -84,6 +85,11 @@ def answer_tokens(body: dict, images: int, videos: int) -> list[str]:
     return ["I", " see", f" {images}", " images", ",", f" {videos}", " videos", " in",
             f" {turns}", " turns", ".", " The", " answer", " is", " <|begin_of_box|>", "3",
             "<|end_of_box|>", "."]
+
+
+def boxed(answer: list[str]) -> str | None:
+    found = re.search(r"<\|begin_of_box\|>(.*?)<\|end_of_box\|>", "".join(answer))
+    return found.group(1) if found else None
 
 
 def chunk(choice: dict | None = None, **extra) -> str:
@@ -156,7 +162,7 @@ def stream(body: dict, budget: int | None, effective: int | None, images: int,
             choice["token_ids"] = [token_id(token)]
         if last:
             choice["thinkcap"] = {"num_thinking_tokens": thinking, "answer_forced": forced,
-                                  "boxed_answer": "3", "answer_reserve": ANSWER_RESERVE,
+                                  "boxed_answer": boxed(answer), "answer_reserve": ANSWER_RESERVE,
                                   "num_answer_tokens": len([t for t in answer if t])}
             yield chunk(choice, thinkcap={"think_budget": budget, "effective_think_budget": effective})
         else:
