@@ -137,3 +137,25 @@ def test_completion_stream_text_is_vllms(server, vllm_server):
     text = ["".join(c["choices"][0]["text"] for c in chunks) for chunks in (ours, theirs)]
     assert text[0] == text[1]
     assert ours[-1]["choices"][0]["thinkcap"]["num_answer_tokens"] == 24
+
+
+def test_a_continuation_with_a_stray_think_splits_alike_streamed_or_not(server, tiny_tokenizer):
+    """`continue_final_message` (vLLM's test_chat_echo case): the model writes `<think>` midway (a
+    bias makes it likely). Before: the non-streaming split dropped the text before it (`content:
+    null`) while the stream kept it."""
+    think = tiny_tokenizer.convert_tokens_to_ids("<think>")
+    msgs = [{"role": "user", "content": "tell me a common saying"},
+            {"role": "assistant", "content": "Here is a common saying about apple. An apple a day, keeps"}]
+    stray = 0
+    for seed in range(4):
+        body = {"messages": msgs, "continue_final_message": True, "add_generation_prompt": False, "max_tokens": 24,
+                "temperature": 1.0, "seed": seed, "logit_bias": {str(think): 4}}
+        whole = _post(server, "/v1/chat/completions", {**body, "return_token_ids": True})["choices"][0]
+        events = _stream(server, "/v1/chat/completions", body)
+        deltas = [e["choices"][0]["delta"] for e in events if e["choices"]]
+        streamed = ("".join(d.get("reasoning") or "" for d in deltas), "".join(d.get("content") or "" for d in deltas))
+        assert (whole["message"]["reasoning"] or "", whole["message"]["content"] or "") == streamed
+        if think in whole["token_ids"][1:]:  # text, then a stray <think>: that text is content
+            stray += 1
+            assert whole["message"]["content"]
+    assert stray > 0  # the case this test is about occurred
