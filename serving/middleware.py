@@ -33,6 +33,7 @@ from serving.capture import CAPTURE, Capture
 from serving.dialects import DIALECTS, Prepared
 from serving.errors import APIError
 from serving.limits import InFlight, check_request, read_body
+from serving.hinting import add_hint
 from serving.media import gate_media
 from serving.media_scan import find_media
 from serving.settings import ServerSettings
@@ -142,7 +143,11 @@ def _dumps(body: dict[str, Any]) -> bytes:
 def _prepare(prepare: Any, body: dict[str, Any], layer: Layer | None, settings: ServerSettings) -> Prepared | None:
     """The dialect's budget mapping; without a think profile a budget cannot be honoured: refused."""
     if layer is not None:
-        return prepare(body, settings)
+        prepared = prepare(body, settings)
+        hint = settings.hint()
+        if hint is not None:
+            add_hint(body, prepared, hint, len(layer.profile.closing_ids), layer.max_model_len)
+        return prepared
     asked = [k for k in (THINK_BUDGET_KEY, *THINK_BUDGET_ALIASES, MIN_THINK_KEY) if body.get(k) is not None]
     if asked:
         raise APIError(f"{asked[0]} cannot be honoured: thinkcap found no thinking format for this model "
@@ -215,7 +220,7 @@ class _Rewriter:
     def _event(self, event: bytes) -> bytes:
         """One SSE event (`data: {...}`, or `event: name` then `data: {...}`), with its separator."""
         if not self.tracker.needs(event):
-            return event + b"\n\n"
+            return self.tracker.fast(event) + b"\n\n"
         head, sep, rest = event.partition(b"data: ")
         data, nl, tail = rest.partition(b"\n")
         if not sep or (head and not head.endswith(b"\n")):

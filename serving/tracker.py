@@ -16,6 +16,7 @@ A streamed event that needs none of this (`needs`) passes as bytes, unparsed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from serving.augment import Layer
@@ -23,6 +24,9 @@ from serving.capture import Capture
 from serving.dialects import Prepared
 from vllm_adapter.reasoning_parser import strip_answer_tags
 
+# `"reasoning":"..."` in vLLM's compact JSON; a quote inside a string value is escaped, so this
+# cannot match inside text.
+_REASONING = re.compile(rb'"reasoning":("(?:[^"\\]|\\.)*")')
 _TERMINAL = {"responses": (b'"response.completed"', b'"response.incomplete"'), "messages": (b'"message_delta"',)}
 
 
@@ -40,7 +44,14 @@ class ChoiceTracker:
             return any(t in event for t in _TERMINAL[self.kind])
         if b'"finish_reason":"' in event or b'"usage":{' in event:
             return True
-        return self.kind == "chat" and (b'"reasoning":"' in event or any(m in event for m in self.layer.markup_bytes))
+        return self.kind == "chat" and any(m in event for m in self.layer.markup_bytes)
+
+    def fast(self, event: bytes) -> bytes:
+        """An event `needs` passed over: a chat thought chunk only gains `reasoning_content` (the same
+        string beside `reasoning`), added in the bytes: no parse on the hot path of a thought."""
+        if self.kind == "chat" and b'"reasoning":"' in event:
+            return _REASONING.sub(rb'"reasoning":\1,"reasoning_content":\1', event, count=1)
+        return event
 
     # ---- the objects --------------------------------------------------------------------------
     def info(self, index: int) -> dict[str, Any]:

@@ -18,6 +18,9 @@ class StubTracker:
     def needs(self, event: bytes) -> bool:
         return b'"finish_reason":"' in event or b'"response.completed"' in event
 
+    def fast(self, event: bytes) -> bytes:
+        return event
+
     def chunk(self, obj: dict) -> None:
         self.parsed.append(obj)
         obj["thinkcap"] = {"num_thinking_tokens": 1}
@@ -75,3 +78,17 @@ def test_named_events_keep_their_name_line():
     body = b"".join(m.get("body", b"") for m in sent[1:])
     assert body.startswith(b'event: response.created\ndata: {"type":"response.created"}\n\n')
     assert b'event: response.completed\ndata: {"type":"response.completed","response":{},"thinkcap"' in body
+
+
+def test_a_thought_chunk_gains_reasoning_content_without_a_parse():
+    """The hot path of a thought: `reasoning_content` (the older name) added in the bytes, exactly
+    the string of `reasoning`, quotes, backslashes and non-ASCII included."""
+    from serving.tracker import ChoiceTracker
+
+    tracker = ChoiceTracker.__new__(ChoiceTracker)
+    tracker.kind = "chat"
+    for text in ["a b", 'q"uote \\ back', '\\"reasoning\\":\\"x', "ü\n\t"]:
+        obj = {"choices": [{"index": 0, "delta": {"reasoning": text}, "finish_reason": None}]}
+        event = b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+        delta = json.loads(tracker.fast(event)[6:])["choices"][0]["delta"]
+        assert delta == {"reasoning": text, "reasoning_content": text}
