@@ -22,6 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from budget import BudgetError, parse_think_budget
+from budget.hint import POLICY_FILE, BudgetHint, HintError, parse_hint, read_policy_hint
 from serving.auth_errors import FQCN as FQCN_AUTH
 from serving.limits import RequestLimits
 from serving.settings import MediaLimits, ServerSettings, parse_effort_table
@@ -41,6 +42,14 @@ def _budget_arg(text: str) -> int | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _hint_arg(text: str) -> str:
+    try:
+        parse_hint(text)
+    except HintError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _efforts_arg(text: str) -> dict[str, int]:
     try:
         return parse_effort_table(text)
@@ -48,7 +57,8 @@ def _efforts_arg(text: str) -> dict[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-SERVER_KEYS = ("default_think_budget", "answer_reserve", "structured_answer_reserve", "reasoning_effort_budgets", "max_n")
+SERVER_KEYS = ("default_think_budget", "answer_reserve", "structured_answer_reserve", "reasoning_effort_budgets", "max_n",
+               "budget_hint_unlimited")
 MEDIA_KEYS = ("max_images_per_request", "max_videos_per_request", "image_max_pixels", "video_max_duration_s",
               "fetch_timeout_s", "fetch_max_bytes", "allow_private_media_urls", "max_redirects")
 LIMIT_KEYS = ("max_body_bytes", "max_json_depth", "max_messages", "max_content_parts", "max_stop_chars",
@@ -67,6 +77,12 @@ def add_thinkcap_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--reasoning-effort-budgets", type=_efforts_arg, metavar="TABLE",
                    help="reasoning_effort → budget, e.g. minimal=64,low=256,medium=1024,high=4096,xhigh=16384")
     g.add_argument("--max-n", type=int, help="largest n per request (default 16)")
+    g.add_argument("--budget-hint", metavar="TEMPLATE|off", type=_hint_arg,
+                   help="tell the model its budget in the prompt, e.g. 'Think for at most {budget} tokens.' "
+                        "(appended to the last user message; the budget after the answer reserve). Default: the "
+                        "hint a policy folder records in thinkcap_policy.json, else off")
+    g.add_argument("--budget-hint-unlimited", metavar="TEXT",
+                   help="the hint's text for requests without a budget (default: no hint)")
     m = parser.add_argument_group("thinkcap media gate")
     m.add_argument("--max-images-per-request", type=int, help="default 8")
     m.add_argument("--max-videos-per-request", type=int, help="default 2")
@@ -112,7 +128,22 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     if args.allowed_media_domains:  # vLLM's flag too: the gate is the one fetching, so it enforces it
         media["allowed_media_domains"] = args.allowed_media_domains
     limits = {k: getattr(args, k) for k in LIMIT_KEYS if getattr(args, k) is not None}
+    hint = parse_hint(args.budget_hint) if args.budget_hint is not None else _policy_hint(getattr(args, "model_tag", None) or args.model)
+    if hint is not None:
+        given["budget_hint"] = hint.template
+        given.setdefault("budget_hint_unlimited", hint.unlimited)
     return ServerSettings(media=MediaLimits(**media), limits=RequestLimits(**limits), **given)
+
+
+def _policy_hint(model: str | None) -> BudgetHint | None:
+    """The hint a trained policy folder records: served as it was trained, nothing set by hand."""
+    if not model or not Path(model).is_dir():
+        return None
+    recorded, hint = read_policy_hint(model)
+    if recorded:
+        shown = "off" if hint is None else repr(hint.template)
+        print(f"thinkcap serve: budget hint {shown}, from {Path(model) / POLICY_FILE}", flush=True)
+    return hint
 
 
 def model_type(model: str) -> str | None:

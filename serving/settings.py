@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from budget.hint import BudgetHint
 from serving.limits import RequestLimits
 
 # Every `reasoning_effort` OpenAI defines; `none` is always budget 0.
@@ -64,8 +65,22 @@ class ServerSettings(BaseSettings):
     max_n: int = Field(16, ge=1, description="largest `n` a request may ask for")
     # Set by `thinkcap serve` when the chat template it installed ends the generation prompt with `<think>`.
     prompt_opens_thinking: bool = False
+    # The budget hint shown to the model (budget.hint): a template with one {budget}; None = off.
+    # `thinkcap serve POLICY_DIR` takes the one the policy was trained with (thinkcap_policy.json).
+    budget_hint: str | None = None
+    budget_hint_unlimited: str | None = None  # the hint's text for unlimited requests (None: no hint)
     media: MediaLimits = Field(default_factory=MediaLimits)
     limits: RequestLimits = Field(default_factory=RequestLimits)
+
+    @field_validator("budget_hint")
+    @classmethod
+    def _check_hint(cls, template: str | None) -> str | None:
+        if template is not None:
+            BudgetHint(template)  # raises with what to change
+        return template
+
+    def hint(self) -> BudgetHint | None:
+        return None if self.budget_hint is None else BudgetHint(self.budget_hint, self.budget_hint_unlimited)
 
     @field_validator("reasoning_effort_budgets")
     @classmethod

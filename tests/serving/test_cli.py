@@ -50,3 +50,19 @@ def test_bad_flags_exit_with_a_message(parser, argv, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(argv)
     assert "error" in capsys.readouterr().err
+
+
+def test_budget_hint_flag_and_policy_folder(parser, tmp_path, capsys):
+    from budget.hint import BudgetHint, write_policy_hint
+
+    args = parser.parse_args(["m", "--budget-hint", "At most {budget} thinking tokens."])
+    assert settings_from_args(args).hint() == BudgetHint("At most {budget} thinking tokens.")
+    assert settings_from_args(parser.parse_args(["m"])).hint() is None  # not a policy folder: off
+    write_policy_hint(tmp_path, BudgetHint("Budget: {budget}.", unlimited="No limit."))
+    settings = settings_from_args(parser.parse_args([str(tmp_path)]))
+    assert settings.hint() == BudgetHint("Budget: {budget}.", unlimited="No limit.")  # served as trained
+    assert "thinkcap_policy.json" in capsys.readouterr().out
+    assert settings_from_args(parser.parse_args([str(tmp_path), "--budget-hint", "off"])).hint() is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["m", "--budget-hint", "no placeholder"])
+    assert "exactly one {budget}" in capsys.readouterr().err
