@@ -119,9 +119,9 @@ class BudgetMiddleware:
             raw = _dumps(body)
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
         scope = {**scope, "headers": [*headers, (b"content-length", str(len(raw)).encode())]}
+        # Beam search runs many engine requests per choice: no `thinkcap` object there.
         if layer is None or prepared is None or prepared.kind not in _TRACKED or body.get("use_beam_search"):
             return await self.app(scope, _replay(raw, receive), send)
-        # Beam search runs many engine requests per choice: no `thinkcap` object there.
         capture = Capture()
         token = CAPTURE.set(capture)  # vLLM's route and its tasks run in this context
         try:

@@ -29,22 +29,24 @@ from starlette.responses import JSONResponse
 from serving.errors import APIError
 
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-_FORM_TYPES = (b"multipart/", b"application/x-www-form-urlencoded")
-
-
 def parse_body(raw: bytes, content_type: bytes) -> Any:
-    """The JSON body, or None for an empty body or a form upload (vLLM reads those itself)."""
-    if not raw or content_type.startswith(_FORM_TYPES):
+    """The JSON body; None for an empty body, or for one that is not JSON sent as something other
+    than JSON (a form upload: vLLM reads or refuses those itself). A JSON body is parsed and gated
+    whatever its declared type: some vLLM routes read `raw_request.json()` regardless."""
+    if not raw:
         return None
+    declared_json = not content_type or b"json" in content_type.lower()
     try:
-        text = raw.decode("utf-8")
+        body = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
+        if not declared_json:
+            return None
         raise APIError(f"request body is not valid UTF-8 (byte {exc.start})", param="body") from None
-    try:
-        body = json.loads(text)
     except RecursionError:  # deeper than the interpreter's stack: certainly over the depth limit
         raise APIError("request JSON is nested too deeply", param="body") from None
     except ValueError as exc:
+        if not declared_json:
+            return None
         raise APIError(f"request body is not valid JSON: {exc}", param="body") from None
     path = _non_finite(body)
     if path is not None:
