@@ -3,8 +3,14 @@
 The vLLM processor runs on every decode step of every request, so this keeps its cost close to
 zero: rows without a budget are never stored; a budgeted row sleeps until the first step at which
 it could owe something (`ThinkState.tokens_until_action`) and is then caught up on the tokens it
-produced meanwhile, each token exactly once. Only rows in a forced sequence or under
-`min_think_tokens` ("hot" rows, few of them) are looked at every step.
+produced meanwhile, each token exactly once. Only rows in a forced sequence, under
+`min_think_tokens`, inside their grace window or at their first answer token ("hot" rows, few of
+them) are looked at every step.
+
+Rows that think with `answer_required` are also "watched" (`ThinkState.redirects_eos`): their EOS
+is moved onto the close tag every step (one tensor op for all of them, indices cached), and each
+step reads only their last id, to wake one whose thinking just closed (its first answer token may
+not be EOS).
 
 Steps are counted, not tokens: a running row gains at most one token per step (vLLM builds no
 custom processors under speculative decoding), so waking a row after k steps never misses the
@@ -17,7 +23,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from budget import BudgetParams, ThinkProfile, ThinkState
+from budget import BudgetParams, Phase, ThinkProfile, ThinkState
+from budget.state import CLOSE_TOP_K
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +51,12 @@ class StepPlan:
     masked: list[tuple[int, int]] = field(default_factory=list)  # (row, id) set to -inf
     # min-think rows with a continuation: whether to force it depends on the row's top logit.
     ask_top: list[Row] = field(default_factory=list)
+    # rows in their grace window: whether to close depends on the close tag's rank in the row.
+    ask_close: list[Row] = field(default_factory=list)
+    redirect: list[int] = field(default_factory=list)  # rows whose EOS becomes the close tag
 
     def __bool__(self) -> bool:
-        return bool(self.forced or self.masked or self.ask_top)
+        return bool(self.forced or self.masked or self.ask_top or self.ask_close or self.redirect)
 
 
 class BudgetRows:
@@ -58,6 +68,11 @@ class BudgetRows:
         self._by_index: dict[int, Row] = {}
         self._hot: dict[Row, None] = {}  # insertion-ordered set
         self._sleeping: dict[int, list[Row]] = {}  # wake-up step -> rows
+        # Watched rows -> whether their EOS is redirected now (thinking); rows before `<think>`
+        # are watched for it to open.
+        self._watch: dict[Row, bool] = {}
+        self._wake_ids = frozenset({profile.think_open_id, profile.think_close_id})
+        self._watch_index: list[int] | None = []  # their batch indices; None when stale
         self._warned_placeholders = False
 
     def __len__(self) -> int:
@@ -84,6 +99,8 @@ class BudgetRows:
         b = self._by_index.pop(dst, None)
         if b is not None and not swap:
             self._forget(b)  # a one-way move overwrites dst
+        if (a is not None and a in self._watch) or (b is not None and b in self._watch):
+            self._watch_index = None
         if a is not None:
             a.index = dst
             self._by_index[dst] = a
@@ -99,10 +116,18 @@ class BudgetRows:
         for row in self._sleeping.pop(self.step_no, ()):
             if row.alive and row.due == self.step_no:
                 self._hot[row] = None
-        if not self._hot:
-            return plan
+        if self._watch:
+            wake = self._wake_ids
+            for row in self._watch:
+                output = row.output
+                if output and output[-1] in wake:  # thinking opened or closed: re-plan the row
+                    self._hot[row] = None
         for row in list(self._hot):
             self._visit(row, plan)
+        if self._watch:
+            if self._watch_index is None:
+                self._watch_index = [row.index for row, thinking in self._watch.items() if thinking]
+            plan.redirect = self._watch_index  # the same list object until the set changes
         return plan
 
     def top_choice(self, row: Row, top_id: int, plan: StepPlan) -> None:
@@ -113,12 +138,25 @@ class BudgetRows:
         else:
             plan.masked.extend((row.index, tok) for tok in row.state.suppressed_ids())
 
+    def close_rank(self, row: Row, rank: int, plan: StepPlan) -> None:
+        """Finish an `ask_close` row: the close tag ranks `rank` among the row's logits (0 = top).
+        Among the top k: force the closing sequence; else mask the close tag (and EOS)."""
+        forced = row.state.request_close() if rank < CLOSE_TOP_K else None
+        if forced is not None:
+            plan.forced.append((row.index, forced))
+        else:
+            plan.masked.extend((row.index, tok) for tok in row.state.suppressed_ids())
+
     # ---- internals ----------------------------------------------------------------------------
     def _visit(self, row: Row, plan: StepPlan) -> None:
         if not self._catch_up(row):
             return
         state = row.state
+        self._set_watched(row, state.redirects_eos or (state.phase == Phase.BEFORE and state.params.answer_required))
         wait = state.tokens_until_action()
+        if wait is None and row in self._watch:  # nothing owed until its thinking closes
+            del self._hot[row]
+            return
         if wait is None:  # closed by itself, forced and done, or nothing left to enforce
             self.remove(row.index)
             return
@@ -130,7 +168,10 @@ class BudgetRows:
         forced = state.forced_token()
         if forced is not None:
             plan.forced.append((row.index, forced))
-        elif state.params.continuation_ids and state.suppressed_ids():
+        elif state.in_grace:
+            plan.ask_close.append(row)
+        elif (state.params.continuation_ids and state.phase == Phase.THINKING
+              and state.num_thinking_tokens < state.params.min_think_tokens):
             plan.ask_top.append(row)
         else:
             plan.masked.extend((row.index, tok) for tok in state.suppressed_ids())
@@ -158,6 +199,16 @@ class BudgetRows:
         row.seen = len(output)
         return True
 
+    def _set_watched(self, row: Row, watched: bool) -> None:
+        thinking = watched and row.state.phase == Phase.THINKING
+        if self._watch.get(row) is not (thinking if watched else None):
+            if watched:
+                self._watch[row] = thinking
+            else:
+                del self._watch[row]
+            self._watch_index = None
+
     def _forget(self, row: Row) -> None:
         row.alive = False  # stale entries in `_sleeping` are skipped when their step comes
         self._hot.pop(row, None)
+        self._set_watched(row, False)

@@ -1,7 +1,7 @@
 """vLLM logits processor that enforces per-request thinking budgets (V1 model runner).
 
 Per-request arguments travel in `SamplingParams.extra_args` (`vllm_xargs` over HTTP):
-`think_budget`, `min_think_tokens`, `think_transition_ids`, `think_continuation_ids`,
+`think_budget`, `min_think_tokens`, `think_budget_message_ids`, `think_budget_grace`, `think_budget_action`, `answer_required`, `think_continuation_ids`,
 `open_thinking`, `answer_reserve` — see `budget.params` and `budget.resolve`. The decisions come from `budget.ThinkState`; this class only maps them onto
 logits rows. Bookkeeping is in `vllm_adapter.budget_rows`, which keeps unbudgeted rows free and
 budgeted rows O(1) amortized per step.
@@ -60,16 +60,46 @@ def model_profile(vllm_config: VllmConfig) -> ThinkProfile:
 
 
 def check_ids(profile: ThinkProfile, vocab_size: int, params: BudgetParams) -> None:
-    """ValueError if the transition/continuation ids cannot be forced on this model."""
+    """ValueError if the message/continuation ids cannot be forced on this model."""
     ThinkState(profile, params)  # rejects close-tag/EOS ids in the forced texts
-    bad = [t for t in (*params.transition_ids, *params.continuation_ids) if t >= vocab_size]
+    bad = [t for t in (*params.message_ids, *params.continuation_ids) if t >= vocab_size]
     if bad:
         raise BudgetError(f"token ids {bad} are outside this model's vocabulary (size {vocab_size})")
 
 
+class Redirect:
+    """EOS → close tag on the watched rows (`answer_required`): the close tag's logit is raised to
+    the highest EOS logit and EOS goes to -inf, so wherever an EOS would have been the top choice
+    the close tag is (greedy: exactly the model's own stream up to that point). Not the sum of
+    their probabilities: several EOS ids together would then outrank a token the model preferred
+    to each of them. Index tensors are rebuilt only when the watched set changes."""
+
+    def __init__(self, profile: ThinkProfile, device: Any):
+        self.device = device
+        self.close = profile.think_close_id
+        self.cols = torch.tensor([profile.think_close_id, *sorted(profile.eos_token_ids)], device=device)  # [1+E]
+        self._key: list[int] | None = None
+        self._rows = self._grid = None
+
+    def __call__(self, logits: torch.Tensor, rows: list[int]) -> None:
+        if rows is not self._key:
+            self._key = rows
+            self._rows = async_tensor_h2d(rows, device=self.device, dtype=torch.long)  # [W]
+            self._grid = (self._rows[:, None], self.cols[None, :])  # [W, 1+E] index pair
+        redirect_eos(logits, self._grid, self.close)
+
+
+def redirect_eos(logits: torch.Tensor, grid: tuple[torch.Tensor, torch.Tensor], close: int) -> None:
+    """The one EOS → close op (V1 and V2 paths): `grid` = (rows [W, 1], [close, *EOS] [1, 1+E])."""
+    merged = logits[grid].amax(dim=-1)  # [W]
+    logits[grid] = float("-inf")
+    logits[grid[0][:, 0], close] = merged
+
+
 def write_plan(logits: torch.Tensor, plan: StepPlan, device: torch.device | Any) -> None:
     """Apply a step's plan: forced rows become one-hot (0 at the id, -inf elsewhere), masked
-    (row, id) pairs become -inf. One indexed store each, whatever the number of rows."""
+    (row, id) pairs become -inf. One indexed store each, whatever the number of rows. (The EOS
+    redirect runs before this, so a forced or masked row ends as forced or masked.)"""
     if plan.forced:
         rows, ids = zip(*plan.forced)
         rows_t = async_tensor_h2d(list(rows), device=device, dtype=torch.long)  # [F]
@@ -111,6 +141,7 @@ class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
             log.info("think budget disabled for %s: %s", vllm_config.model_config.model, e)
             return
         self.rows = BudgetRows(self.profile)
+        self.redirect = Redirect(self.profile, device)
 
     # ---- request admission ------------------------------------------------------------------
     @classmethod
@@ -166,6 +197,15 @@ class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
             top = logits[[row.index for row in asked]].argmax(dim=-1).tolist()  # [A]
             for row, top_id in zip(asked, top):
                 self.rows.top_choice(row, top_id, plan)
+        if plan.ask_close:  # rows in their grace window: the close tag's rank in each
+            asked = plan.ask_close
+            sub = logits[[row.index for row in asked]]  # [A, V]
+            close = self.profile.think_close_id
+            ranks = (sub > sub[:, close : close + 1]).sum(dim=-1).tolist()  # [A]
+            for row, rank in zip(asked, ranks):
+                self.rows.close_rank(row, rank, plan)
+        if plan.redirect:
+            self.redirect(logits, plan.redirect)
         write_plan(logits, plan, self.device)
         return logits
 

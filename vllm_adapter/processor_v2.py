@@ -172,14 +172,13 @@ class ThinkBudgetV2Processor(LogitsProcessor):
         return dict(zip(rows, zip(*both)))
 
     def _redirect_eos(self, logits: torch.Tensor, rows: list[int]) -> None:
-        """`answer_required`: EOS's probability moves onto the close tag (the same op as the V1
-        path's `Redirect`: close logit = logsumexp(close, EOS...), EOS -> -inf)."""
+        """`answer_required`: an EOS the model would pick becomes the close tag (the V1 path's op,
+        `processor.redirect_eos`: close logit = max(close, EOS...), EOS -> -inf)."""
+        from vllm_adapter.processor import redirect_eos
+
         close = self.profile.think_close_id
         cols = torch.tensor([close, *sorted(self.profile.eos_token_ids)], device=logits.device)  # [1+E]
-        grid = (torch.tensor(rows, device=logits.device)[:, None], cols[None, :])  # [W, 1+E]
-        merged = torch.logsumexp(logits[grid], dim=-1)  # [W]
-        logits[grid] = float("-inf")
-        logits[grid[0][:, 0], close] = merged
+        redirect_eos(logits, (torch.tensor(rows, device=logits.device)[:, None], cols[None, :]), close)
 
 
 def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:

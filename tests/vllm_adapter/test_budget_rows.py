@@ -49,7 +49,7 @@ def random_params(rng: random.Random) -> BudgetParams | None:
         budget = rng.randint(0, 12)
     cont = (WAIT, WAIT + 1) if rng.random() < 0.5 else ()
     trans = (60, 61) if rng.random() < 0.3 else ()
-    return BudgetParams(think_budget=budget, min_think_tokens=min_think, continuation_ids=cont, transition_ids=trans)
+    return BudgetParams(think_budget=budget, min_think_tokens=min_think, continuation_ids=cont, message_ids=trans)
 
 
 def reference_decision(req: Req, proposed: int) -> tuple[int | None, frozenset[int]]:
@@ -66,6 +66,11 @@ def reference_decision(req: Req, proposed: int) -> tuple[int | None, frozenset[i
         if forced is not None:
             return forced, frozenset()
     return None, banned
+
+
+def redirects(req: Req) -> bool:
+    """Whether the adapter must move this row's EOS onto the close tag (answer_required)."""
+    return req.ref is not None and req.ref.redirects_eos
 
 
 def decisions(plan: StepPlan) -> dict[int, tuple[int | None, frozenset[int]]]:
@@ -118,12 +123,14 @@ def test_sleeping_rows_decide_exactly_like_a_per_token_reference(seed):
         for row in plan.ask_top:
             rows.top_choice(row, proposals[row.index], plan)
         got = decisions(plan)
+        assert set(plan.redirect) == {i for i, req in enumerate(batch) if redirects(req)}, seed
         for i, req in enumerate(batch):
             forced, masked = reference_decision(req, proposals[i])
             assert got.get(i, (None, frozenset())) == (forced, masked), (seed, i, req.params)
             if rng.random() < 0.1:
                 continue  # no token for this row this step (e.g. a prefill chunk)
-            tok = forced if forced is not None else (25 if proposals[i] in masked else proposals[i])
+            proposed = CLOSE if redirects(req) and proposals[i] == EOS else proposals[i]
+            tok = forced if forced is not None else (25 if proposed in masked else proposed)
             req.output.append(tok)
             if req.ref is not None:
                 req.ref.advance(tok)
@@ -133,14 +140,19 @@ def test_sleeping_rows_decide_exactly_like_a_per_token_reference(seed):
 def test_unbudgeted_rows_are_never_stored_and_finished_rows_are_dropped():
     rows = BudgetRows(GLM)
     rows.add(0, BudgetParams(think_budget=1), [OPEN], out := [])
-    assert len(rows) == 1 and not rows.step()  # budget 1: nothing owed at the first token
+    plan = rows.step()  # budget 1: nothing owed at the first token but the EOS redirect
+    assert len(rows) == 1 and (plan.forced, plan.masked, plan.redirect) == ([], [], [0])
     out.append(20)
     plan = rows.step()
-    assert plan.forced == [(0, CLOSE)]
+    assert plan.forced == [(0, CLOSE)] and plan.redirect == []
     out.append(CLOSE)
     assert rows.step().forced == [(0, ANS)]
     out.append(ANS)
+    assert rows.step().masked == [(0, EOS)]  # the first answer token may not be EOS
+    out.append(30)
     assert not rows.step() and len(rows) == 0  # answer phase: forgotten
+    rows.add(1, BudgetParams(think_budget=1, answer_required=False), [OPEN], [])
+    assert not rows.step()  # nothing owed at all without answer_required
 
 
 def test_placeholder_ids_disable_the_row_instead_of_guessing(caplog):

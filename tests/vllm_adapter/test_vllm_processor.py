@@ -87,7 +87,7 @@ def test_batch_of_budgets_forces_at_exact_positions(llm, profile, prompt):
         ({"think_budget": "ten"}, "think_budget must be an integer"),
         ({"think_budget": True}, "think_budget must be an integer"),
         ({"think_budget": 3, "min_think_tokens": 9}, "cannot exceed the think budget"),
-        ({"think_budget": 3, "think_transition_ids": [10**6]}, "outside this model's vocabulary"),
+        ({"think_budget": 3, "think_budget_message_ids": [10**6]}, "outside this model's vocabulary"),
     ],
 )
 def test_bad_budget_is_rejected_and_engine_keeps_serving(llm, profile, prompt, extra, message):
@@ -103,7 +103,7 @@ def test_close_tag_in_forced_text_is_rejected(llm, profile, prompt):
     from vllm.exceptions import VLLMValidationError
 
     with pytest.raises(VLLMValidationError, match="must not contain the think-close"):
-        generate(llm, [prompt], sampling(think_budget=4, think_transition_ids=[profile.think_close_id]))
+        generate(llm, [prompt], sampling(think_budget=4, think_budget_message_ids=[profile.think_close_id]))
 
 
 def run_staggered(llm, jobs: list[tuple[int, list[int], object]]) -> dict[str, list[int]]:
