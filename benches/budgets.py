@@ -8,10 +8,20 @@ the same seeds, steps, prompts and samples:
     (b) budget-aware GRPO                       a budget per sample drawn from --choices, advantages
                                                 normalised within same-budget samples of a group
     (c) fixed budget, truncation, reward 0      forced_answering = false
+    (d) budget-conditioned GRPO                 a budget per sample drawn from the whole test ladder
+                                                (--ladder-choices), budget-aware advantages, and a
+                                                penalty for a thought the budget cut (--forced-close-penalty)
+
+With `--hint` (the default) the model is told its budget in the prompt (`budget.hint`, the function
+`thinkcap serve` uses): the cold start shows a budget drawn from the ladder on every example, drawn
+independently of the thought's form, so the SFT model writes either form under any hint and RL has
+to learn which form fits which budget; every arm trains and is scored with the hint of its budget.
 
 Each policy (and the SFT model) is then scored on held-out records at thinking budgets
-{0, 4, 8, 16, 32, full}: the answer is forced at the budget as `thinkcap serve` forces it. Writes
-OUT/results.json, OUT/budget_curve.png and each run's folder; prints the table.
+{0, 4, 8, 12, 16, 20, 32, full}: the answer is forced at the budget as `thinkcap serve` forces it.
+Reported: accuracy per budget, the area under the accuracy-vs-budget curve (AUC, budgets 0..full,
+normalised to [0, 1]), the share of short-form thoughts per budget. Writes OUT/results.json,
+OUT/budget_curve.png and each run's folder (every exported policy records its hint); prints the table.
 """
 
 from __future__ import annotations
@@ -29,7 +39,9 @@ ARMS = {
     "a: fixed budget, forced answering": {"forced_answering": True},
     "b: budget-aware GRPO (drawn budgets)": {"budget_aware_advantages": True, "rollout_budget_per": "sample"},
     "c: fixed budget, truncation → 0": {"forced_answering": False},
+    "d: budget-conditioned GRPO (hint, ladder)": {"budget_aware_advantages": True, "rollout_budget_per": "sample"},
 }
+DEFAULT_HINT = "Think for at most {budget} tokens."
 SFT = "SFT cold start (before GRPO)"
 SFT_BATCH = 32
 
@@ -46,7 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # it and arms (a) and (c) are the same run (measured: identical to the last digit).
     p.add_argument("--budget", type=int, default=16, help="training budget of arms (a) and (c) (default 16)")
     p.add_argument("--choices", default="0,4,8,16", help="budgets drawn by arm (b) (default 0,4,8,16)")
-    p.add_argument("--eval-budgets", default="0,4,8,16,32,full", help="held-out budgets (default 0,4,8,16,32,full)")
+    p.add_argument("--eval-budgets", default="0,4,8,12,16,20,32,full",
+                   help="held-out budgets (default 0,4,8,12,16,20,32,full)")
+    p.add_argument("--ladder-choices", default="0,4,8,12,16,20,32", help="budgets drawn by arm (d) (default 0,4,8,12,16,20,32)")
+    p.add_argument("--forced-close-penalty", type=float, default=0.25,
+                   help="arm (d): reward subtracted when the budget cut the thought (default 0.25)")
+    p.add_argument("--hint", default=DEFAULT_HINT, help=f"budget hint template, or 'off' (default {DEFAULT_HINT!r})")
+    p.add_argument("--arms", default="abcd", help="which arms to run (default abcd)")
     p.add_argument("--lr", type=float, default=2e-4, help="GRPO learning rate (default 2e-4)")
     p.add_argument("--n", type=int, default=2000, help="training records (default 2000)")
     p.add_argument("--held-out", type=int, default=200, help="held-out records (default 200)")
@@ -68,21 +86,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def cold_start(args: argparse.Namespace, data: Path, sft_dir: Path) -> str:
+def cold_start(args: argparse.Namespace, data: Path, sft_dir: Path, hint_budgets: list[int]) -> str:
     """SFT on worked thoughts, or OUT/sft as an earlier run left it when made with the same settings
     (the marker file names them), so a second `--quick` run skips the slowest part."""
-    from tasks.records import load_records
     from training.sft import warm_up
-    from training.train import resolve_model
+    from training.sft_config import SFTConfig
 
+    hint = None if args.hint.strip().lower() == "off" else args.hint
     settings = {"n": args.n, "sft_steps": args.sft_steps, "sft_lr": args.sft_lr, "short_thoughts": args.short_thoughts,
-                "batch_size": SFT_BATCH, "version": 2}
+                "batch_size": SFT_BATCH, "hint": hint, "hint_budgets": hint_budgets, "version": 3}
     marker = sft_dir / "bench_sft.json"
     if marker.exists() and json.loads(marker.read_text()) == settings:
         print(f"cold start: reusing {sft_dir} (same data and SFT settings)")
         return str(sft_dir)
-    warm_up(resolve_model("tiny"), load_records(data), sft_dir, steps=args.sft_steps, batch_size=SFT_BATCH,
-            lr=args.sft_lr, short_thoughts=args.short_thoughts, lr_schedule="cosine", progress=True)
+    warm_up(SFTConfig(model="tiny", train_data=str(data), output_dir=str(sft_dir), steps=args.sft_steps,
+                      batch_size=SFT_BATCH, lr=args.sft_lr, short_thoughts=args.short_thoughts, lr_schedule="cosine",
+                      budget_hint=hint or "", hint_budgets=",".join(map(str, hint_budgets)) if hint else ""))
     marker.write_text(json.dumps(settings) + "\n")
     return str(sft_dir)
 
@@ -92,9 +111,9 @@ def eval_budgets(text: str) -> list[int | None]:
 
 
 def score(engine: Any, policy: Any, records: list, model_dir: str, budgets: list[int | None],
-          cfg: Any) -> tuple[dict[str, float], dict[str, float]]:
-    """Held-out accuracy and mean thinking tokens per budget; greedy on vLLM, 4 samples at temperature
-    1 on HF generate."""
+          cfg: Any) -> dict[str, dict[str, float]]:
+    """Held-out accuracy, mean thinking tokens and short-form share per budget; greedy on vLLM, 4
+    samples at temperature 1 on HF generate."""
     from benches.held_out import evaluate
     from training.rollout.samples import HFEngine
 
@@ -102,63 +121,107 @@ def score(engine: Any, policy: Any, records: list, model_dir: str, budgets: list
     got = {"full" if b is None else str(b): evaluate(engine, policy, records, model_dir, b, cfg,
                                                      samples=4 if sampled else 1, temperature=1.0 if sampled else 0.0)
            for b in budgets}
-    return {b: r["accuracy"] for b, r in got.items()}, {b: r["think_tokens"] for b, r in got.items()}
+    return {key: {b: r[name] for b, r in got.items()} for key, name in
+            (("accuracy", "accuracy"), ("think", "think_tokens"), ("short", "short_share"))}
+
+
+def auc(acc: dict[str, float], xs: dict[str, int]) -> float:
+    """Area under accuracy vs thinking budget (trapezoids over the budgets' token values, `full` at the
+    effective full budget), divided by the budget range: 1.0 = always right, even at budget 0."""
+    keys = sorted(acc, key=lambda k: xs[k])
+    area = sum((xs[b] - xs[a]) * (acc[a] + acc[b]) / 2 for a, b in zip(keys, keys[1:]))
+    return area / (xs[keys[-1]] - xs[keys[0]])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from training.config import GRPOConfig
+    from budget.fit import fit
     from tasks.records import load_records
-    from training.learner.policy import load_policy
     from tasks.running_sums import make_arith_dataset
-    from training.train import train
+    from training.config import GRPOConfig
+    from training.learner.policy import load_policy
+    from training.train import resolve_model, train
 
     out = Path(args.out)
     t0 = time.monotonic()
+    hint = "" if args.hint.strip().lower() == "off" else args.hint
+    budgets = eval_budgets(args.eval_budgets)
+    ladder = [int(c) for c in args.ladder_choices.split(",")]
+    max_new_tokens = max([args.budget, *ladder] + [int(c) for c in args.choices.split(",")]) + 40
+    # The budgets the engine enforces (what the hint shows): the rollout fit rule, `full` = no budget.
+    closing = _closing_len(resolve_model("tiny"))
+    xs = {("full" if b is None else str(b)): fit(b, max_new_tokens, closing, 16, prefix_tokens=1).think_budget
+          for b in budgets}
     data = make_arith_dataset(out / "data", n=args.n, seed=0)
     held_out = load_records(make_arith_dataset(out / "held_out", n=args.held_out, seed=1))
-    warm = args.sft_model or cold_start(args, data, out / "sft")
+    warm = args.sft_model or cold_start(args, data, out / "sft", sorted(set(xs.values())))
     sft_s = time.monotonic() - t0
-    budgets = eval_budgets(args.eval_budgets)
-    max_new_tokens = max([args.budget] + [int(c) for c in args.choices.split(",")]) + 40
-    engine, evals, thinks, runs = None, {}, {}, {}
+    engine, evals, runs = None, {}, {}
     for label, overrides in ARMS.items():
+        if label[0] not in args.arms:
+            continue
         for seed in range(args.seeds):
             run_dir = out / f"arm-{label[0]}-seed{seed}"
             shutil.rmtree(run_dir, ignore_errors=True)
             drawn = {"rollout_budget_choices": args.choices} if overrides.get("budget_aware_advantages") else {}
+            if label[0] == "d":
+                drawn = {"rollout_budget_choices": args.ladder_choices,
+                         "forced_close_penalty": args.forced_close_penalty}
             cfg = GRPOConfig(
                 model=warm, train_data=str(data), output_dir=str(run_dir), seed=seed, steps=args.steps,
                 prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,
                 rollout_engine=args.engine, max_new_tokens=max_new_tokens, rollout_think_budget=args.budget,
-                answer_reserve=16, save_every=0, resume=False, progress_bar=False, **overrides, **drawn)
+                answer_reserve=16, save_every=0, resume=False, progress_bar=False, budget_hint=hint,
+                **overrides, **drawn)
             start = time.monotonic()
             result = train(cfg, engine=engine)
             engine = result["engine"]  # one engine for every run: each run loads its own weights into it
             seconds = time.monotonic() - start
             for name, policy in ([(SFT, load_policy(warm))] if not evals else []) + [(label, result["policy"])]:
-                acc, think = score(engine, policy, held_out, warm, budgets, cfg)
-                evals.setdefault(name, []).append(acc)
-                thinks.setdefault(name, []).append(think)
+                evals.setdefault(name, []).append(score(engine, policy, held_out, warm, budgets, cfg))
             runs.setdefault(label, []).append({"seconds": seconds, "checkpoint": str(result["checkpoint"]),
                                                "reward_last": result["history"][-1]["reward/mean"]})
-    summary = {"args": vars(args), "sft_seconds": sft_s, "total_seconds": time.monotonic() - t0, "runs": runs,
-               "accuracy": {label: {b: runs_interval([e[b] for e in es], args.held_out) for b in es[0]}
-                            for label, es in evals.items()},
-               "think_tokens": {label: {b: sum(t[b] for t in ts) / len(ts) for b in ts[0]} for label, ts in thinks.items()},
-               "per_seed": evals}
+    summary = summarize(evals, xs, args)
+    summary.update({"args": vars(args), "sft_seconds": sft_s, "total_seconds": time.monotonic() - t0, "runs": runs})
     summary["plot"] = str(plot_curves(summary["accuracy"], out / "budget_curve.png", args))
-    summary["best_policy"] = str(export_best(evals, runs, out / "best-policy"))
+    summary["best_policy"] = str(export_best(evals, runs, xs, out / "best-policy"))
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_table(summary, args)
     return 0
 
 
-def export_best(evals: dict[str, list[dict[str, float]]], runs: dict[str, list[dict[str, Any]]], dest: Path) -> Path:
-    """Copy the final policy of the run with the highest held-out accuracy averaged over the test budgets
-    to OUT/best-policy: a fixed path the README's serve / eval / demo commands can name."""
+def _closing_len(model_dir: str) -> int:
+    from transformers import AutoTokenizer
+
+    from budget import build_profile
+
+    return len(build_profile(AutoTokenizer.from_pretrained(model_dir), model_type="glm4v").closing_ids)
+
+
+def summarize(evals: dict[str, list[dict[str, dict[str, float]]]], xs: dict[str, int],
+              args: argparse.Namespace) -> dict[str, Any]:
+    """Per arm: accuracy per budget and AUC with intervals over seeds, thinking tokens, short-form share."""
+    def mean(values: list[float]) -> float:
+        kept = [v for v in values if v == v]  # NaN: no running-sum thought at that budget
+        return sum(kept) / len(kept) if kept else float("nan")
+
+    return {
+        "accuracy": {lab: {b: runs_interval([e["accuracy"][b] for e in es], args.held_out) for b in es[0]["accuracy"]}
+                     for lab, es in evals.items()},
+        "auc": {lab: runs_interval([auc(e["accuracy"], xs) for e in es], args.held_out) for lab, es in evals.items()},
+        "think_tokens": {lab: {b: mean([e["think"][b] for e in es]) for b in es[0]["think"]} for lab, es in evals.items()},
+        "short_share": {lab: {b: mean([e["short"][b] for e in es]) for b in es[0]["short"]} for lab, es in evals.items()},
+        "effective_budgets": xs,
+        "per_seed": evals,
+    }
+
+
+def export_best(evals: dict[str, list[dict[str, Any]]], runs: dict[str, list[dict[str, Any]]], xs: dict[str, int],
+                dest: Path) -> Path:
+    """Copy the final policy of the run with the highest AUC to OUT/best-policy: a fixed path the
+    README's serve / eval / demo commands can name. It keeps its thinkcap_policy.json (the hint)."""
     label, seed = max(((lab, i) for lab in runs for i in range(len(runs[lab]))),
-                      key=lambda k: sum(evals[k[0]][k[1]].values()) / len(evals[k[0]][k[1]]))
+                      key=lambda k: auc(evals[k[0]][k[1]]["accuracy"], xs))
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(Path(runs[label][seed]["checkpoint"]) / "policy", dest)
     (dest / "bench_source.json").write_text(json.dumps({"arm": label, "seed": seed, **runs[label][seed]}) + "\n")
@@ -198,10 +261,15 @@ def print_table(summary: dict[str, Any], args: argparse.Namespace) -> None:
     keys = list(next(iter(acc.values())))
     print(f"\nSFT {args.sft_steps} steps ({summary['sft_seconds']:.0f} s); GRPO {args.steps} steps x {args.prompts} x "
           f"{args.group}, {args.seeds} seed(s); held-out {args.held_out} records; total {summary['total_seconds']:.0f} s")
-    print(f"{'held-out accuracy at budget (95% interval)':<44}" + "".join(f"{k:>20}" for k in keys) + "  think@full")
+    print(f"{'held-out accuracy at budget (95% interval)':<44}" + "".join(f"{k:>20}" for k in keys)
+          + f"{'AUC':>20}  think@full")
     for label, per in acc.items():
+        a = summary["auc"][label]
         print(f"{label:<44}" + "".join(f"{per[k][0]:>7.3f} [{per[k][1]:.3f},{per[k][2]:.3f}]" for k in keys)
-              + f"{summary['think_tokens'][label][keys[-1]]:>12.1f}")
+              + f"{a[0]:>7.3f} [{a[1]:.3f},{a[2]:.3f}]" + f"{summary['think_tokens'][label][keys[-1]]:>12.1f}")
+    print(f"\n{'short-form share of thoughts at budget':<44}" + "".join(f"{k:>20}" for k in keys))
+    for label, per in summary["short_share"].items():
+        print(f"{label:<44}" + "".join(f"{per[k]:>20.2f}" for k in keys))
     print(f"plot: {summary['plot']}")
     print(f"best run's policy (serve it: thinkcap serve {summary['best_policy']}): "
           f"{json.loads(Path(summary['best_policy'], 'bench_source.json').read_text())['arm']}")

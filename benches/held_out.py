@@ -14,7 +14,8 @@ SEED = 12345  # the benches' held-out seed key: every arm and budget is scored o
 def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: int | None, cfg: GRPOConfig,
              samples: int = 4, temperature: float = 1.0) -> dict[str, float]:
     """Mean accuracy of `policy` on held-out records (never trained on), with forced answering at
-    `budget` under `cfg`'s max_new_tokens and answer_reserve; per task too, and mean thinking tokens."""
+    `budget` under `cfg`'s max_new_tokens and answer_reserve (and `cfg`'s budget hint, showing that
+    budget); per task too, mean thinking tokens, and the share of short-form thoughts (running sums)."""
     from transformers import AutoProcessor
 
     from budget import build_profile
@@ -25,21 +26,26 @@ def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: in
 
     processor = AutoProcessor.from_pretrained(model_dir)
     profile = build_profile(processor.tokenizer, model_type=policy.config.model_type)
-    encode = PromptEncoder(processor)
+    encode = PromptEncoder(processor, cfg.hint())
     engine.load_weights(policy.named_parameters())
-    groups = generate_and_score(engine, records, [encode(r) for r in records],
-                                params=rollout_params(budget, cfg, profile), reward_fns=build_reward_fns(),
+    params = rollout_params(budget, cfg, profile)
+    groups = generate_and_score(engine, records, [encode(r, params.think_budget) for r in records],
+                                params=params, reward_fns=build_reward_fns(),
                                 profile=profile, tokenizer=processor.tokenizer, n=samples, temperature=temperature,
                                 top_p=1.0, max_tokens=cfg.max_new_tokens,
                                 seeds=request_seeds(SEED, len(records), samples))
     scores: dict[str, list[float]] = {}
     thinking: list[int] = []
+    forms: list[bool] = []  # running sums: whether a thought is in the short form (`a3 b8`, no `=`)
     for group in groups:
         for s in group:
             scores.setdefault(s.record.task, []).append(s.score["accuracy"])
             thinking.append(s.response.num_thinking_tokens)
+            if s.record.task == "running_sum" and s.response.thinking.strip():
+                forms.append("=" not in s.response.thinking)
     out = {f"accuracy/{task}": sum(v) / len(v) for task, v in sorted(scores.items())}
     every = [x for v in scores.values() for x in v]
     out["accuracy"] = sum(every) / len(every)
     out["think_tokens"] = sum(thinking) / len(thinking)
+    out["short_share"] = sum(forms) / len(forms) if forms else float("nan")
     return out

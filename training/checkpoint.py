@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from budget.hint import BudgetHint, write_policy_hint
+
 _STEP_DIR = re.compile(r"step-(\d+)")
 # save_pretrained writes weights, config.json and generation_config.json; the tokenizer, processor
 # configs and chat template come from the starting model.
@@ -90,8 +92,9 @@ def save_checkpoint(output_dir: str | Path, step: int, policy: torch.nn.Module, 
                     trainer_state: dict[str, Any], rank: int = 0, world_size: int = 1, keep: int = 2, *,
                     sharded: tuple[torch.nn.Module, torch.optim.Optimizer] | None = None,
                     full_state: dict[str, torch.Tensor] | None = None,
-                    adapter: Callable[[Path], Any] | None = None) -> Path:
-    """Rank 0 writes policy + trainer state; every rank writes its RNG state (and its DCP shards
+                    adapter: Callable[[Path], Any] | None = None, hint: BudgetHint | None = None) -> Path:
+    """Rank 0 writes policy + trainer state (the policy folder records its budget `hint`, also when
+    off, so `thinkcap serve` never applies a hint the policy was not trained with); every rank writes its RNG state (and its DCP shards
     when `sharded` = (FSDP2 model, optimizer); `full_state` is then the gathered HF-named weights;
     under LoRA the merged ones, and `adapter(dir)` writes the adapter folder).
     Call on all ranks (the caller puts a barrier after it)."""
@@ -101,6 +104,7 @@ def save_checkpoint(output_dir: str | Path, step: int, policy: torch.nn.Module, 
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         save_policy(policy, tmp / "policy", source_model_dir, full_state)
+        write_policy_hint(tmp / "policy", hint)
         if adapter is not None:  # LoRA: policy/ is the merged model, the adapter goes beside it
             adapter(tmp / "policy_adapter")
         torch.save({"step": step, **trainer_state}, tmp / "trainer_state.pt")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from training import config_load
+from budget.hint import BudgetHint, HintError
 from training.config_checks import check_eval, check_fits, check_lora, parse_eval_budgets
 from training.config_load import ConfigError, load_yaml, setting
 
@@ -74,6 +75,13 @@ class GRPOConfig:
                                           "(a group then holds each listed budget about equally often)")
     budget_aware_advantages: bool = setting(False, "normalise rewards within the samples of a group that share a budget, "
                                               "so short-budget samples are not judged against long ones")
+    budget_hint: str = setting("", "tell the model its budget in the prompt: a template with one {budget}, e.g. 'Think "
+                               "for at most {budget} tokens.' (budget.hint, the function thinkcap serve uses); each "
+                               "sample is shown the budget the engine enforces for it, and every exported policy "
+                               "records the hint (thinkcap_policy.json) so thinkcap serve applies it; empty = off")
+    forced_close_penalty: float = setting(0.0, "subtracted from the reward of a sample whose thought was cut by the budget "
+                                               "(LCPO-max's length term where the budget is enforced: a thought that "
+                                               "fits its budget beats one that does not); 0 = off")
     vllm_max_model_len: int = setting(2048, "vLLM context length (prompt + response)")
     vllm_gpu_memory_utilization: float = setting(0.3, "GPU memory share of the colocated vLLM engine (ignored on CPU)")
     vllm_max_images: int | None = setting(None, "vLLM's limit_mm_per_prompt for images; null: the most any training record has")
@@ -177,6 +185,9 @@ class GRPOConfig:
         self._check_budget_choices()
         if not self.forced_answering and budget is None:
             raise ConfigError("forced_answering=false cuts samples at rollout_think_budget; set a budget")
+        self.hint()  # parses, or raises naming the field
+        if self.forced_close_penalty < 0:
+            raise ConfigError(f"forced_close_penalty must be >= 0; got {self.forced_close_penalty}")
         for name in ("tier_ema", "oversample_ema"):
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in (0, 1); got {getattr(self, name)}")
@@ -206,6 +217,14 @@ class GRPOConfig:
 
     def _check_eval(self) -> None:
         check_eval(self)
+
+    def hint(self) -> BudgetHint | None:
+        if not self.budget_hint.strip():
+            return None
+        try:
+            return BudgetHint(self.budget_hint)
+        except HintError as exc:
+            raise ConfigError(f"budget_hint: {exc}") from None
 
     def eval_budgets(self) -> list[int]:
         return parse_eval_budgets(self.eval_think_budgets)

@@ -38,8 +38,10 @@ class HeldOut:
         self.cfg, self.engine, self.profile, self.tokenizer = cfg, engine, profile, tokenizer
         self.rank, self.world = rank, world
         self.records: list[Record] = records[rank::world]
-        self.prompts: list[EncodedPrompt] = [encode(r) for r in self.records]  # encoded once, reused every eval
         self.params = {b: rollout_params(b, cfg, profile) for b in cfg.eval_budgets()}
+        # Encoded once per budget (a budget hint makes each budget its own prompt), reused every eval.
+        self.prompts: dict[int, list[EncodedPrompt]] = {
+            b: [encode(r, p.think_budget) for r in self.records] for b, p in self.params.items()}
 
     def due(self, step: int) -> bool:
         return step % self.cfg.eval_every == 0 or step == self.cfg.steps
@@ -56,15 +58,15 @@ class HeldOut:
 
     def _run(self, step: int, budget: int) -> list[dict[str, Any]]:
         """Generate and score this rank's records at one budget: one row per response."""
-        cfg, params = self.cfg, self.params[budget]
-        if not self.prompts:
+        cfg, params, prompts = self.cfg, self.params[budget], self.prompts[budget]
+        if not prompts:
             return []
         n = cfg.eval_samples
         # Seeds apart from the rollouts' and the same at every budget, so budgets are compared on
         # the same random draws where the engine allows it.
-        seeds = request_seeds(step_key(cfg.seed, step, EVAL_STREAM), len(self.prompts), n, self.rank, self.world)
+        seeds = request_seeds(step_key(cfg.seed, step, EVAL_STREAM), len(prompts), n, self.rank, self.world)
         # `thinkcap eval`'s reward table (scoring.score): eval accuracy means the same in both
-        groups = generate_and_score(self.engine, self.records, self.prompts, params=params, reward_fns=eval_reward_fns(),
+        groups = generate_and_score(self.engine, self.records, prompts, params=params, reward_fns=eval_reward_fns(),
                                     profile=self.profile, tokenizer=self.tokenizer, n=n,
                                     temperature=cfg.eval_temperature,
                                     top_p=cfg.top_p if cfg.eval_temperature > 0 else 1.0,

@@ -35,14 +35,14 @@ def label(in_path: str, out_path: str, cfg: GRPOConfig, k: int, batch: int = 16)
     profile = build_profile(processor.tokenizer, model_type=policy.config.model_type)
     reward_fns = build_reward_fns(cfg.min_reward, cfg.repetition_penalty_weight, cfg.language_mix_penalty_weight)
     records = load_records(in_path, set(reward_fns))
-    encode = PromptEncoder(processor)
+    encode = PromptEncoder(processor, cfg.hint())
     engine = make_engine(cfg, model_path, policy, profile, processor, world=1, records=records)
     params = rollout_params(cfg.rollout_think_budget, cfg, profile)  # one object: generation and the reward's replay
     raw = [json.loads(line) for line in Path(in_path).read_text().splitlines() if line.strip()]
     out = []
     for start in range(0, len(records), batch):
         chunk = records[start:start + batch]
-        prompts = [encode(r) for r in chunk]
+        prompts = [encode(r, params.think_budget) for r in chunk]
         groups = generate_and_score(engine, chunk, prompts, params=params, reward_fns=reward_fns, profile=profile,
                                     tokenizer=processor.tokenizer, n=k, temperature=cfg.temperature,
                                     top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,

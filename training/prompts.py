@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from budget.hint import BudgetHint
 from tasks.records import Record, load_video
 
 if TYPE_CHECKING:  # annotations only
@@ -25,19 +26,30 @@ class EncodedPrompt:
 
 
 class PromptEncoder:
-    """Chat template + processor, cached per record id (prompts repeat across iterations)."""
+    """Chat template + processor, cached per (record id, hinted budget): prompts repeat across steps.
 
-    def __init__(self, processor: Any):
+    With a budget hint (`budget.hint`, the function the server uses too) the prompt tells the model
+    `budget`, the budget the engine enforces for this sample; the same record under another budget
+    is another prompt."""
+
+    def __init__(self, processor: Any, hint: BudgetHint | None = None):
         self.processor = processor
-        self._cache: dict[str, EncodedPrompt] = {}
+        self.hint = hint
+        self._cache: dict[tuple[str, int | None], EncodedPrompt] = {}
 
-    def __call__(self, record: Record) -> EncodedPrompt:
-        if record.id not in self._cache:
-            self._cache[record.id] = self._encode(record)
-        return self._cache[record.id]
+    def __call__(self, record: Record, budget: int | None = None) -> EncodedPrompt:
+        key = (record.id, budget if self.hint is not None else None)
+        if key not in self._cache:
+            self._cache[key] = self._encode(record, key[1])
+        return self._cache[key]
 
-    def _encode(self, record: Record) -> EncodedPrompt:
-        text = self.processor.apply_chat_template(record.messages, add_generation_prompt=True, tokenize=False)
+    def messages(self, record: Record, budget: int | None) -> list[dict[str, Any]]:
+        """The record's conversation as the model sees it under `budget` (hinted when a hint is set)."""
+        return record.messages if self.hint is None else self.hint.apply(record.messages, budget)
+
+    def _encode(self, record: Record, budget: int | None) -> EncodedPrompt:
+        text = self.processor.apply_chat_template(self.messages(record, budget), add_generation_prompt=True,
+                                                  tokenize=False)
         images = [Image.open(p).convert("RGB") for p in record.images]
         videos = [load_video(p) for p in record.videos]
         kwargs: dict[str, Any] = {}

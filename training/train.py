@@ -174,7 +174,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
     sync_stats = BucketStats()  # the weight push's buckets (logged as sync/*)
     engine.load_weights(bucketed_weights(model, cfg.weight_sync_bucket_mb, sync_stats))  # the engine may hold other weights
     params = rollout_params(cfg.rollout_think_budget, cfg, profile)
-    ctx = RolloutContext(cfg, engine, PromptEncoder(processor), profile, tokenizer, reward_fns,
+    ctx = RolloutContext(cfg, engine, PromptEncoder(processor, cfg.hint()), profile, tokenizer, reward_fns,
                          params, params.think_budget, rank, world, device,
                          parse_budget_choices(cfg.rollout_budget_choices))
     tracker = Tracker(cfg.output_dir, cfg.steps, history, rank == 0, cfg.tensorboard, cfg.progress_bar,
@@ -239,7 +239,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
             save_checkpoint(cfg.output_dir, step, policy, model_path, trainer_state, rank, world, cfg.keep_checkpoints,
                             sharded=(model, optimizer) if fsdp else None,
                             full_state=dict(sharding.full_named_parameters(model)) if fsdp or cfg.lora_rank else None,  # merged under LoRA
-                            adapter=adapter_writer(policy, model_path) if cfg.lora_rank else None)
+                            adapter=adapter_writer(policy, model_path) if cfg.lora_rank else None, hint=cfg.hint())
         if stop_after is not None and step >= stop_after:
             break
 

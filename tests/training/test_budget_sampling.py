@@ -124,7 +124,7 @@ def test_roll_forces_each_sample_at_its_drawn_budget_and_masks_it(per):
                                           "accuracy": float(resp.num_thinking_tokens >= 8)}}
     tokenizer = SimpleNamespace(decode=lambda ids, skip_special_tokens=False: " ".join(map(str, ids)))
     engine = StateMachineEngine()
-    ctx = RolloutContext(cfg, engine, lambda r: prompt, PROFILE, tokenizer, reward_fns, BudgetParams(think_budget=48),
+    ctx = RolloutContext(cfg, engine, lambda r, budget=None: prompt, PROFILE, tokenizer, reward_fns, BudgetParams(think_budget=48),
                          48, 0, 1, torch.device("cpu"), parse_budget_choices(cfg.rollout_budget_choices))
     out = Collected()
     _roll(ctx, 1, 0, records, out)
@@ -150,3 +150,53 @@ def test_example_yaml_loads():
 
     cfg = GRPOConfig.from_yaml(Path(__file__).parents[2] / "examples" / "grpo_budgets.yaml")
     assert cfg.budget_aware_advantages and parse_budget_choices(cfg.rollout_budget_choices).max_budget == 16
+
+
+@pytest.mark.parametrize("per", ["group", "sample"])
+def test_each_sample_is_prompted_with_the_budget_it_runs_under(per):
+    """With a budget hint the encoder is asked for the record under each sample's enforced budget,
+    and that prompt is the one generated from and trained on; a forced close costs the penalty."""
+    cfg = GRPOConfig(rollout_budget_choices="0,4,8,16", rollout_budget_per=per, budget_aware_advantages=True,
+                     group_size=4, max_new_tokens=64, answer_reserve=8, train_data="x",
+                     budget_hint="Think for at most {budget} tokens.", forced_close_penalty=0.25)
+    records = [Record(f"r{i}", "t", "d", [], 1) for i in range(2)]
+    asked = []
+
+    def encode(record, budget=None):
+        asked.append((record.id, budget))
+        return EncodedPrompt(text=f"{record.id}@{budget}", input_ids=[7, 8], mm_token_type_ids=[0, 0],
+                             vllm_mm_data={}, tensors={})
+
+    reward_fns = {"d": lambda resp, ans: {"reward": 1.0, "accuracy": 1.0}}
+    tokenizer = SimpleNamespace(decode=lambda ids, skip_special_tokens=False: " ".join(map(str, ids)))
+    ctx = RolloutContext(cfg, StateMachineEngine(), encode, PROFILE, tokenizer, reward_fns, BudgetParams(think_budget=48),
+                         48, 0, 1, torch.device("cpu"), parse_budget_choices(cfg.rollout_budget_choices))
+    out = Collected()
+    _roll(ctx, 1, 0, records, out)
+    for s in out.samples:
+        assert s.prompt.text == f"r{s.group}@{s.think_budget}"
+        assert s.answer_forced and s.reward["reward"] == 0.75 and s.reward["forced_close"] == -0.25
+    assert {b for _, b in asked} <= {0, 4, 8, 16}
+
+
+def test_prompt_encoder_shows_the_budget_in_the_chat_template(tiny_model_dir):
+    from transformers import AutoProcessor
+
+    from budget.hint import BudgetHint
+    from training.prompts import PromptEncoder
+
+    encode = PromptEncoder(AutoProcessor.from_pretrained(tiny_model_dir), BudgetHint("At most {budget} tokens."))
+    record = Record("r0", "t", "d", [{"role": "user", "content": "Add up: a3 b5."}], 8)
+    eight, sixteen = encode(record, 8), encode(record, 16)
+    assert "Add up: a3 b5.\nAt most 8 tokens." in eight.text and "At most 16 tokens." in sixteen.text
+    assert encode(record, 8) is eight  # cached per (record, budget)
+    plain = PromptEncoder(AutoProcessor.from_pretrained(tiny_model_dir))
+    assert plain(record, 8) is plain(record, 16) and "At most" not in plain(record).text
+
+
+def test_hint_and_penalty_config_errors():
+    with pytest.raises(ConfigError, match="budget_hint: .*exactly one"):
+        GRPOConfig(train_data="x", budget_hint="no placeholder")
+    with pytest.raises(ConfigError, match="forced_close_penalty"):
+        GRPOConfig(train_data="x", forced_close_penalty=-1)
+    assert GRPOConfig(train_data="x", budget_hint="≤ {budget}").hint().text(4) == "≤ 4"

@@ -113,3 +113,15 @@ def test_sigkill_while_writing_a_checkpoint(tmp_path: Path):
     ckpts = list_checkpoints(tmp_path)
     assert [p.name for p in ckpts] == ["step-000001"]
     assert load_trainer_state(ckpts[-1])[0]["history"] == [1]
+
+
+def test_a_checkpoints_policy_records_its_budget_hint(tmp_path: Path, fake_policy_save):
+    """`thinkcap serve` reads the hint from the policy folder: on when trained with one, off otherwise
+    (a policy started from a hinted SFT model but trained without a hint must not inherit it)."""
+    from budget.hint import BudgetHint, read_policy_hint
+
+    hint = BudgetHint("Think for at most {budget} tokens.")
+    hinted = save_checkpoint(tmp_path / "a", 1, torch.nn.Linear(1, 1), tmp_path, {"history": []}, hint=hint)
+    assert read_policy_hint(hinted / "policy") == (True, hint)
+    plain = save_checkpoint(tmp_path / "b", 1, torch.nn.Linear(1, 1), tmp_path, {"history": []})
+    assert read_policy_hint(plain / "policy") == (True, None)

@@ -55,7 +55,7 @@ def run_collect(tok, mixed: set[str], refill: int, n_records: int = 12):
     cfg = GRPOConfig(prompts_per_step=4, group_size=2, max_refill_rounds=refill, curriculum=False, max_new_tokens=64,
                      rollout_think_budget=16)
     recs = records(n_records)
-    encode = lambda r: EncodedPrompt(r.id, [1, 2], [0, 0], {}, {})  # noqa: E731
+    encode = lambda r, budget=None: EncodedPrompt(r.id, [1, 2], [0, 0], {}, {})  # noqa: E731
     engine = ScriptedEngine(tok, mixed)
     ctx = RolloutContext(cfg, engine, encode, build_profile(tok, model_type="glm4v"), tok, build_reward_fns(),
                          BudgetParams(think_budget=16), 16, 0, 1, torch.device("cpu"))

@@ -101,28 +101,30 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         ctx.engine.generate([], cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_tokens=cfg.max_new_tokens, budget=None, seeds=[])
         return []
-    prompts = [ctx.encode(r) for r in mine]
     # vLLM seeds sample k of a request with seed + k: space the requests' seeds G apart so that
     # no two samples of a step share a random stream.
     seeds = request_seeds(step_key(cfg.seed, step, round_ * ROUND_STREAM), len(mine), cfg.group_size, ctx.rank, ctx.world)
     base = len(out.records)
     G = cfg.group_size
     if ctx.drawn is None:
-        budgets = [[ctx.budget] * G for _ in mine]
-        groups = ctx.engine.generate(prompts, G, temperature=cfg.temperature, top_p=cfg.top_p,
-                                     max_tokens=cfg.max_new_tokens, budget=ctx.params if cfg.forced_answering else None,
-                                     seeds=seeds)
         params = [[ctx.params] * G for _ in mine]
     else:
         drawn = draw_budgets(ctx.drawn, len(mine), G, cfg.rollout_budget_per,
                              f"{cfg.seed}-{step}-{round_}-{ctx.rank}")
         params = [[ctx.params_for(b) for b in row] for row in drawn]  # one BudgetParams per sample
-        budgets = [[p.think_budget for p in row] for row in params]
+    budgets = [[ctx.budget if ctx.drawn is None else p.think_budget for p in row] for row in params]
+    # With a budget hint each sample's prompt shows the budget the engine enforces on it.
+    prompts = [[ctx.encode(r, p.think_budget) for p in row] for r, row in zip(mine, params)]  # [N][G]
+    if ctx.drawn is None:
+        groups = ctx.engine.generate([row[0] for row in prompts], G, temperature=cfg.temperature, top_p=cfg.top_p,
+                                     max_tokens=cfg.max_new_tokens, budget=ctx.params if cfg.forced_answering else None,
+                                     seeds=seeds)
+    else:
         groups = _generate_drawn(ctx, prompts, params, seeds)
     samples = []
     for g, group in enumerate(groups):
         for k, c in enumerate(group):
-            s = to_sample(c, base + g, prompts[g], ctx.profile, params[g][k], budgets[g][k], cfg.forced_answering)
+            s = to_sample(c, base + g, prompts[g][k], ctx.profile, params[g][k], budgets[g][k], cfg.forced_answering)
             s.think_budget = budgets[g][k]
             samples.append(s)
     for i, s in enumerate(samples):
@@ -134,6 +136,9 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         response = Response.from_ids(s.response_ids, ctx.profile, ctx.tokenizer, s.prompt.input_ids, used)
         s.text = ctx.tokenizer.decode(s.response_ids, skip_special_tokens=False)
         s.reward = ctx.reward_fns[record.domain](response, record.answer)
+        if cfg.forced_close_penalty and s.answer_forced:  # the thought did not fit its budget
+            s.reward = {**s.reward, "reward": s.reward["reward"] - cfg.forced_close_penalty,
+                        "forced_close": -cfg.forced_close_penalty}
     rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
     if cfg.budget_aware_advantages:
         advantages = budget_advantages(rewards, budgets, cfg.scale_advantages)  # [N, G]
@@ -150,14 +155,14 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     return [(r.id, [s.reward["accuracy"] >= cfg.pass_threshold for s in grp]) for r, grp in zip(mine, per_group)]
 
 
-def _generate_drawn(ctx: RolloutContext, prompts: list[Any], params: list[list[BudgetParams]],
+def _generate_drawn(ctx: RolloutContext, prompts: list[list[Any]], params: list[list[BudgetParams]],
                     seeds: list[int]) -> list[list[Any]]:
     """Rollouts under drawn budgets. One budget per group: one request of G samples per prompt. One
     per sample: G requests of one sample each, sample k seeded seed + k as vLLM seeds the k-th of n."""
     cfg, G = ctx.cfg, ctx.cfg.group_size
     kw = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_new_tokens}
     if cfg.rollout_budget_per == "group":
-        return ctx.engine.generate(prompts, G, budget=[row[0] for row in params], seeds=seeds, **kw)
-    rows = ctx.engine.generate([p for p in prompts for _ in range(G)], 1, seeds=[s + k for s in seeds for k in range(G)],
+        return ctx.engine.generate([row[0] for row in prompts], G, budget=[row[0] for row in params], seeds=seeds, **kw)
+    rows = ctx.engine.generate([p for row in prompts for p in row], 1, seeds=[s + k for s in seeds for k in range(G)],
                                budget=[b for row in params for b in row], **kw)
     return [[c for row in rows[g * G:(g + 1) * G] for c in row] for g in range(len(prompts))]
