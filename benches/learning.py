@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.records import load_records
     from training.learner.policy import load_policy
     from training.sft import warm_up
+    from training.sft_config import SFTConfig
     from tasks.synthetic import make_dataset
     from training.tracking import plot_rewards
-    from training.train import resolve_model, train
+    from training.train import train
 
     out = Path(args.out)
     t0 = time.monotonic()
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     held_out = load_records(make_dataset(out / "held_out", n=args.held_out, seed=1))
     # Long templated thoughts (2-10 sentences, ~16-90 tokens) against a 32-token budget: many
     # samples reach the budget, which is where the two settings differ.
-    warm = str(warm_up(resolve_model("tiny"), load_records(data), out / "warm", steps=args.warmup_steps))
+    warm = str(warm_up(SFTConfig(model="tiny", train_data=str(data), output_dir=str(out / "warm"),
+                                 steps=args.warmup_steps, progress_bar=False)))
     warm_s = time.monotonic() - t0
     max_new_tokens = args.budget + 40
     engine, runs, evals = None, {}, {}

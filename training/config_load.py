@@ -33,16 +33,26 @@ def setting(default: Any, help: str, **kw: Any) -> Any:
 def load_yaml(cls: type[C], path: str | Path, overrides: list[str] | None = None, *, prog: str,
               path_fields: tuple[str, ...] = (), renamed: dict[str, str] | None = None) -> C:
     """Read a YAML mapping into `cls`, then apply `--field value` overrides; paths as the module doc says."""
-    renamed = renamed or {}
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of config fields, got {type(raw).__name__}")
-    check_names(cls, raw, f"{path}: unknown config field", renamed)
-    resolve_paths(raw, Path(path).resolve().parent, path_fields)
     flags = vars(build_parser(cls, prog, renamed).parse_args(overrides or [], namespace=_Overrides()))
+    return merge(cls, path, flags, path_fields=path_fields, renamed=renamed)
+
+
+def merge(cls: type[C], path: str | Path | None, flags: dict[str, Any], *, path_fields: tuple[str, ...] = (),
+          renamed: dict[str, str] | None = None) -> C:
+    """`cls` from an optional YAML file and already-parsed flags (flags win); for a command whose
+    parser adds its own arguments (positionals, legacy spellings) around `build_parser`'s."""
+    renamed = renamed or {}
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of config fields, got {type(raw).__name__}")
+        check_names(cls, raw, f"{path}: unknown config field", renamed)
+        resolve_paths(raw, Path(path).resolve().parent, path_fields)
+    flags = dict(flags)
     check_names(cls, flags, "unknown flag", renamed)
     resolve_paths(flags, Path.cwd(), path_fields)
     raw.update(flags)

@@ -5,26 +5,35 @@ GRPO needs samples that sometimes earn a reward; random weights never write
 demonstrations with templated thinking of a chosen length (long thinking makes the budget bite, which
 is what forced answering is about). With `answer_noise`, a share of demonstrations carry a random
 answer, so the warmed-up model knows the format but not yet the task: RL has something to learn.
+With `budget_hint` + `hint_budgets` (training/sft_config.py) every prompt carries the budget hint at a
+drawn budget that has nothing to do with the thought, so RL starts from a model that has seen the hint
+but not yet learnt to follow it. `python -m training.sft --help` lists every setting.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from training.checkpoint import save_policy
+from budget.hint import write_policy_hint
 from tasks.records import Record
-from training.prompts import PromptEncoder
+from tasks.running_sums import worked_thought
+from training import config_load
+from training.checkpoint import save_policy
+from training.config_load import ConfigError
 from training.learner.grpo import aggregate
 from training.learner.policy import SequenceLogprobs, collate, load_policy, token_logprobs
+from training.prompts import PromptEncoder
 from training.rollout.samples import Sample
-from tasks.running_sums import worked_thought
+from training.sft_config import PATH_FIELDS, PROG, SFTConfig
 
 THOUGHTS = [
     "Let me look at the image carefully.", "First, read the question carefully.",
@@ -58,40 +67,69 @@ def cosine_lr(step: int, steps: int, warmup: float = 0.05, floor: float = 0.1) -
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *, steps: int = 150,
-            batch_size: int = 16, lr: float = 1e-2, think_sentences: tuple[int, int] = (2, 10),
-            answer_noise: float = 0.0, short_thoughts: float = 0.0, lr_schedule: str = "constant", seed: int = 0,
-            progress: bool = False) -> Path:
-    """Fine-tune on demonstrations (response tokens only, EOS included); save a servable folder.
-    `lr_schedule`: "constant" (the short format warm-up) or "cosine" (`cosine_lr`, for a cold start that
-    has to learn the task, like the running sum).
-    `progress`: a progress bar with the running loss on stderr."""
+@dataclass
+class Demo:
+    """One supervised example: the record, the response text to imitate, the budget its prompt's hint names."""
+
+    record: Record
+    text: str
+    budget: int | None  # None: the prompt carries no hint
+
+
+def demonstration_batches(records: list[Record], cfg: SFTConfig) -> Iterator[list[Demo]]:
+    """Endless batches of demonstrations, seeded by `cfg.seed`.
+
+    The hinted budgets come from their own random stream, one draw per demonstration: the draw never
+    looks at the thought (its length or form), and turning the hint on leaves the records, thoughts
+    and answers exactly as they were without it (same seed, same demonstrations)."""
+    rng = random.Random(cfg.seed)
+    hint_rng = random.Random(f"sft-hint-{cfg.seed}")
+    budgets = cfg.budgets()
+    sentences = (cfg.think_sentences_min, cfg.think_sentences_max)
+    while True:
+        batch = []
+        for record in rng.sample(records, min(cfg.batch_size, len(records))):
+            text = demonstration(record, rng, sentences, cfg.answer_noise, cfg.short_thoughts)
+            batch.append(Demo(record, text, hint_rng.choice(budgets) if budgets else None))
+        yield batch
+
+
+def warm_up(cfg: SFTConfig) -> Path:
+    """Fine-tune on demonstrations (response tokens only, EOS included); save a servable folder in
+    `cfg.output_dir` (recording `cfg.budget_hint` when set) and return it."""
     from tqdm.auto import tqdm
     from transformers import AutoProcessor
 
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
+    from tasks.records import load_records
+    from training.train import resolve_model
+
+    if not cfg.train_data:
+        raise ConfigError("train_data is required: pass DATA (or --train-data, or train_data: in the YAML)")
+    records = load_records(cfg.train_data)
+    if not records:
+        raise ConfigError(f"train_data {cfg.train_data} holds no records")
+    model_dir = resolve_model(cfg.model)
+    torch.manual_seed(cfg.seed)
     processor = AutoProcessor.from_pretrained(model_dir)
     tokenizer = processor.tokenizer
-    encode = PromptEncoder(processor)
+    # the hint goes into prompts only with budgets to name; budget_hint alone is only recorded (below)
+    encode = PromptEncoder(processor, cfg.hint() if cfg.budgets() else None)
     model = load_policy(str(model_dir)).train()
     scorer = SequenceLogprobs(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     # Cosine: at a constant rate the running-sum loss plateaus with the totals still half wrong
     # (held-out accuracy 0.26 after 400 steps at 3e-3; 0.97 after 1200 cosine steps).
-    if lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine'; got {lr_schedule!r}")
-    factor = partial(cosine_lr, steps=steps) if lr_schedule == "cosine" else (lambda step: 1.0)
+    factor = partial(cosine_lr, steps=cfg.steps) if cfg.lr_schedule == "cosine" else (lambda step: 1.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     eos = tokenizer.eos_token_id
     losses: list[float] = []
-    bar = tqdm(total=steps, desc="sft warm-up", disable=not progress, dynamic_ncols=True)
-    for _ in range(steps):
+    batches = demonstration_batches(records, cfg)
+    bar = tqdm(total=cfg.steps, desc="sft warm-up", disable=not cfg.progress_bar, dynamic_ncols=True)
+    for _ in range(cfg.steps):
         rows = []
-        for record in rng.sample(records, min(batch_size, len(records))):
-            text = demonstration(record, rng, think_sentences, answer_noise, short_thoughts)
-            ids = tokenizer.encode(text, add_special_tokens=False) + [eos]
-            rows.append(Sample(0, encode(record), ids, [1] * len(ids), 0, False, False, "stop"))
+        for demo in next(batches):
+            ids = tokenizer.encode(demo.text, add_special_tokens=False) + [eos]
+            rows.append(Sample(0, encode(demo.record, demo.budget), ids, [1] * len(ids), 0, False, False, "stop"))
         batch = collate(rows, tokenizer.pad_token_id)
         loss = aggregate(-token_logprobs(scorer, batch), batch.loss_mask, "token")
         optimizer.zero_grad(set_to_none=True)
@@ -102,49 +140,48 @@ def warm_up(model_dir: str | Path, records: list[Record], out_dir: str | Path, *
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
         bar.update(1)
     bar.close()
-    out = save_policy(model.to(torch.bfloat16), out_dir, model_dir)  # bf16 like the base model
+    out = save_policy(model.to(torch.bfloat16), cfg.output_dir, model_dir)  # bf16 like the base model
     (out / "warmup_loss.txt").write_text("\n".join(f"{x:.4f}" for x in losses) + "\n")
+    if cfg.hint() is not None:  # `thinkcap serve OUT` then hints as this model was trained
+        write_policy_hint(out, cfg.hint())
     return out
 
 
+def build_cli() -> argparse.ArgumentParser:
+    """Every SFTConfig field as a flag, plus the positionals and the `--no-progress` spelling of before."""
+    parser = config_load.build_parser(SFTConfig, PROG)
+    parser.usage = f"{PROG} [CONFIG.yaml] [DATA OUT] [--field value ...]"
+    parser.description = __doc__.splitlines()[0]
+    parser.add_argument("-h", "--help", action="help", help="show this help and exit")
+    parser.add_argument("paths", nargs="*", metavar="[CONFIG.yaml] [DATA OUT]",
+                        help="an optional YAML of config fields, then the records (train_data) and the output "
+                        "folder (output_dir); flags override both")
+    parser.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False,
+                        help="no progress bar (same as --progress-bar false)")
+    return parser
+
+
+def load_config(argv: list[str]) -> SFTConfig:
+    """The SFTConfig of a command line (ConfigError with what to change)."""
+    flags = vars(build_cli().parse_intermixed_args(argv))
+    paths = list(flags.pop("paths", None) or [])
+    yaml_path = paths.pop(0) if paths and paths[0].endswith((".yaml", ".yml")) else None
+    if len(paths) not in (0, 2):
+        raise ConfigError(f"expected DATA OUT (records and output folder) after the optional CONFIG.yaml; got {paths}")
+    for name, value in zip(("train_data", "output_dir"), paths):
+        if name in flags:
+            raise ConfigError(f"{name} given twice: as a positional and as --{name.replace('_', '-')}; keep one")
+        flags[name] = value
+    return config_load.merge(SFTConfig, yaml_path, flags, path_fields=PATH_FIELDS)
+
+
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from tasks.records import load_records
-
-    parser = argparse.ArgumentParser(prog="python -m training.sft", description=__doc__.splitlines()[0])
-    parser.add_argument("data", help="JSONL records (synthetic tasks)")
-    parser.add_argument("out", help="output model folder")
-    parser.add_argument("--model", default="tiny", help="start model (default: the tiny model)")
-    parser.add_argument("--steps", type=int, default=150, help="optimizer steps (default 150)")
-    parser.add_argument("--batch-size", type=int, default=16, help="demonstrations per step (default 16)")
-    parser.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (default 1e-2)")
-    parser.add_argument("--answer-noise", type=float, default=0.0, help="share of random answers (default 0)")
-    parser.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine"),
-                        help="constant (default: the format warm-up) or cosine (5 %% warm-up, decay to 10 %%: a cold "
-                        "start that learns the task)")
-    parser.add_argument("--short-thoughts", type=float, default=0.0, help="running-sum records: share of thoughts "
-                        "written as totals only (`a3 b8 c10`) instead of `a3=3 b5=8 c2=10` (default 0)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    from training.train import resolve_model
-
     try:
-        for name in ("steps", "batch_size"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
-        for name in ("answer_noise", "short_thoughts"):
-            if not 0 <= getattr(args, name) <= 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1]; got {getattr(args, name)}")
-        records = load_records(args.data)
-    except (ValueError, OSError) as err:  # one line, no traceback: the user fixes a setting
-        print(f"python -m training.sft: error: {err}", file=sys.stderr)
+        cfg = load_config(sys.argv[1:] if argv is None else argv)
+        out = warm_up(cfg)
+    except (ValueError, OSError) as err:  # ConfigError, unreadable records: one line, no traceback
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    out = warm_up(resolve_model(args.model), records, args.out, steps=args.steps, batch_size=args.batch_size,
-                  lr=args.lr, answer_noise=args.answer_noise, short_thoughts=args.short_thoughts,
-                  lr_schedule=args.lr_schedule, seed=args.seed,
-                  progress=not args.no_progress)
     print(f"warmed-up model in {out}")
     return 0
 

@@ -19,8 +19,9 @@ def warm_model_dir(tiny_model_dir: Path, synthetic_data: Path, tmp_path_factory:
     """The tiny model after ~100 supervised steps on the format (about 20 s on one core): it writes
     `<think>` and long enough thoughts for a 16-token budget to force answers, and mostly closes
     with a boxed answer, so rewards vary within groups."""
-    from tasks.records import load_records
     from training.sft import warm_up
+    from training.sft_config import SFTConfig
 
-    return warm_up(tiny_model_dir, load_records(synthetic_data), tmp_path_factory.mktemp("warm"), steps=100,
-                   batch_size=8, lr=1e-2, think_sentences=(3, 8))
+    return warm_up(SFTConfig(model=str(tiny_model_dir), train_data=str(synthetic_data),
+                             output_dir=str(tmp_path_factory.mktemp("warm")), steps=100, batch_size=8, lr=1e-2,
+                             think_sentences_min=3, think_sentences_max=8, progress_bar=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -87,18 +88,19 @@ def test_cold_start_is_reused_only_with_the_same_settings(tmp_path, monkeypatch)
 
     calls = []
 
-    def fake_warm_up(model_dir, records, out_dir, **kwargs):
-        calls.append(kwargs)
-        return out_dir.mkdir(parents=True, exist_ok=True) or out_dir
+    def fake_warm_up(cfg):
+        calls.append(cfg)
+        out = Path(cfg.output_dir)
+        return out.mkdir(parents=True, exist_ok=True) or out
 
     monkeypatch.setattr(sft, "warm_up", fake_warm_up)
-    monkeypatch.setattr("training.train.resolve_model", lambda name: "unused")
     data = make_arith_dataset(tmp_path / "data", n=4, seed=0)
     args = budgets.parse_args(["--quick", "--out", str(tmp_path)])
     for _ in range(2):
-        assert budgets.cold_start(args, data, tmp_path / "sft") == str(tmp_path / "sft")
-    assert len(calls) == 1 and calls[0]["short_thoughts"] == 0.5 and calls[0]["steps"] == 1000
-    assert calls[0]["lr_schedule"] == "cosine"
+        assert budgets.cold_start(args, data, tmp_path / "sft", [0, 8]) == str(tmp_path / "sft")
+    assert len(calls) == 1 and calls[0].short_thoughts == 0.5 and calls[0].steps == 1000
+    assert calls[0].lr_schedule == "cosine" and calls[0].train_data == str(data)
+    assert calls[0].budgets() == [0, 8] and calls[0].hint() is not None  # the bench's default: hinted
     args.short_thoughts = 0.0
-    budgets.cold_start(args, data, tmp_path / "sft")
-    assert len(calls) == 2 and calls[1]["short_thoughts"] == 0.0
+    budgets.cold_start(args, data, tmp_path / "sft", [0, 8])
+    assert len(calls) == 2 and calls[1].short_thoughts == 0.0
