@@ -70,9 +70,6 @@ def random_request(rng: random.Random, n: int) -> Req:
             args["open_thinking"] = True
         if rng.random() < 0.3:
             args["answer_reserve"] = rng.randint(0, 6)
-        # The V2 path does not yet watch rows for answer_required (EOS redirect, no empty answer)
-        # nor ask the grace window's top-k: compare the controls both paths implement.
-        args["answer_required"] = False
         if args["think_budget"] is not None and "min_think_tokens" in args:
             args["min_think_tokens"] = min(args["min_think_tokens"], args["think_budget"])
     body = [rng.randrange(20, 40) for _ in range(rng.randint(1, 6))]
@@ -157,18 +154,22 @@ class V1Sim:
 
 
 def cpu_request_state(max_reqs: int, max_len: int, spec: int):
-    """vLLM's own V2 `RequestState`, on CPU: no UVA, staged writes flushed with plain indexing
-    (the real flush is a Triton kernel)."""
+    """vLLM's own V2 `RequestState`, on CPU: no UVA, no pinned memory, buffers on "cpu" (the GPU
+    wheels of 0.33/0.34 ask the driver otherwise); staged writes are flushed by `flush`."""
+    from contextlib import ExitStack
+    from unittest import mock
+
     import vllm.v1.worker.gpu.buffer_utils as bu
+    from vllm.platforms import current_platform
     from vllm.v1.worker.gpu.states import RequestState
 
-    real = bu.is_uva_available
-    bu.is_uva_available = lambda: False
-    try:
-        rs = RequestState(max_reqs, max_len, 4096, spec, V, CPU)
-    finally:
-        bu.is_uva_available = real
-    return rs
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.object(bu, "is_uva_available", lambda: False))
+        if hasattr(bu, "is_pin_memory_available"):
+            stack.enter_context(mock.patch.object(bu, "is_pin_memory_available", lambda: False))
+        if current_platform.device_type != "cpu":
+            stack.enter_context(mock.patch.object(type(current_platform), "device_type", "cpu"))
+        return RequestState(max_reqs, max_len, 4096, spec, V, CPU)
 
 
 def flush(t) -> None:
