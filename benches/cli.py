@@ -10,6 +10,7 @@ import sys
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "processor": ("benches.processor", "decode throughput with the think-budget processor vs none vs vLLM's built-in"),
+    "processor-apply": ("benches.processor_apply", "the processor's apply() per step, V1 path vs V2 path (batch 256, 151k vocab)"),
     "server": ("benches.server", "thinkcap serve vs vLLM's own OpenAI server under vLLM's benchmark client"),
     "learning": ("benches.learning", "GRPO reward curve on the synthetic task, forced answering on vs off"),
     "train-memory": ("benches.memory", "peak memory of a GRPO update: plain, chunked log-probs, micro-batch, checkpointing, FSDP2"),
