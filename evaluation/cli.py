@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed per request (seed + sample index: the same draw at every budget)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per request (default %(default)s)")
     p.add_argument("--extra-body", type=json.loads, default={}, help="JSON merged into every request body")
+    p.add_argument("--ladder", action="store_true",
+                   help="one thought per item and sample, cut at every budget with the answer forced at each cut "
+                        "(budget.cuts; needs thinkcap serve); writes responses_ladder.jsonl and reports the tokens "
+                        "generated. Exact for greedy decoding and seeded sampling without a budget hint")
     p.add_argument("--limit", type=int, help="evaluate only the first N records")
     p.add_argument("--domains", help="comma-separated domains to keep (e.g. counting,numeric)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default %(default)s)")
@@ -97,7 +101,16 @@ def run(args: argparse.Namespace) -> int:
     data = dataset_path(args)
     items = load_items(data, limit=args.limit, domains=domains)
     start = time.perf_counter()
-    rows = asyncio.run(run_sweep(cfg, items, budgets, args.out / "responses.jsonl", progress=not args.no_progress))
+    generated = None
+    if args.ladder:
+        from evaluation.ladder import run_ladder
+
+        rows, generated = asyncio.run(run_ladder(cfg, items, budgets))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "responses_ladder.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        rows = asyncio.run(run_sweep(cfg, items, budgets, args.out / "responses.jsonl", progress=not args.no_progress))
+        generated = sum(r.get("completion_tokens") or 0 for r in rows)
     wanted = {i.id for i in items}
     labels = [b.label for b in budgets]
     rows = [r for r in rows if r["item_id"] in wanted and r["budget"] in labels and r["sample"] < cfg.samples]
@@ -107,10 +120,12 @@ def run(args: argparse.Namespace) -> int:
     meta = {"data": str(data), "items": len(items), "budgets": labels, "samples": cfg.samples,
             "base_url": cfg.base_url, "model": cfg.model, "budget_param": cfg.budget_param,
             "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
-            "wall_s_this_run": round(time.perf_counter() - start, 2)}
+            "wall_s_this_run": round(time.perf_counter() - start, 2), "ladder": args.ladder,
+            "tokens_generated": generated}
     csv_path, json_path = write_table(summary, args.out, meta)
     print(format_table(summary, cfg.samples))
-    print(f"wrote {csv_path}, {json_path}, {args.out / 'responses.jsonl'}")
+    print(f"generated {generated} tokens in {meta['wall_s_this_run']} s ({'ladder' if args.ladder else 'per-budget sweep'})")
+    print(f"wrote {csv_path}, {json_path}, {args.out / ('responses_ladder.jsonl' if args.ladder else 'responses.jsonl')}")
     if not args.no_plots:
         plots = write_plots(summary, budgets, args.out, args.title or cfg.model)
         print("plots: " + ", ".join(str(p) for p in plots))

@@ -38,3 +38,36 @@ def test_sweep_on_the_real_server(real_server: str, synthetic_jsonl: Path, tmp_p
         assert (out / name).stat().st_size > 0
     assert main(args) == 0  # resumed: nothing left to send, same table
     assert json.loads((out / "summary.json").read_text())["table"] == summary["table"]
+
+
+def test_ladder_answers_every_budget_from_one_thought(real_server: str, tmp_path: Path):
+    """`--ladder` against the per-budget sweep, greedy, same server: where the cut thought's text
+    re-tokenizes to the same ids (the random model writes partial UTF-8 pieces that do not), every
+    row has the sweep's answer; budgets that hold the whole thought are the thought's own row; and
+    the ladder generates fewer tokens (one thought instead of one per budget)."""
+    import httpx
+
+    from tasks.running_sums import make_arith_dataset
+
+    data = make_arith_dataset(tmp_path / "data", n=6, seed=3)
+    common = ["--base-url", real_server, "--no-progress", "--no-plots", "--budgets", "0,4,8,unlimited",
+              "--max-tokens", "48"]
+    assert main([str(data), "--out", str(tmp_path / "sweep"), *common]) == 0
+    assert main([str(data), "--out", str(tmp_path / "ladder"), "--ladder", *common]) == 0
+    sweep = {(r["item_id"], r["budget"]): r for r in map(json.loads, (tmp_path / "sweep/responses.jsonl").open())}
+    ladder = {(r["item_id"], r["budget"]): r for r in map(json.loads, (tmp_path / "ladder/responses_ladder.jsonl").open())}
+    assert set(sweep) == set(ladder) and len(ladder) == 24
+    root = real_server.removesuffix("/v1")
+    same, checked = 0, 0
+    for key, row in ladder.items():
+        assert row["reasoning"].strip() == sweep[key]["reasoning"].strip()  # the cut keeps the thought's first tokens
+        assert row["thinking_tokens"] == sweep[key]["thinking_tokens"]
+        ids = httpx.post(f"{root}/tokenize", json={"prompt": row["reasoning"], "add_special_tokens": False}).json()["tokens"]
+        back = httpx.post(f"{root}/detokenize", json={"tokens": ids}).json()["prompt"] if ids else ""
+        if back == row["reasoning"] and "\ufffd" not in row["reasoning"]:
+            checked += 1
+            same += row["content"] == sweep[key]["content"]
+    assert checked >= 6 and same == checked
+    tokens = {name: json.loads((tmp_path / name / "summary.json").read_text())["tokens_generated"]
+              for name in ("sweep", "ladder")}
+    assert tokens["ladder"] < tokens["sweep"], tokens
