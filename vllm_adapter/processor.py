@@ -96,21 +96,29 @@ def redirect_eos(logits: torch.Tensor, grid: tuple[torch.Tensor, torch.Tensor], 
     logits[grid[0][:, 0], close] = merged
 
 
+def _h2d(values: list[int], device: torch.device | Any) -> torch.Tensor:
+    """Host ids to the logits' device: vLLM's pinned async copy on an accelerator, a plain
+    tensor on CPU (a GPU wheel's pinned staging needs a driver even for a CPU tensor)."""
+    if torch.device(device).type == "cpu":
+        return torch.tensor(values, dtype=torch.long)
+    return async_tensor_h2d(values, device=device, dtype=torch.long)
+
+
 def write_plan(logits: torch.Tensor, plan: StepPlan, device: torch.device | Any) -> None:
     """Apply a step's plan: forced rows become one-hot (0 at the id, -inf elsewhere), masked
     (row, id) pairs become -inf. One indexed store each, whatever the number of rows. (The EOS
     redirect runs before this, so a forced or masked row ends as forced or masked.)"""
     if plan.forced:
         rows, ids = zip(*plan.forced)
-        rows_t = async_tensor_h2d(list(rows), device=device, dtype=torch.long)  # [F]
-        ids_t = async_tensor_h2d(list(ids), device=device, dtype=torch.long)  # [F]
+        rows_t = _h2d(list(rows), device)  # [F]
+        ids_t = _h2d(list(ids), device)  # [F]
         logits[rows_t] = float("-inf")  # [F, V]: only the forced id stays possible
         logits[rows_t, ids_t] = 0.0
     if plan.masked:
         rows, ids = zip(*plan.masked)
         index = (
-            async_tensor_h2d(list(rows), device=device, dtype=torch.long),  # [M]
-            async_tensor_h2d(list(ids), device=device, dtype=torch.long),  # [M]
+            _h2d(list(rows), device),  # [M]
+            _h2d(list(ids), device),  # [M]
         )
         logits.index_put_(index, torch.tensor(float("-inf"), device=logits.device))
 
