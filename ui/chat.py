@@ -10,6 +10,7 @@ streaming step reads.
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Iterator
 
 import gradio as gr
@@ -60,20 +61,30 @@ def idle_box() -> dict:
     return gr.MultimodalTextbox(interactive=True, submit_btn=True, stop_btn=False)
 
 
+_refused: dict[str, float] = {}  # upload path → when it was refused
+REFUSE_ONCE_SECONDS = 5.0
+
+
 def check_upload(message: dict | None) -> dict:
-    """Look at the bytes of each file as it is attached: drop the ones we could not send."""
+    """Look at the bytes of each file as it is attached: drop the ones we could not send.
+
+    The textbox reports one upload with two change events, both holding the file: the
+    warning is given for the first only (a file attached again later is warned again)."""
     message = message or {}
-    kept, problems = [], []
+    kept, problems, now = [], [], time.monotonic()
     for f in message.get("files") or []:
         path = f["path"] if isinstance(f, dict) else f
         try:
             sniff_media(path)
             kept.append(path)
         except MediaError as exc:
-            problems.append(str(exc))
-    if not problems:
+            if now - _refused.get(path, float("-inf")) > REFUSE_ONCE_SECONDS:
+                problems.append(str(exc))
+            _refused[path] = now
+    if len(kept) == len(message.get("files") or []):
         return gr.skip()
-    warn(" ".join(problems), "Attachment removed")
+    if problems:
+        warn(" ".join(problems), "Attachment removed")
     return gr.MultimodalTextbox(value={"text": message.get("text", ""), "files": kept})
 
 

@@ -94,17 +94,27 @@ def capped_warning(settings: Settings, reserve: int | None = None) -> str | None
             f"of {budget} to {max(room, 0)}. Raise Max tokens under Advanced to use it all.")
 
 
+_CLAMPED: set[str] = set()  # elem_ids of the sliders whose typed values are clamped
+_slider_preprocess = gr.Slider.preprocess
+
+
+def _clamping_preprocess(self: gr.Slider, payload: float) -> float:
+    if self.elem_id in _CLAMPED and payload is not None:
+        payload = min(max(payload, self.minimum), self.maximum)
+    return _slider_preprocess(self, payload)
+
+
+# Patched on the class, keyed by elem_id: Gradio rebuilds a session's component from its
+# constructor arguments on every update (so a patched instance is lost), and a subclass
+# would need a frontend and a generated .pyi of its own.
+gr.Slider.preprocess = _clamping_preprocess
+
+
 def bounded(slider: gr.Slider) -> gr.Slider:
     """Clamp a typed value outside the slider's range instead of failing: Gradio's own check
     raised, so a typed 99999 printed a traceback in the terminal while the page silently used
-    the bound. `out_of_range` tells the user; this keeps every other event from failing. (On
-    the instance: a subclass would need a frontend of its own.)"""
-    check = slider.preprocess
-
-    def preprocess(payload: float) -> float:
-        return check(min(max(payload, slider.minimum), slider.maximum))
-
-    slider.preprocess = preprocess
+    the bound. `out_of_range` tells the user; this keeps every other event from failing."""
+    _CLAMPED.add(slider.elem_id)
     return slider
 
 

@@ -22,8 +22,12 @@
         .filter((m) => !m.closest(".thought-group"));
       if (!answers.length) continue;
       const copy = answers[answers.length - 1].cloneNode(true);
-      copy.querySelectorAll(".tc-stats, .tc-note, .tc-error").forEach((n) => n.remove());
-      return copy.innerText.trim() || null;
+      copy.querySelectorAll(".tc-stats").forEach((n) => n.remove());
+      const notes = [...copy.querySelectorAll(".tc-note, .tc-error")];
+      notes.forEach((n) => n.remove());
+      // No answer text (it ended after thinking, or was stopped): the note that says so, never
+      // the thought with its title.
+      return copy.innerText.trim() || notes.map((n) => n.innerText.trim()).join("\n");
     }
     return null;
   }
@@ -35,7 +39,7 @@
     const write = navigator.clipboard.writeText.bind(navigator.clipboard);
     navigator.clipboard.writeText = (text) => {
       const ours = typeof text === "string" && text.includes('class="tc-');
-      return write(ours && shownAnswer ? shownAnswer : plainAnswer(text));
+      return write(ours && shownAnswer !== null ? shownAnswer : plainAnswer(text));
     };
   }
   window.thinkcapPlainAnswer = plainAnswer;
@@ -67,5 +71,16 @@
       const box = document.querySelector(selector);
       if (box && !box.getAttribute("aria-label")) box.setAttribute("aria-label", text);
     }
+    // The thought's fold button has an empty aria-label in Gradio: say what it does now.
+    document.querySelectorAll(".thought-group > .title").forEach((title) => {
+      const button = title.querySelector("button");
+      if (!button) return;
+      const open = title.classList.contains("expanded");
+      const label = open ? "Fold the thought" : "Unfold the thought";
+      if (button.getAttribute("aria-label") !== label) {
+        button.setAttribute("aria-label", label);
+        button.setAttribute("aria-expanded", String(open));
+      }
+    });
   }, 300);
 })();
