@@ -26,7 +26,7 @@ from vllm_adapter.reasoning_parser import strip_answer_tags
 
 # `"reasoning":"..."` in vLLM's compact JSON; a quote inside a string value is escaped, so this
 # cannot match inside text.
-_REASONING = re.compile(rb'"reasoning":("(?:[^"\\]|\\.)*")')
+_REASONING = re.compile(rb'"reasoning":("[^"\\]*(?:\\.[^"\\]*)*")')
 _TERMINAL = {"responses": (b'"response.completed"', b'"response.incomplete"'), "messages": (b'"message_delta"',)}
 
 
@@ -44,14 +44,19 @@ class ChoiceTracker:
             return any(t in event for t in _TERMINAL[self.kind])
         if b'"finish_reason":"' in event or b'"usage":{' in event:
             return True
-        return self.kind == "chat" and any(m in event for m in self.layer.markup_bytes)
+        return self.kind == "chat" and any(p in event for p in self.layer.markup_prefixes) \
+            and self.layer.markup_re.search(event) is not None
 
     def fast(self, event: bytes) -> bytes:
         """An event `needs` passed over: a chat thought chunk only gains `reasoning_content` (the same
         string beside `reasoning`), added in the bytes: no parse on the hot path of a thought."""
-        if self.kind == "chat" and b'"reasoning":"' in event:
-            return _REASONING.sub(rb'"reasoning":\1,"reasoning_content":\1', event, count=1)
-        return event
+        if self.kind != "chat" or b'"reasoning":"' not in event:
+            return event
+        found = _REASONING.search(event)
+        if found is None:
+            return event
+        end = found.end()
+        return event[:end] + b',"reasoning_content":' + found.group(1) + event[end:]
 
     # ---- the objects --------------------------------------------------------------------------
     def info(self, index: int) -> dict[str, Any]:
