@@ -82,6 +82,10 @@ def make_cases() -> list[Case]:
         Case("builtin-all", "thinkcap", "vLLM built-in, every row budgeted, none forced", lambda r, m: builtin(HUGE_BUDGET)),
         Case("ours-mixed", "thinkcap", "ours: 1/2 none, 1/4 forced, 1/4 never", lambda r, m: ours(mixed_budget(r, m))),
         Case("builtin-mixed", "thinkcap", "built-in, same mix", lambda r, m: builtin(mixed_budget(r, m))),
+        # Every row in its grace window from a quarter of the way on (the close tag masked/ranked
+        # each step there): the dearest budget work there is.
+        Case("ours-grace", "thinkcap", "ours, every row in its grace window for 3/4 of the decode",
+             lambda r, m: {"extra_args": {"think_budget": m // 4, "think_budget_grace": m}}),
     ]
 
 

@@ -57,6 +57,13 @@ def _parse_ids(value: Any, name: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _parse_flag(value: Any, name: str) -> bool:
+    """true/false; also 1/0, which is what vLLM's `vllm_xargs` schema turns a JSON boolean into."""
+    if value in (0, 1) and not isinstance(value, float):
+        return bool(value)
+    raise BudgetError(f"{name} must be true or false; got {value!r}")
+
+
 @dataclass(frozen=True)
 class BudgetParams:
     """What one request asks of the budget mechanism.
@@ -161,7 +168,7 @@ def params_from_args(args: Mapping[str, Any] | None) -> BudgetParams | None:
         answer_reserve=args.get(RESERVE_KEY),
         grace=args.get(GRACE_KEY, 0),
         action=args.get(ACTION_KEY, "force"),
-        answer_required=args.get(ANSWER_REQUIRED_KEY, True),
+        answer_required=_parse_flag(args.get(ANSWER_REQUIRED_KEY, True), ANSWER_REQUIRED_KEY),
     )
     return params if params.active else None
 

@@ -69,6 +69,8 @@ class Layer:
             "answer_forced": seg.answer_forced,
             "boxed_answer": None if box is None else self.tokenizer.decode(box).strip(),
             "forced_positions": list(state.forced_positions),
+            # how thinking ended: model | budget | boundary | grace_limit | eos | truncated (None: still open)
+            "close_reason": state.close_reason,
             "think_budget": params.think_budget if params else None,
             "answer_reserve": params.answer_reserve if params else None,
         }

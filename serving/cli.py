@@ -58,7 +58,8 @@ def _efforts_arg(text: str) -> dict[str, int]:
 
 
 SERVER_KEYS = ("default_think_budget", "answer_reserve", "structured_answer_reserve", "reasoning_effort_budgets", "max_n",
-               "budget_hint_unlimited")
+               "budget_hint_unlimited", "think_budget_grace", "think_budget_message", "think_budget_action",
+               "answer_required")
 MEDIA_KEYS = ("max_images_per_request", "max_videos_per_request", "image_max_pixels", "video_max_duration_s",
               "fetch_timeout_s", "fetch_max_bytes", "allow_private_media_urls", "max_redirects")
 LIMIT_KEYS = ("max_body_bytes", "max_json_depth", "max_messages", "max_content_parts", "max_stop_chars",
@@ -77,6 +78,15 @@ def add_thinkcap_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--reasoning-effort-budgets", type=_efforts_arg, metavar="TABLE",
                    help="reasoning_effort → budget, e.g. minimal=64,low=256,medium=1024,high=4096,xhigh=16384")
     g.add_argument("--max-n", type=int, help="largest n per request (default 16)")
+    g.add_argument("--think-budget-grace", type=int, metavar="G",
+                   help="after the budget, think at most G more tokens and close at the first sentence/line "
+                        "end or when the model ranks </think> in its top 4 (default 0: the exact cut)")
+    g.add_argument("--think-budget-message", metavar="TEXT",
+                   help="wrap-up text forced before the closing sequence; counts as thinking (default none)")
+    g.add_argument("--think-budget-action", choices=("force", "truncate"),
+                   help="at the budget: force the answer (default) or stop the response (finish_reason length)")
+    g.add_argument("--no-answer-required", dest="answer_required", action="store_false", default=None,
+                   help="let the model end inside its thought or with an empty answer (default: it answers)")
     g.add_argument("--budget-hint", metavar="TEMPLATE|off", type=_hint_arg,
                    help="tell the model its budget in the prompt, e.g. 'Think for at most {budget} tokens.' "
                         "(appended to the last user message; the budget after the answer reserve). Default: the "

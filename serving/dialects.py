@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from budget import BudgetError, BudgetParams, params_from_args, parse_think_budget
-from budget.params import MIN_THINK_KEY, PROMPT_OPENED_KEY, THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
+from budget import BudgetError, BudgetParams, ThinkProfile, ThinkState, params_from_args, parse_think_budget
+from budget.params import ACTION_KEY, ANSWER_REQUIRED_KEY, GRACE_KEY, MIN_THINK_KEY, PROMPT_OPENED_KEY, THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
 from serving.errors import APIError
 from serving.settings import ServerSettings
 
@@ -77,6 +77,46 @@ def constrained(body: dict[str, Any]) -> bool:
     )
 
 
+MESSAGE_FIELDS = ("think_budget_message", "thinking_budget_message")  # ours, llama.cpp's name
+MESSAGE_MAX_CHARS = 2000
+
+
+def _controls(body: dict[str, Any], settings: ServerSettings) -> tuple[dict[str, Any], str | None]:
+    """The budget controls of issue 20 (request field, else the server's flag), removed from the
+    body: (BudgetParams keywords, the budget message text, tokenized later by `encode_message`)."""
+    grace = body.pop(GRACE_KEY, None)
+    action = body.pop(ACTION_KEY, None)
+    required = body.pop(ANSWER_REQUIRED_KEY, None)
+    texts = {k: body.pop(k) for k in MESSAGE_FIELDS if k in body}
+    if len({repr(v) for v in texts.values()}) > 1:
+        raise APIError(f"conflicting values in {list(texts)}; send only {MESSAGE_FIELDS[0]}", param=MESSAGE_FIELDS[0])
+    text = next(iter(texts.values())) if texts else settings.think_budget_message
+    if text is not None and (not isinstance(text, str) or not text.strip() or len(text) > MESSAGE_MAX_CHARS):
+        raise APIError(f"{MESSAGE_FIELDS[0]} must be non-empty text of at most {MESSAGE_MAX_CHARS} characters, "
+                       f"or null; got {text!r:.80}", param=next(iter(texts), MESSAGE_FIELDS[0]))
+    kwargs = {"grace": settings.think_budget_grace if grace is None else grace,
+              "action": settings.think_budget_action if action is None else action,
+              "answer_required": settings.answer_required if required is None else required}
+    return kwargs, text
+
+
+def encode_message(body: dict[str, Any], prepared: Prepared, encode: Callable[[str], list[int]],
+                   profile: ThinkProfile) -> Prepared:
+    """Tokenize the budget message (left in vllm_xargs as text by `_params`) with the model's
+    tokenizer: its ids go to the engine and into the params the response is replayed with."""
+    xargs = body.get("vllm_xargs") or {}
+    text = xargs.pop(MESSAGE_FIELDS[0], None)
+    if text is None or prepared.params is None:
+        return prepared
+    try:
+        params = replace(prepared.params, message_ids=tuple(encode(text)))
+        ThinkState(profile, params)  # refuses a message that spells the close tag or EOS
+    except ValueError as exc:
+        raise APIError(str(exc), param=MESSAGE_FIELDS[0]) from None
+    xargs.update(params.to_extra_args())
+    return replace(prepared, params=params)
+
+
 def _params(body: dict[str, Any], budget: int | None, settings: ServerSettings, open_thinking: bool) -> BudgetParams:
     """Merge with anything the client put in vllm_xargs itself (same keys, same rules)."""
     xargs = body.get("vllm_xargs")
@@ -84,6 +124,7 @@ def _params(body: dict[str, Any], budget: int | None, settings: ServerSettings, 
         raise APIError("vllm_xargs must be an object", param="vllm_xargs")
     xargs = dict(xargs or {})
     min_think = body.pop(MIN_THINK_KEY, None)
+    controls, message = _controls(body, settings)
     try:
         from_x = params_from_args(xargs) or BudgetParams()
         if budget is None and THINK_BUDGET_KEY in xargs:
@@ -94,12 +135,16 @@ def _params(body: dict[str, Any], budget: int | None, settings: ServerSettings, 
             continuation_ids=from_x.continuation_ids, message_ids=from_x.message_ids,
             open_thinking=open_thinking,
             answer_reserve=settings.structured_answer_reserve if constrained(body) else settings.answer_reserve,
+            **controls,
         )
     except BudgetError as exc:
-        raise APIError(str(exc), param=MIN_THINK_KEY if "min_think" in str(exc) else THINK_BUDGET_KEY) from None
+        named = [k for k in (MIN_THINK_KEY, GRACE_KEY, ACTION_KEY, ANSWER_REQUIRED_KEY) if k in str(exc)]
+        raise APIError(str(exc), param=named[0] if named else THINK_BUDGET_KEY) from None
     for key in (*THINK_BUDGET_ALIASES, MIN_THINK_KEY):
         xargs.pop(key, None)
     xargs.update(params.to_extra_args())
+    if message is not None:
+        xargs[MESSAGE_FIELDS[0]] = message  # tokenized by `encode_message` (the middleware has the tokenizer)
     if open_thinking and settings.prompt_opens_thinking and body.get("chat_template") is None:
         # The server's template put `<think>` at the end of this prompt: tell the reasoning parser,
         # which vLLM gives no prompt ids on its non-streaming paths (see vllm_adapter.reasoning_parser).

@@ -30,7 +30,7 @@ from starlette.routing import get_route_path
 from budget.params import MIN_THINK_KEY, THINK_BUDGET_ALIASES, THINK_BUDGET_KEY
 from serving.augment import Layer
 from serving.capture import CAPTURE, Capture
-from serving.dialects import DIALECTS, Prepared
+from serving.dialects import DIALECTS, Prepared, encode_message
 from serving.errors import APIError
 from serving.limits import InFlight, check_request, read_body
 from serving.hinting import add_hint
@@ -143,7 +143,8 @@ def _dumps(body: dict[str, Any]) -> bytes:
 def _prepare(prepare: Any, body: dict[str, Any], layer: Layer | None, settings: ServerSettings) -> Prepared | None:
     """The dialect's budget mapping; without a think profile a budget cannot be honoured: refused."""
     if layer is not None:
-        prepared = prepare(body, settings)
+        prepared = encode_message(body, prepare(body, settings),
+                                  lambda text: layer.tokenizer.encode(text, add_special_tokens=False), layer.profile)
         hint = settings.hint()
         if hint is not None:
             add_hint(body, prepared, hint, len(layer.profile.closing_ids), layer.max_model_len)

@@ -7,6 +7,7 @@ settings travel to every API-server process inside vLLM's argument namespace.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,11 @@ class ServerSettings(BaseSettings):
     prompt_opens_thinking: bool = False
     # The budget hint shown to the model (budget.hint): a template with one {budget}; None = off.
     # `thinkcap serve POLICY_DIR` takes the one the policy was trained with (thinkcap_policy.json).
+    # Budget controls (issue 20), each a per-request field too: see docs/api.md.
+    think_budget_grace: int = Field(0, ge=0)  # tokens thinking may go past the budget to a boundary
+    think_budget_message: str | None = None  # wrap-up text forced before the closing sequence
+    think_budget_action: Literal["force", "truncate"] = "force"
+    answer_required: bool = True  # an EOS inside the thought becomes the close; no empty answer
     budget_hint: str | None = None
     budget_hint_unlimited: str | None = None  # the hint's text for unlimited requests (None: no hint)
     media: MediaLimits = Field(default_factory=MediaLimits)

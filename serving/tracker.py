@@ -113,10 +113,17 @@ class ChoiceTracker:
         info = self.finished[index] = self.info(index)
         choice["thinkcap"] = info
         obj["thinkcap"] = self.request_info(info)
+        if info["close_reason"] == "truncated" and choice.get("finish_reason") == "stop":
+            choice["finish_reason"] = "length"  # think_budget_action truncate: cut at the budget
 
     def _single(self, obj: dict[str, Any]) -> None:
         """Responses and Messages: one output, its object on the response itself."""
         obj["thinkcap"] = self.finished[0] = self.info(0)
+        if obj["thinkcap"]["close_reason"] == "truncated":  # think_budget_action truncate
+            if self.kind == "messages":
+                obj["stop_reason"] = "max_tokens"
+            elif obj.get("status") == "completed":
+                obj["status"], obj["incomplete_details"] = "incomplete", {"reason": "max_output_tokens"}
         usage = obj.get("usage")
         if self.kind == "responses" and isinstance(usage, dict):
             usage["output_tokens_details"] = {**(usage.get("output_tokens_details") or {}),
