@@ -195,10 +195,6 @@ class ThinkState:
         """True once the budget can ask nothing more: adapters may drop the row."""
         return self.phase >= Phase.ANSWER and not self.suppressed_ids()
 
-    @property
-    def is_thinking(self) -> bool:
-        return self.phase == Phase.THINKING
-
     # ---- transition (called with the token actually emitted) ------------------------------
     def advance(self, token_id: int) -> None:
         pos = self.num_generated

@@ -53,11 +53,6 @@ class Response:
         return cls(decode(seg.reasoning_ids), answer_text, boxed, ok and boxed is not None,
                    seg.num_thinking_tokens, seg.answer_forced)
 
-    @classmethod
-    def from_text(cls, text: str, profile: ThinkProfile, tokenizer: Any) -> Response:
-        """For callers holding text only (tests, offline scoring): tokenise, then split by ids."""
-        return cls.from_ids(tokenizer.encode(text, add_special_tokens=False), profile, tokenizer)
-
 
 def _blank(tokenizer: Any, ids: Sequence[int]) -> bool:
     return not tokenizer.decode(list(ids), skip_special_tokens=True).strip()

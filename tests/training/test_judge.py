@@ -49,13 +49,14 @@ def test_judge_scores_well_formed_answers_only(tiny_model_dir, judge_server):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     profile = build_profile(tok, model_type="glm4v")
     fns = with_judge(build_reward_fns(), url, "judge-x", weight=0.5)
-    good = Response.from_text(f"<think>hmm</think><answer>a fluent answer {BOX.format(3)}</answer>", profile, tok)
+    split = lambda text: Response.from_ids(tok.encode(text, add_special_tokens=False), profile, tok)  # noqa: E731
+    good = split(f"<think>hmm</think><answer>a fluent answer {BOX.format(3)}</answer>")
     out = fns["counting"](good, 3)
     assert out["judge"] == pytest.approx(0.7) and out["reward"] == pytest.approx(1.0 - 0.5 * 0.3)
     assert seen[0]["path"] == "/v1/chat/completions" and seen[0]["model"] == "judge-x"
     assert "a fluent answer" in seen[0]["messages"][0]["content"]
-    bad = Response.from_text("no layout at all", profile, tok)
+    bad = split("no layout at all")
     assert fns["counting"](bad, 3)["judge"] == 0.0 and len(seen) == 1  # malformed: never sent
-    unscored = Response.from_text(f"<think>x</think><answer>plain {BOX.format(3)}</answer>", profile, tok)
+    unscored = split(f"<think>x</think><answer>plain {BOX.format(3)}</answer>")
     with pytest.raises(RuntimeError, match="gave no 0-10 score"):
         fns["counting"](unscored, 3)
