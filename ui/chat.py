@@ -17,7 +17,7 @@ import gradio as gr
 
 from ui.client import ChatClient, ServerError, Settings
 from ui.controls import TOAST_SECONDS, capped_warning, warn
-from ui.history import to_openai
+from ui.history import keep_earlier, to_openai
 from ui.media import Media, MediaError, check_attachments, sniff_media
 from ui.video_display import display_copy, playable
 from ui.render import assistant_messages
@@ -156,8 +156,8 @@ class Chat:
 
     def retry_turn(self, history: list[dict], event: gr.RetryData,
                    request: gr.Request) -> tuple:
-        """Retry: drop the answer and ask the same question again with the controls as they
-        are now (typically another think budget)."""
+        """Retry: ask the same question again with the controls as they are now (typically
+        another think budget); the answer it replaces stays, folded (`keep_earlier`)."""
         index = event.index if isinstance(event.index, int) else event.index[0]
         users = [i for i, m in enumerate(history[:index + 1]) if m.get("role") == "user"]
         if not users:
@@ -165,7 +165,9 @@ class Chat:
         if self.sessions.begin(request.session_hash) is None:
             warn("The model is still answering: wait, or press Stop.", "Busy")
             return gr.skip(), gr.skip(), False
-        return history[:users[-1] + 1], turn_box(), True
+        question = users[-1]
+        return ([*history[:question + 1], *keep_earlier(history[question + 1:])], turn_box(),
+                True)
 
     def end_turn(self, request: gr.Request) -> dict:
         """Send instead of Stop again, unless a turn still runs: a newer one (a quick resend

@@ -7,6 +7,7 @@ reasoning. Attachments are re-read and sent as data URLs, since the server need 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -85,3 +86,27 @@ def _flatten(message: dict) -> dict:
     if message["role"] != "assistant":
         return message
     return {"role": "assistant", "content": "\n\n".join(p["text"] for p in message["content"])}
+
+
+EARLIER = "Earlier answer"
+_HEADLINE = re.compile(r'<div class="tc-stats"><b>(.*?)</b>', re.S)
+
+
+def _title(message: Message) -> str:
+    return (message.get("metadata") or {}).get("title") or ""
+
+
+def keep_earlier(turn: list[Message]) -> list[dict]:
+    """Retry keeps the answer it replaces: folded under its own title ("Earlier answer 1 · ⚡
+    Answer forced after 8 thinking tokens"), so answers at several budgets stay side by side
+    in the chat. A titled message is never sent to the model (`assistant_text`)."""
+    kept = [dict(m) for m in turn if _title(m).startswith(EARLIER)]
+    answers = [m for m in turn if m.get("role") == "assistant" and not _title(m)]
+    body = "\n\n".join(item.get("text", "") for m in answers for item in _items(m)
+                       if item.get("type") == "text").strip()
+    if not body:
+        return kept
+    headline = _HEADLINE.search(body)
+    title = f"{EARLIER} {len(kept) + 1}" + (f" · {headline.group(1)}" if headline else "")
+    return [*kept, {"role": "assistant", "content": body,
+                    "metadata": {"title": title, "status": "done"}}]

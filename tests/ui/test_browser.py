@@ -73,12 +73,16 @@ def test_example_unlimited_follow_up_then_retry_at_another_budget(page, shared_f
     assert "capped" not in stats  # issue 21 (9): unlimited is not announced as capped
     assert shared_fake.requests[-1]["think_budget"] is None
 
-    # Retry with another budget: the last answer is replaced, the question asked again.
+    # Retry with another budget: the question is asked again, and (issue 21) the answer it
+    # replaces stays in the chat, folded under its headline, to compare with the new one.
     page.locator("#tc-unlimited input").uncheck()
     set_number(page, "tc-budget", 4)
     page.locator("#tc-chat button[aria-label='Retry']").last.click()
     page.locator("#tc-chat .tc-stats").get_by_text("Answer forced after 4 thinking").wait_for()
-    assert page.locator("#tc-chat .tc-stats").count() == 2
+    earlier = page.locator("#tc-chat").get_by_text("Earlier answer 1 · ✓ Finished thinking")
+    expect(earlier).to_be_visible()
+    earlier.click()  # unfolds: the earlier answer, with its own stats line
+    expect(page.locator("#tc-chat .tc-stats").get_by_text("unlimited budget")).to_be_visible()
     assert shared_fake.requests[-1]["think_budget"] == 4
     assert [m["role"] for m in shared_fake.requests[-1]["messages"]] == ["user", "assistant", "user"]
 

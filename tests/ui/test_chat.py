@@ -119,14 +119,24 @@ def test_one_turn_at_a_time_per_page(fake_server) -> None:
     assert after_stop
 
 
-def test_retry_cuts_back_to_the_question(fake_server) -> None:
+def test_retry_keeps_the_earlier_answer_folded(fake_server) -> None:
     chat = chat_for(fake_server.api_base)
     history = ask(chat, [], "How many?", budget=4)
     cut, _, go = chat.retry_turn(history, SimpleNamespace(index=len(history) - 1), PAGE)
-    assert go and cut == history[:1]
+    assert go and cut[:1] == history[:1] and len(cut) == 2
+    earlier = cut[1]  # issue 21: the budget-4 answer stays, folded under its headline
+    assert earlier["metadata"] == {"title": "Earlier answer 1 · ⚡ Answer forced after 4 thinking "
+                                            "tokens", "status": "done"}
+    assert "I see 0 images" in earlier["content"]
     *_, final = chat.respond(cut, go, 64, False, 256, 0.0, "", PAGE)
     assert "Finished thinking on its own after 12 tokens" in final[-1]["content"]
     assert fake_server.requests[-1]["think_budget"] == 64
+    assert [m["role"] for m in fake_server.requests[-1]["messages"]] == ["user"]  # not resent
+    again, _, _ = chat.retry_turn(gr.Chatbot().preprocess(gr.Chatbot().postprocess(final)),
+                                  SimpleNamespace(index=len(final) - 1), PAGE)
+    chat.sessions.end(PAGE.session_hash, chat.sessions.get(PAGE.session_hash).signal)
+    assert [m["metadata"]["title"][:16] for m in again[1:]] == ["Earlier answer 1",
+                                                                "Earlier answer 2"]
 
 
 def test_stop_ends_the_stream_and_marks_the_thought(fake_server) -> None:
