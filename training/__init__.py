@@ -10,7 +10,7 @@ rollout/             samples and their budget, the HF and vLLM engines, weight s
 learner/             policy log-probs, GRPO loss and advantages, the update, FSDP2 sharding, LoRA
 curriculum.py        RLCS tiers and dynamic sampling; label_difficulty.py: offline tiers from pass@k
 heldout.py           held-out evaluation on the rollout engine every eval_every steps
-sft.py               supervised format warm-up (cold start)
+sft.py               supervised warm-up (cold start, optionally hinted); sft_config.py: SFTConfig
 checkpoint.py        exact-resume checkpoints with a servable HF policy folder
 tracking.py          progress bar, TensorBoard, metrics.jsonl, reward-curve PNG
 dist.py              torchrun helpers
