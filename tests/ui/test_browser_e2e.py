@@ -45,8 +45,8 @@ def chat_round(page, media, tmp_path) -> None:
     keep_screenshot(page, tmp_path, "demo.png", "docs/demo.png")
 
 
-def compare_round(page, media, tmp_path) -> None:
-    page.get_by_role("tab", name="Compare budgets").click()
+def compare_columns(page, media, mode: str) -> list[str]:
+    page.locator("#tc-compare-mode").get_by_label(mode).check()
     page.locator("#tc-compare-budgets textarea").fill("4, 16, 32")
     send(page, "How many red circles are in the picture?", [media.shapes],
          box="tc-compare-input")
@@ -59,7 +59,22 @@ def compare_round(page, media, tmp_path) -> None:
         natural = re.search(r"on its own after (\d+) tokens", text)
         assert (forced and int(forced.group(1)) == budget) or (natural and
                                                                int(natural.group(1)) <= budget)
+    rows = page.locator("#tc-compare-summary tbody tr")
+    assert rows.count() == 3 and all(rows.nth(i).locator("td").count() == 6 for i in range(3))
+    return [page.locator(f"#tc-compare-{i} .thought-group .message-content").first.inner_text()
+            for i in range(3)]
+
+
+def compare_round(page, media, tmp_path) -> None:
+    page.get_by_role("tab", name="Compare budgets").click()
+    # One thought cut at 4, 16 and 32 tokens (the default): each column's thought is the
+    # start of the next one's, and the answers are forced by the real server at each cut.
+    thoughts = [t.split() for t in compare_columns(page, media, "One thought, cut at each budget")]
+    for short, long in zip(thoughts, thoughts[1:]):
+        head = short[:-1]  # the last word may be a character cut in half
+        assert long[:len(head)] == head
     keep_screenshot(page, tmp_path, "demo_compare.png", "docs/img/demo_compare.png")
+    compare_columns(page, media, "Independent samples")
 
 
 def test_thinkcap_demo_end_to_end(browser, media, tmp_path) -> None:
