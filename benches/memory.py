@@ -61,14 +61,15 @@ def fixed_rows(args: argparse.Namespace, rank: int, world: int) -> list[Any]:
     import torch
 
     from training.prompts import EncodedPrompt
-    from training.rollout.samples import Sample
+    from training.rollout.samples import Outcome, Sample
 
     g = torch.Generator().manual_seed(0)
     rows = []
     for i in range(args.rows):
         ids = torch.randint(10, args.vocab, (args.prompt + args.response,), generator=g).tolist()
         prompt = EncodedPrompt("", ids[: args.prompt], [0] * args.prompt, {}, {})
-        s = Sample(i, prompt, ids[args.prompt:], [1] * args.response, 0, False, False, "stop")
+        s = Sample(group=i, prompt=prompt, response_ids=ids[args.prompt:], loss_mask=[1] * args.response,
+                   num_thinking_tokens=0, outcome=Outcome.STOPPED)
         s.advantage = 1.0 if i % 2 else -1.0
         rows.append(s)
     return rows[rank::world]

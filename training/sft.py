@@ -32,7 +32,7 @@ from training.config_load import ConfigError
 from training.learner.grpo import aggregate
 from training.learner.policy import SequenceLogprobs, collate, load_policy, token_logprobs
 from training.prompts import PromptEncoder
-from training.rollout.samples import Sample
+from training.rollout.samples import Outcome, Sample
 from training.sft_config import PATH_FIELDS, PROG, SFTConfig
 
 THOUGHTS = [
@@ -129,7 +129,8 @@ def warm_up(cfg: SFTConfig) -> Path:
         rows = []
         for demo in next(batches):
             ids = tokenizer.encode(demo.text, add_special_tokens=False) + [eos]
-            rows.append(Sample(0, encode(demo.record, demo.budget), ids, [1] * len(ids), 0, False, False, "stop"))
+            rows.append(Sample(group=0, prompt=encode(demo.record, demo.budget), response_ids=ids,
+                               loss_mask=[1] * len(ids), num_thinking_tokens=0, outcome=Outcome.STOPPED))
         batch = collate(rows, tokenizer.pad_token_id)
         loss = aggregate(-token_logprobs(scorer, batch), batch.loss_mask, "token")
         optimizer.zero_grad(set_to_none=True)

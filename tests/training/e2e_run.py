@@ -60,7 +60,7 @@ def engine_checks(engine, policy, initial: dict[str, torch.Tensor], processor, d
     from tasks.records import load_records
     from training.prompts import PromptEncoder
     from training.learner.policy import SequenceLogprobs, collate, token_logprobs
-    from training.rollout.samples import Sample
+    from training.rollout.samples import Outcome, Sample
 
     inner = lambda m: m.language_model  # noqa: E731
     got = engine.llm.apply_model(lambda m: {"embed": inner(m).model.embed_tokens.weight.detach().float().clone(),
@@ -72,7 +72,8 @@ def engine_checks(engine, policy, initial: dict[str, torch.Tensor], processor, d
     }
     prompts = [PromptEncoder(processor)(r) for r in load_records(data)[:3]]
     groups = engine.generate(prompts, 2, temperature=1.0, top_p=1.0, max_tokens=24, budget=None, seeds=[11, 13, 17])
-    rows = [Sample(0, p, c.token_ids, [1] * len(c.token_ids), 0, False, False, c.finish_reason, c.engine_logprobs)
+    rows = [Sample(group=0, prompt=p, response_ids=c.token_ids, loss_mask=[1] * len(c.token_ids),
+                   num_thinking_tokens=0, outcome=Outcome.STOPPED, engine_logprobs=c.engine_logprobs)
             for p, g in zip(prompts, groups) for c in g]
     batch = collate(rows, processor.tokenizer.pad_token_id)
     trained_copy = {k: v.detach().clone() for k, v in policy.state_dict().items()}

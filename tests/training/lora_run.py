@@ -35,12 +35,13 @@ def vllm_mismatch(engine, policy: torch.nn.Module, model: str, data: str) -> dic
 
     from training.prompts import PromptEncoder
     from training.learner.policy import SequenceLogprobs, collate, token_logprobs
-    from training.rollout.samples import Sample
+    from training.rollout.samples import Outcome, Sample
 
     processor = AutoProcessor.from_pretrained(model)
     prompts = [PromptEncoder(processor)(r) for r in load_records(data)[:3]]
     groups = engine.generate(prompts, 2, temperature=1.0, top_p=1.0, max_tokens=24, budget=None, seeds=[11, 13, 17])
-    rows = [Sample(0, p, c.token_ids, [1] * len(c.token_ids), 0, False, False, c.finish_reason, c.engine_logprobs)
+    rows = [Sample(group=0, prompt=p, response_ids=c.token_ids, loss_mask=[1] * len(c.token_ids),
+                   num_thinking_tokens=0, outcome=Outcome.STOPPED, engine_logprobs=c.engine_logprobs)
             for p, g in zip(prompts, groups) for c in g]
     batch = collate(rows, processor.tokenizer.pad_token_id)
     out = {}

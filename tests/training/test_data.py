@@ -11,7 +11,7 @@ from tasks.records import load_records
 
 from training.prompts import PromptEncoder
 from training.learner.policy import SequenceLogprobs, collate, load_policy, token_logprobs
-from training.rollout.samples import Sample
+from training.rollout.samples import Outcome, Sample
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,10 @@ def test_sequence_logprobs_match_hf_and_survive_mixed_batches(tiny_model_dir, pr
     records = load_records(synthetic_data)
     encode = PromptEncoder(processor)
     image, video = encode(next(r for r in records if r.images)), encode(next(r for r in records if r.videos))
-    rows = [Sample(0, image, [5, 6, 7], [1, 1, 1], 0, False, False, "stop"),
-            Sample(1, video, [8, 9, 10, 11, 12], [1, 0, 1, 1, 1], 0, False, False, "stop")]
+    rows = [Sample(group=0, prompt=image, response_ids=[5, 6, 7], loss_mask=[1, 1, 1], num_thinking_tokens=0,
+                   outcome=Outcome.STOPPED),
+            Sample(group=1, prompt=video, response_ids=[8, 9, 10, 11, 12], loss_mask=[1, 0, 1, 1, 1],
+                   num_thinking_tokens=0, outcome=Outcome.STOPPED)]
     scorer = SequenceLogprobs(model)
     with torch.no_grad():
         alone = token_logprobs(scorer, collate(rows[:1], 0))  # [1, L-1]
@@ -74,7 +76,8 @@ def test_chunked_scoring_same_values_and_grads(tiny_model_dir, processor, synthe
     gradients of one big chunk, and the entropy of the full softmax."""
     model = load_policy(str(tiny_model_dir)).train()
     prompt = PromptEncoder(processor)(load_records(synthetic_data)[0])
-    batch = collate([Sample(0, prompt, [5, 6, 7, 8, 9], [1, 1, 0, 1, 1], 0, False, False, "stop")], 0)
+    batch = collate([Sample(group=0, prompt=prompt, response_ids=[5, 6, 7, 8, 9], loss_mask=[1, 1, 0, 1, 1],
+                            num_thinking_tokens=0, outcome=Outcome.STOPPED)], 0)
     results = []
     for chunk in (1024, 2):
         model.zero_grad()

@@ -191,14 +191,15 @@ def test_grads_reach_only_adapters_and_dropout_stays_out_of_old_logprobs(tiny_mo
 
     from training.prompts import PromptEncoder
     from training.learner.policy import SequenceLogprobs, collate, token_logprobs
-    from training.rollout.samples import Sample
+    from training.rollout.samples import Outcome, Sample
     from training.learner.update import eval_mode
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
     prompt = PromptEncoder(processor)(Record(id="t", task="t", domain="exact", answer="hi",
                                                 messages=[{"role": "user", "content": [{"type": "text", "text": "Hi?"}]}]))
     ids = processor.tokenizer.encode("<think>so</think><answer>hi</answer>", add_special_tokens=False)
-    batch = collate([Sample(0, prompt, ids, [1] * len(ids), 1, False, False, "stop")], processor.tokenizer.pad_token_id)
+    batch = collate([Sample(group=0, prompt=prompt, response_ids=ids, loss_mask=[1] * len(ids), num_thinking_tokens=1,
+                            outcome=Outcome.STOPPED)], processor.tokenizer.pad_token_id)
     policy = load_policy(str(tiny_model_dir))
     policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(0)

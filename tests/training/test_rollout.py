@@ -6,7 +6,7 @@ import pytest
 
 from budget import BudgetParams, ThinkProfile
 from training.prompts import EncodedPrompt
-from training.rollout.samples import Completion, rollout_budget, to_sample
+from training.rollout.samples import Completion, Outcome, rollout_budget, to_sample
 
 OPEN, CLOSE, ANS, ANS_END, EOS = 1, 2, 3, 4, 0
 PROFILE = ThinkProfile(family="glm4.1v", think_open_id=OPEN, think_close_id=CLOSE, closing_ids=(CLOSE, ANS),
@@ -30,7 +30,7 @@ def test_forced_closing_tokens_are_masked():
     ids = [OPEN, 10, 11, 12, CLOSE, ANS, 20, ANS_END, EOS]
     s = sample(ids, budget=3)
     assert s.loss_mask == [1, 1, 1, 1, 0, 0, 1, 1, 1]
-    assert s.answer_forced and s.num_thinking_tokens == 3 and not s.truncated
+    assert s.outcome is Outcome.FORCED and s.answer_forced and s.num_thinking_tokens == 3 and not s.truncated
     assert s.response_ids == ids and s.engine_logprobs == [-0.5] * len(ids)
 
 
@@ -49,7 +49,7 @@ def test_without_forced_answering_over_budget_is_cut_and_marked():
     ids = [OPEN, 10, 11, 12, 13, 14, CLOSE, ANS, 20, ANS_END, EOS]  # 5 thinking tokens
     s = sample(ids, budget=3, forced_answering=False)
     assert s.truncated and s.response_ids == [OPEN, 10, 11, 12] and s.loss_mask == [1] * 4
-    assert s.num_thinking_tokens == 3 and s.engine_logprobs == [-0.5] * 4 and s.finish_reason == "budget"
+    assert s.num_thinking_tokens == 3 and s.engine_logprobs == [-0.5] * 4 and s.outcome is Outcome.TRUNCATED
 
 
 def test_without_forced_answering_within_budget_is_kept():

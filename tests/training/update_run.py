@@ -22,7 +22,7 @@ from training.config import GRPOConfig
 from tasks.records import load_records
 from training.prompts import PromptEncoder
 from training.learner.policy import SequenceLogprobs, load_policy
-from training.rollout.samples import Sample
+from training.rollout.samples import Outcome, Sample
 from training.learner.update import optimizer_step, prepare
 
 
@@ -35,7 +35,8 @@ def fixed_samples(processor, data: str) -> list[Sample]:
         n = rng.randint(4, 12)
         ids = [rng.randrange(10, 200) for _ in range(n)]
         mask = [0 if rng.random() < 0.2 else 1 for _ in range(n)]
-        s = Sample(i, encode(records[i % len(records)]), ids, mask, 0, False, False, "stop")
+        s = Sample(group=i, prompt=encode(records[i % len(records)]), response_ids=ids, loss_mask=mask,
+                   num_thinking_tokens=0, outcome=Outcome.STOPPED)
         s.advantage = rng.uniform(-1.5, 1.5)
         rows.append(s)
     return rows

@@ -10,6 +10,7 @@ yield the same loss mask without any side channel.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,23 +32,38 @@ class Completion:
     engine_logprobs: list[float] | None = None  # vLLM's logprob of each sampled token
 
 
+class Outcome(enum.Enum):
+    """How a sample ended: the one record of it (no separate finish/forced/truncated flags)."""
+
+    STOPPED = "stop"  # the model ended by itself (EOS) without a forced close
+    LENGTH = "length"  # max_new_tokens ran out without a forced close
+    FORCED = "forced"  # the budget forced the closing sequence, then the sample answered
+    TRUNCATED = "truncated"  # cut at the budget with forced answering off: gets min_reward
+
+
 @dataclass
 class Sample:
-    """One rollout sample, as the loss sees it."""
+    """One rollout sample, as the loss sees it (built by keyword)."""
 
     group: int  # index of its prompt in this step's batch
     prompt: EncodedPrompt
     response_ids: list[int]
     loss_mask: list[int]  # 1 = trained on; 0 = forced by the budget (not the policy's choice)
     num_thinking_tokens: int
-    answer_forced: bool
-    truncated: bool  # cut at the budget with forced answering off: gets min_reward
-    finish_reason: str
+    outcome: Outcome
     engine_logprobs: list[float] | None = None
     think_budget: int | None = None  # the budget this sample was rolled out under (drawn or fixed)
     text: str = ""
     reward: dict[str, float] = field(default_factory=dict)
     advantage: float = 0.0
+
+    @property
+    def answer_forced(self) -> bool:
+        return self.outcome is Outcome.FORCED
+
+    @property
+    def truncated(self) -> bool:
+        return self.outcome is Outcome.TRUNCATED
 
 
 def rollout_budget(think_budget: int | None, max_new_tokens: int, closing_len: int, answer_reserve: int) -> int:
@@ -91,18 +107,24 @@ def to_sample(c: Completion, group: int, prompt: EncodedPrompt, profile: ThinkPr
         state = replay(profile, params, c.prompt_ids, ids)
         forced = set(state.forced_positions)
         mask = [0 if i in forced else 1 for i in range(len(ids))]
-        return Sample(group, prompt, ids, mask, state.num_thinking_tokens, state.answer_forced, False,
-                      c.finish_reason, c.engine_logprobs)
+        outcome = Outcome.FORCED if state.answer_forced else _ended(c)
+        return Sample(group=group, prompt=prompt, response_ids=ids, loss_mask=mask,
+                      num_thinking_tokens=state.num_thinking_tokens, outcome=outcome, engine_logprobs=c.engine_logprobs)
     state = replay(profile, BudgetParams(), c.prompt_ids, ids)
     over = state.num_thinking_tokens > budget or (state.phase == Phase.THINKING and c.finish_reason == "length")
     if over and state.think_start is not None:
         cut = min(len(ids), state.think_start + budget)
         ids = ids[:cut]
         logprobs = c.engine_logprobs[:cut] if c.engine_logprobs else None
-        return Sample(group, prompt, ids, [1] * cut, min(budget, state.num_thinking_tokens), False, True,
-                      "budget", logprobs)
-    return Sample(group, prompt, ids, [1] * len(ids), state.num_thinking_tokens, False, False,
-                  c.finish_reason, c.engine_logprobs)
+        return Sample(group=group, prompt=prompt, response_ids=ids, loss_mask=[1] * cut,
+                      num_thinking_tokens=min(budget, state.num_thinking_tokens), outcome=Outcome.TRUNCATED,
+                      engine_logprobs=logprobs)
+    return Sample(group=group, prompt=prompt, response_ids=ids, loss_mask=[1] * len(ids),
+                  num_thinking_tokens=state.num_thinking_tokens, outcome=_ended(c), engine_logprobs=c.engine_logprobs)
+
+
+def _ended(c: Completion) -> Outcome:
+    return Outcome.LENGTH if c.finish_reason == "length" else Outcome.STOPPED
 
 
 class HFEngine:
