@@ -124,3 +124,12 @@ def test_copy_fold_button_and_phone_labels(page, browser, demo_url) -> None:
                 assert apart, f"a label covers the placeholder: {labels.nth(i).inner_text()}"
     finally:
         phone.close()
+
+
+def test_the_same_picture_can_be_attached_again(page, media) -> None:
+    """Found while testing Compare in both modes: after a send, picking the same file again
+    did nothing (the file input still held it)."""
+    send(page, "How many?", [media.shapes])
+    finished_answer(page)
+    attach(page, [media.shapes])
+    expect(page.locator("#tc-input .thumbnail-item")).to_have_count(1)

@@ -44,6 +44,15 @@
   }
   window.thinkcapPlainAnswer = plainAnswer;
 
+  // The same file picked again after a send was ignored (the hidden file input still held it,
+  // so no change event came): forget it once Gradio has taken the files.
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    if (input instanceof HTMLInputElement && input.type === "file" && input.closest("#tc-input, #tc-compare-input")) {
+      setTimeout(() => { input.value = ""; }, 0);
+    }
+  }, true);
+
   // A new send starts from a clean slate: earlier warnings are about earlier sends.
   window.thinkcapClearToasts = () => {
     document.querySelectorAll(".toast-close").forEach((button) => button.click());
