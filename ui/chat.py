@@ -61,7 +61,7 @@ def idle_box() -> dict:
     return gr.MultimodalTextbox(interactive=True, submit_btn=True, stop_btn=False)
 
 
-_refused: dict[str, float] = {}  # upload path → when it was refused
+_refused_at: dict[str, float] = {}  # upload path → when it was refused
 REFUSE_ONCE_SECONDS = 5.0
 
 
@@ -78,9 +78,9 @@ def check_upload(message: dict | None) -> dict:
             sniff_media(path)
             kept.append(path)
         except MediaError as exc:
-            if now - _refused.get(path, float("-inf")) > REFUSE_ONCE_SECONDS:
+            if now - _refused_at.get(path, float("-inf")) > REFUSE_ONCE_SECONDS:
                 problems.append(str(exc))
-            _refused[path] = now
+            _refused_at[path] = now
     if len(kept) == len(message.get("files") or []):
         return gr.skip()
     if problems:

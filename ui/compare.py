@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import gradio as gr
 
 from ui.chat import check_message, settings_from_controls, turn_box
-from ui.client import ChatClient, ServerError
+from ui.client import ChatClient, ServerError, Settings
 from ui.compare_cut import stream_cut
 from ui.compare_view import MAX_COLUMNS, Column, column_outputs, refusal_html, summary_html
 from ui.controls import capped_warning, warn
@@ -94,8 +94,10 @@ class Compare:
         if signal is None:
             yield _refused("The model is still answering: wait, or press Stop.", "Busy")
             return
-        settings = lambda b: settings_from_controls(b or 0, b is None, max_tokens,  # noqa: E731
-                                                    temperature, system_prompt)
+        def settings(budget: int | None) -> Settings:
+            return settings_from_controls(budget or 0, budget is None, max_tokens, temperature,
+                                          system_prompt)
+
         if notes := [n for b in budgets if (n := capped_warning(settings(b), self.client.answer_reserve))]:
             warn(notes[-1], "Budget capped by max tokens")
         columns = [Column(b, Turn(meter_budget=b)) for b in budgets]
