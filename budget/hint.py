@@ -6,7 +6,8 @@ The hint is a line appended to the last user message (a text part when the conte
 a system message: it stays next to the question in multi-turn chats, it works with chat templates
 that have no system role, and the tiny model learns to read it in a few hundred SFT steps. The budget
 in it is the one the engine enforces (after the answer reserve), so the model is never told about
-tokens it cannot spend. Unlimited requests get no hint unless `unlimited` wording is given.
+tokens it cannot spend. A request without a budget still has one: what its max_tokens leaves after
+the reserve (the fit rule caps every request so the answer fits), and that is what it is shown.
 
 A policy folder records its hint in `thinkcap_policy.json` (`write_policy_hint`), which
 `thinkcap serve POLICY_DIR` reads (`read_policy_hint`).
@@ -30,10 +31,9 @@ class HintError(ValueError):
 
 @dataclass(frozen=True)
 class BudgetHint:
-    """`template` has exactly one `{budget}` field; `unlimited` is the text for no budget (None: no hint)."""
+    """`template` has exactly one `{budget}` field."""
 
     template: str
-    unlimited: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -44,15 +44,16 @@ class BudgetHint:
             raise HintError(f"budget hint template {self.template!r} must contain exactly one {{budget}} "
                             f"placeholder (found {fields or 'none'}); write '{{{{' for a literal brace")
 
-    def text(self, budget: int | None) -> str | None:
-        """The hint for an enforced budget (None = unlimited)."""
-        return self.unlimited if budget is None else self.template.format(budget=budget)
+    def text(self, budget: int) -> str:
+        """The hint for an enforced budget."""
+        return self.template.format(budget=budget)
 
     def apply(self, messages: list[dict[str, Any]], budget: int | None) -> list[dict[str, Any]]:
-        """`messages` with the hint appended to the last user message (a new list; the input is not changed)."""
-        text = self.text(budget)
-        if text is None:
+        """`messages` with the hint appended to the last user message (a new list; the input is not
+        changed); unchanged when no budget is known (None)."""
+        if budget is None:
             return messages
+        text = self.text(budget)
         last = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), default=None)
         if last is None:
             raise HintError("the budget hint goes into the last user message, and there is none")

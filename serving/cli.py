@@ -58,7 +58,7 @@ def _efforts_arg(text: str) -> dict[str, int]:
 
 
 SERVER_KEYS = ("default_think_budget", "answer_reserve", "structured_answer_reserve", "reasoning_effort_budgets", "max_n",
-               "budget_hint_unlimited", "think_budget_grace", "think_budget_message", "think_budget_action",
+               "think_budget_grace", "think_budget_message", "think_budget_action",
                "answer_required")
 MEDIA_KEYS = ("max_images_per_request", "max_videos_per_request", "image_max_pixels", "video_max_duration_s",
               "fetch_timeout_s", "fetch_max_bytes", "allow_private_media_urls", "max_redirects")
@@ -91,8 +91,6 @@ def add_thinkcap_args(parser: argparse.ArgumentParser) -> None:
                    help="tell the model its budget in the prompt, e.g. 'Think for at most {budget} tokens.' "
                         "(appended to the last user message; the budget after the answer reserve). Default: the "
                         "hint a policy folder records in thinkcap_policy.json, else off")
-    g.add_argument("--budget-hint-unlimited", metavar="TEXT",
-                   help="the hint's text for requests without a budget (default: no hint)")
     m = parser.add_argument_group("thinkcap media gate")
     m.add_argument("--max-images-per-request", type=int, help="default 8")
     m.add_argument("--max-videos-per-request", type=int, help="default 2")
@@ -141,7 +139,6 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     hint = parse_hint(args.budget_hint) if args.budget_hint is not None else _policy_hint(getattr(args, "model_tag", None) or args.model)
     if hint is not None:
         given["budget_hint"] = hint.template
-        given.setdefault("budget_hint_unlimited", hint.unlimited)
     return ServerSettings(media=MediaLimits(**media), limits=RequestLimits(**limits), **given)
 
 

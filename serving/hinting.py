@@ -4,7 +4,9 @@
 finds the conversation in each dialect's body and the budget to show. The budget shown is the one
 the fit rule (`budget.fit`) leaves after the answer reserve, computed from the client's max_tokens;
 without one, from the context length (the prompt is not counted yet at the door, so a budget that
-only the prompt's length would cut is shown uncut). Raw completions get no hint: their prompt is the
+only the prompt's length would cut is shown uncut). A request without a budget is shown what its
+max_tokens leaves for thinking: the engine caps it there too, and training's `full` budget is the
+same number. Raw completions get no hint: their prompt is the
 client's own text.
 """
 
@@ -20,8 +22,8 @@ _CONVERSATION = {"chat": "messages", "chat_batch": "messages", "responses": "inp
 
 
 def shown_budget(params: Any, max_tokens: int | None, closing_len: int, max_model_len: int) -> int | None:
-    """The enforced budget as far as the door can know it (None = unlimited)."""
-    if params is None or params.think_budget is None:
+    """The enforced budget as far as the door can know it (None: the budget layer is off)."""
+    if params is None:
         return None
     placed = fit(params.think_budget, max_tokens if max_tokens is not None else max_model_len, closing_len,
                  params.answer_reserve)

@@ -74,7 +74,6 @@ class ServerSettings(BaseSettings):
     think_budget_action: Literal["force", "truncate"] = "force"
     answer_required: bool = True  # an EOS inside the thought becomes the close; no empty answer
     budget_hint: str | None = None
-    budget_hint_unlimited: str | None = None  # the hint's text for unlimited requests (None: no hint)
     media: MediaLimits = Field(default_factory=MediaLimits)
     limits: RequestLimits = Field(default_factory=RequestLimits)
 
@@ -86,7 +85,7 @@ class ServerSettings(BaseSettings):
         return template
 
     def hint(self) -> BudgetHint | None:
-        return None if self.budget_hint is None else BudgetHint(self.budget_hint, self.budget_hint_unlimited)
+        return None if self.budget_hint is None else BudgetHint(self.budget_hint)
 
     @field_validator("reasoning_effort_budgets")
     @classmethod

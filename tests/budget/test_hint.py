@@ -9,10 +9,9 @@ from budget.hint import BudgetHint, HintError, parse_hint, read_policy_hint, wri
 HINT = BudgetHint("Think for at most {budget} tokens.")
 
 
-def test_text_and_unlimited():
+def test_text():
     assert HINT.text(8) == "Think for at most 8 tokens."
-    assert HINT.text(None) is None
-    assert BudgetHint("≤{budget}", unlimited="No limit.").text(None) == "No limit."
+    assert BudgetHint("≤{budget}").text(0) == "≤0"
 
 
 def test_appended_to_the_last_user_message_without_changing_the_input():

@@ -58,9 +58,9 @@ def test_budget_hint_flag_and_policy_folder(parser, tmp_path, capsys):
     args = parser.parse_args(["m", "--budget-hint", "At most {budget} thinking tokens."])
     assert settings_from_args(args).hint() == BudgetHint("At most {budget} thinking tokens.")
     assert settings_from_args(parser.parse_args(["m"])).hint() is None  # not a policy folder: off
-    write_policy_hint(tmp_path, BudgetHint("Budget: {budget}.", unlimited="No limit."))
+    write_policy_hint(tmp_path, BudgetHint("Budget: {budget}."))
     settings = settings_from_args(parser.parse_args([str(tmp_path)]))
-    assert settings.hint() == BudgetHint("Budget: {budget}.", unlimited="No limit.")  # served as trained
+    assert settings.hint() == BudgetHint("Budget: {budget}.")  # served as trained
     assert "thinkcap_policy.json" in capsys.readouterr().out
     assert settings_from_args(parser.parse_args([str(tmp_path), "--budget-hint", "off"])).hint() is None
     with pytest.raises(SystemExit):

@@ -51,5 +51,5 @@ def test_the_policy_folders_hint_reaches_the_prompt(policy_server):
     assert "Add up: a3 b5.\nThink for at most 8 tokens." in text and info["think_budget"] == 8
     text, info = _prompt_text(url, think_budget=40, max_tokens=30)  # 30 - 2 closing - 4 reserve
     assert "at most 24 tokens." in text and info["think_budget"] == 24
-    text, _ = _prompt_text(url, max_tokens=8)
-    assert "Think for at most" not in text  # unlimited: no hint
+    text, info = _prompt_text(url, max_tokens=30)  # no budget: shown what max_tokens leaves for thinking
+    assert "at most 24 tokens." in text and info["think_budget"] == 24

@@ -8,7 +8,7 @@ from serving.hinting import add_hint, shown_budget
 from serving.settings import ServerSettings
 
 S = ServerSettings(answer_reserve=16)
-HINT = BudgetHint("Think for at most {budget} tokens.", unlimited="Think as long as you need.")
+HINT = BudgetHint("Think for at most {budget} tokens.")
 
 
 def hinted(prepare, body, closing=2, max_model_len=4096):
@@ -22,8 +22,8 @@ def test_chat_shows_the_budget_after_the_reserve():
     assert body["messages"][-1]["content"] == "2+2?\nThink for at most 8 tokens."
     body = hinted(prepare_chat, {"messages": [{"role": "user", "content": "q"}], "think_budget": 100, "max_tokens": 50})
     assert body["messages"][-1]["content"].endswith("at most 32 tokens.")  # 50 - 2 closing - 16 reserve
-    body = hinted(prepare_chat, {"messages": [{"role": "user", "content": "q"}]})
-    assert body["messages"][-1]["content"] == "q\nThink as long as you need."
+    body = hinted(prepare_chat, {"messages": [{"role": "user", "content": "q"}], "max_tokens": 72})
+    assert body["messages"][-1]["content"] == "q\nThink for at most 54 tokens."  # no budget: what max_tokens leaves
 
 
 def test_every_dialect_but_raw_completions():
