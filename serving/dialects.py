@@ -39,6 +39,11 @@ class Prepared:
     max_tokens: int | None = None  # the client's, None = what the context leaves
     keep_special_tokens: bool = False  # the client sent skip_special_tokens=false
 
+    @property
+    def requested_budget(self) -> int | None:
+        """The budget the client asked for (None: unlimited)."""
+        return self.params.think_budget if self.params else None
+
 
 def _pop_budget(body: dict[str, Any]) -> tuple[bool, int | None]:
     """(given, budget) from think_budget / thinking_token_budget, removed from the body so vLLM's

@@ -22,6 +22,7 @@ from typing import Any
 from serving.augment import Layer
 from serving.capture import Capture
 from serving.dialects import Prepared
+from serving.metrics import observe
 from vllm_adapter.reasoning_parser import strip_answer_tags
 
 # `"reasoning":"..."` in vLLM's compact JSON; a quote inside a string value is escaped, so this
@@ -37,6 +38,7 @@ class ChoiceTracker:
         self.capture = capture
         self.kind = prepared.kind
         self.finished: dict[int, dict[str, Any]] = {}  # choice index → its thinkcap object
+        self.observed: set[int] = set()  # choices already on /metrics (a terminal event may repeat)
 
     # ---- which events need work ---------------------------------------------------------------
     def needs(self, event: bytes) -> bool:
@@ -67,8 +69,12 @@ class ChoiceTracker:
 
     def request_info(self, choice_info: dict[str, Any]) -> dict[str, Any]:
         """Top level of chat/completions: the budget asked for and the one applied (after the reserve)."""
-        asked = self.prepared.params.think_budget if self.prepared.params else None
-        return {"think_budget": asked, "effective_think_budget": choice_info["think_budget"]}
+        return {"think_budget": self.prepared.requested_budget, "effective_think_budget": choice_info["think_budget"]}
+
+    def _observe(self, index: int) -> None:
+        if index not in self.observed:
+            self.observed.add(index)
+            observe(self.prepared.params, self.prepared.requested_budget, self.finished[index])
 
     def thinking_total(self) -> int:
         """Thinking tokens of every choice so far: what every usage block reports."""
@@ -111,6 +117,7 @@ class ChoiceTracker:
     def _finish(self, obj: dict[str, Any], choice: dict[str, Any]) -> None:
         index = choice.get("index", 0)
         info = self.finished[index] = self.info(index)
+        self._observe(index)
         choice["thinkcap"] = info
         obj["thinkcap"] = self.request_info(info)
         if info["close_reason"] == "truncated" and choice.get("finish_reason") == "stop":
@@ -119,6 +126,7 @@ class ChoiceTracker:
     def _single(self, obj: dict[str, Any]) -> None:
         """Responses and Messages: one output, its object on the response itself."""
         obj["thinkcap"] = self.finished[0] = self.info(0)
+        self._observe(0)
         if obj["thinkcap"]["close_reason"] == "truncated":  # think_budget_action truncate
             if self.kind == "messages":
                 obj["stop_reason"] = "max_tokens"
