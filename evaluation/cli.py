@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, help="top_p per request (default: the server's)")
     p.add_argument("--seed", type=int, help="seed per request (seed + sample index: the same draw at every budget)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per request (default %(default)s)")
+    p.add_argument("--grace", type=int, metavar="N",
+                   help="think_budget_grace on every request: up to N tokens past the budget to a natural close "
+                        "(default: not sent, the server's --think-budget-grace)")
+    p.add_argument("--budget-message", metavar="TEXT",
+                   help="think_budget_message on every request: wrap-up text forced before the close "
+                        "(default: not sent, the server's --think-budget-message)")
     p.add_argument("--extra-body", type=json.loads, default={}, help="JSON merged into every request body")
     p.add_argument("--ladder", action="store_true",
                    help="one thought per item and sample, cut at every budget with the answer forced at each cut "
@@ -95,13 +101,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = RunConfig(base_url=args.base_url, model=args.model, api_key=args.api_key, budget_param=args.budget_param,
                     samples=args.samples, concurrency=args.concurrency, max_tokens=args.max_tokens,
                     temperature=args.temperature, top_p=args.top_p, seed=args.seed, timeout_s=args.timeout,
-                    extra_body=args.extra_body)
+                    grace=args.grace, budget_message=args.budget_message, extra_body=args.extra_body)
     budgets = parse_budgets(args.budgets, cfg.budget_param)
     domains = set(args.domains.split(",")) if args.domains else None
     data = dataset_path(args)
     items = load_items(data, limit=args.limit, domains=domains)
     start = time.perf_counter()
     generated = None
+    if args.ladder and (cfg.grace is not None or cfg.budget_message is not None):
+        raise ValueError("--grace and --budget-message do not apply to --ladder: it cuts each thought itself")
     if args.ladder:
         from evaluation.ladder import run_ladder
 
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {"data": str(data), "items": len(items), "budgets": labels, "samples": cfg.samples,
             "base_url": cfg.base_url, "model": cfg.model, "budget_param": cfg.budget_param,
             "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
+            "grace": cfg.grace, "budget_message": cfg.budget_message,
             "wall_s_this_run": round(time.perf_counter() - start, 2), "ladder": args.ladder,
             "tokens_generated": generated}
     csv_path, json_path = write_table(summary, args.out, meta)

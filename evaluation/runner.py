@@ -21,7 +21,9 @@ from evaluation.dataset import EvalItem
 from scoring.score import score_response
 
 # Settings that change what a response means: a resumed run must match them.
-RUN_KEYS = ("model", "budget_param", "max_tokens", "temperature", "top_p", "seed")
+# (Rows written before grace/budget_message existed read as None: the server's default, as they were.)
+RUN_KEYS = ("model", "budget_param", "max_tokens", "temperature", "top_p", "seed", "grace", "budget_message")
+CONTROL_FIELDS = {"grace": "think_budget_grace", "budget_message": "think_budget_message"}  # thinkcap's fields
 
 
 @dataclass
@@ -37,6 +39,8 @@ class RunConfig:
     top_p: float | None = None
     seed: int | None = None  # per request seed+sample: the same draw at every budget
     timeout_s: float = 600.0
+    grace: int | None = None  # think_budget_grace on every request; None: not sent (the server's default)
+    budget_message: str | None = None  # think_budget_message on every request; None: not sent
     extra_body: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,7 +56,12 @@ class RunConfig:
                              "set --temperature > 0 for pass@k")
         if self.timeout_s <= 0:
             raise ValueError(f"--timeout must be > 0, got {self.timeout_s}")
-        clash = set(self.extra_body) & {*BUDGET_PARAMS, "model", "messages", "max_tokens", "temperature", "stream"}
+        if self.grace is not None and self.grace < 0:
+            raise ValueError(f"--grace must be >= 0, got {self.grace}")
+        if self.budget_message is not None and not self.budget_message.strip():
+            raise ValueError("--budget-message must be non-empty text")
+        clash = set(self.extra_body) & {*BUDGET_PARAMS, *CONTROL_FIELDS.values(), "thinking_budget_message",
+                                        "model", "messages", "max_tokens", "temperature", "stream"}
         if clash:
             raise ValueError(f"--extra-body sets {sorted(clash)}, which have their own options")
 
@@ -86,8 +95,13 @@ def load_done(path: Path, cfg: RunConfig) -> dict[tuple[str, str, int], dict[str
     return done
 
 
+def control_body(cfg: RunConfig) -> dict[str, Any]:
+    """The budget controls the run was started with, as thinkcap's request fields."""
+    return {field: getattr(cfg, key) for key, field in CONTROL_FIELDS.items() if getattr(cfg, key) is not None}
+
+
 def request_for(cfg: RunConfig, item: EvalItem, budget: Budget, sample: int) -> dict[str, Any]:
-    body = {**cfg.extra_body, **budget_body(cfg.budget_param, budget)}
+    body = {**cfg.extra_body, **budget_body(cfg.budget_param, budget), **control_body(cfg)}
     if cfg.seed is not None:
         body["seed"] = cfg.seed + sample
     request: dict[str, Any] = {"model": cfg.model, "messages": item.messages, "max_tokens": cfg.max_tokens,

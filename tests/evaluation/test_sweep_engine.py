@@ -71,3 +71,18 @@ def test_ladder_answers_every_budget_from_one_thought(real_server: str, tmp_path
     tokens = {name: json.loads((tmp_path / name / "summary.json").read_text())["tokens_generated"]
               for name in ("sweep", "ladder")}
     assert tokens["ladder"] < tokens["sweep"], tokens
+
+
+def test_grace_and_budget_message_reach_the_real_server(real_server: str, synthetic_jsonl: Path, tmp_path: Path):
+    out, msg = tmp_path / "controls", " So the answer is"
+    assert main([str(synthetic_jsonl), "--base-url", real_server, "--out", str(out), "--no-progress", "--no-plots",
+                 "--budgets", "8", "--max-tokens", "40", "--limit", "3", "--seed", "1",
+                 "--grace", "4", "--budget-message", msg]) == 0
+    rows = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and not any(r.get("error") for r in rows)
+    for r in rows:
+        assert (r["grace"], r["budget_message"]) == (4, msg)
+        assert r["thinking_tokens"] <= 8 + 4  # the budget plus at most the grace window
+        if r["answer_forced"]:  # a forced close always says the wrap-up message first (it counts as thinking)
+            assert r["reasoning"].rstrip().endswith(msg.strip())
+    assert any(r["answer_forced"] for r in rows)  # random weights think on: the message was forced

@@ -145,3 +145,38 @@ def test_a_stream_that_fails_midway_is_an_error_row(fake_server, tmp_path: Path)
     assert table["responses"] == 1 and table["error_rate"] == 0.5 and table["accuracy"] == 1.0
     assert run(fake_server, data, out, "--budgets", "unlimited", "--no-plots") == 0
     assert [r["messages"][0]["content"][-1]["text"] for r in fake_server.requests[2:]] == [f"{FAIL_WORD} please"]
+
+
+def test_grace_and_budget_message_on_every_request_and_in_the_run_settings(fake_server, synthetic_jsonl, tmp_path, capsys):
+    out = tmp_path / "run"
+    controls = ("--grace", "4", "--budget-message", "Time to answer.")
+    assert run(fake_server, synthetic_jsonl, out, "--budgets", "8,unlimited", "--limit", "2", "--no-plots", *controls) == 0
+    assert [(r["think_budget_grace"], r["think_budget_message"]) for r in fake_server.requests] == [
+        (4, "Time to answer.")] * 4
+    assert {(r["grace"], r["budget_message"]) for r in rows_of(out)} == {(4, "Time to answer.")}
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["grace"], summary["budget_message"]) == (4, "Time to answer.")
+    # A resumed run cannot mix controls: another grace, or none, is refused naming the setting.
+    assert run(fake_server, synthetic_jsonl, out, "--budgets", "8", "--no-plots", "--grace", "2",
+               "--budget-message", "Time to answer.") == 2
+    assert "grace" in capsys.readouterr().err
+    assert run(fake_server, synthetic_jsonl, out, "--budgets", "8", "--no-plots") == 2
+    assert "grace" in capsys.readouterr().err
+    assert len(fake_server.requests) == 4
+
+
+def test_without_controls_no_control_field_is_sent(fake_server, synthetic_jsonl, tmp_path):
+    assert run(fake_server, synthetic_jsonl, tmp_path / "run", "--budgets", "8", "--limit", "1", "--no-plots") == 0
+    assert [k for k in fake_server.requests[0] if k.startswith("think_budget_")] == []
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--grace", "-1"], "--grace"),
+    (["--budget-message", " "], "--budget-message"),
+    (["--extra-body", '{"think_budget_grace": 3}'], "--extra-body"),
+    (["--ladder", "--grace", "2"], "--ladder"),
+])
+def test_bad_controls_are_refused_with_the_option_named(fake_server, synthetic_jsonl, tmp_path, capsys, args, needle):
+    assert run(fake_server, synthetic_jsonl, tmp_path / "x", "--budgets", "8", *args) == 2
+    assert needle in capsys.readouterr().err
+    assert fake_server.requests == []
