@@ -81,8 +81,10 @@ def test_example_unlimited_follow_up_then_retry_at_another_budget(page, shared_f
     page.locator("#tc-chat .tc-stats").get_by_text("Answer forced after 4 thinking").wait_for()
     earlier = page.locator("#tc-chat").get_by_text("Earlier answer 1 · ✓ Finished thinking")
     expect(earlier).to_be_visible()
+    unlimited_stats = page.locator("#tc-chat .tc-stats").get_by_text("unlimited budget")
+    expect(unlimited_stats).to_be_hidden()  # folded until asked for
     earlier.click()  # unfolds: the earlier answer, with its own stats line
-    expect(page.locator("#tc-chat .tc-stats").get_by_text("unlimited budget")).to_be_visible()
+    expect(unlimited_stats).to_be_visible()
     assert shared_fake.requests[-1]["think_budget"] == 4
     assert [m["role"] for m in shared_fake.requests[-1]["messages"]] == ["user", "assistant", "user"]
 
