@@ -59,7 +59,7 @@ def _efforts_arg(text: str) -> dict[str, int]:
 
 SERVER_KEYS = ("default_think_budget", "answer_reserve", "structured_answer_reserve", "reasoning_effort_budgets", "max_n",
                "think_budget_grace", "think_budget_message", "think_budget_action",
-               "answer_required")
+               "think_budget_scope", "answer_required")
 MEDIA_KEYS = ("max_images_per_request", "max_videos_per_request", "image_max_pixels", "video_max_duration_s",
               "fetch_timeout_s", "fetch_max_bytes", "allow_private_media_urls", "max_redirects")
 LIMIT_KEYS = ("max_body_bytes", "max_json_depth", "max_messages", "max_content_parts", "max_stop_chars",
@@ -85,6 +85,9 @@ def add_thinkcap_args(parser: argparse.ArgumentParser) -> None:
                    help="wrap-up text forced before the closing sequence; counts as thinking (default none)")
     g.add_argument("--think-budget-action", choices=("force", "truncate"),
                    help="at the budget: force the answer (default) or stop the response (finish_reason length)")
+    g.add_argument("--think-budget-scope", choices=("request", "turn"),
+                   help="turn: thinking in the assistant messages after the last user message (an agent's earlier "
+                        "tool-calling steps) is taken off the budget, one budget per turn (default request)")
     g.add_argument("--no-answer-required", dest="answer_required", action="store_false", default=None,
                    help="let the model end inside its thought or with an empty answer (default: it answers)")
     g.add_argument("--budget-hint", metavar="TEMPLATE|off", type=_hint_arg,

@@ -38,10 +38,15 @@ class Prepared:
     stream: bool = False
     max_tokens: int | None = None  # the client's, None = what the context leaves
     keep_special_tokens: bool = False  # the client sent skip_special_tokens=false
+    scope: str = "request"  # think_budget_scope (serving.turns)
+    turn_thinking_tokens: int = 0  # scope turn: thinking of this turn's earlier steps, off the budget
+    asked_budget: int | None = None  # scope turn: the budget asked for (params hold what is left of it)
 
     @property
     def requested_budget(self) -> int | None:
         """The budget the client asked for (None: unlimited)."""
+        if self.scope == "turn":
+            return self.asked_budget
         return self.params.think_budget if self.params else None
 
 

@@ -39,6 +39,7 @@ from serving.media_scan import find_media
 from serving.settings import ServerSettings
 from serving.strict import check_fields, parse_body
 from serving.tracker import ChoiceTracker
+from serving.turns import apply_turn, pop_scope
 
 Scope = dict[str, Any]
 
@@ -142,9 +143,12 @@ def _dumps(body: dict[str, Any]) -> bytes:
 
 def _prepare(prepare: Any, body: dict[str, Any], layer: Layer | None, settings: ServerSettings) -> Prepared | None:
     """The dialect's budget mapping; without a think profile a budget cannot be honoured: refused."""
+    scope = pop_scope(body, settings.think_budget_scope)
     if layer is not None:
-        prepared = encode_message(body, prepare(body, settings),
-                                  lambda text: layer.tokenizer.encode(text, add_special_tokens=False), layer.profile)
+        encode = lambda text: layer.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+        prepared = encode_message(body, prepare(body, settings), encode, layer.profile)
+        if scope == "turn" and prepared.params is not None:  # before the hint: it shows what is left
+            prepared = apply_turn(body, prepared, lambda text: len(encode(text)))
         hint = settings.hint()
         if hint is not None:
             add_hint(body, prepared, hint, len(layer.profile.closing_ids), layer.max_model_len)

@@ -72,6 +72,7 @@ class ServerSettings(BaseSettings):
     think_budget_grace: int = Field(0, ge=0)  # tokens thinking may go past the budget to a boundary
     think_budget_message: str | None = None  # wrap-up text forced before the closing sequence
     think_budget_action: Literal["force", "truncate"] = "force"
+    think_budget_scope: Literal["request", "turn"] = "request"  # turn: earlier steps' thinking is spent
     answer_required: bool = True  # an EOS inside the thought becomes the close; no empty answer
     budget_hint: str | None = None
     media: MediaLimits = Field(default_factory=MediaLimits)

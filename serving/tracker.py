@@ -64,8 +64,16 @@ class ChoiceTracker:
     def info(self, index: int) -> dict[str, Any]:
         if index not in self.finished:
             prompt_ids, ids, max_tokens = self.capture.choice(index)
-            return self.layer.choice_info(self.prepared, prompt_ids, ids, max_tokens)
+            return self._turn(self.layer.choice_info(self.prepared, prompt_ids, ids, max_tokens))
         return self.finished[index]
+
+    def _turn(self, info: dict[str, Any]) -> dict[str, Any]:
+        """The budget scope and what is left of the budget asked for (serving.turns)."""
+        asked, spent = self.prepared.requested_budget, self.prepared.turn_thinking_tokens
+        info["think_budget_scope"] = self.prepared.scope
+        info["turn_thinking_tokens"] = spent
+        info["budget_left"] = None if asked is None else max(0, asked - spent - info["num_thinking_tokens"])
+        return info
 
     def request_info(self, choice_info: dict[str, Any]) -> dict[str, Any]:
         """Top level of chat/completions: the budget asked for and the one applied (after the reserve)."""
