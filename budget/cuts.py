@@ -37,3 +37,8 @@ def plan_cuts(budgets: Sequence[int | None], thought_tokens: int, thought_forced
     """Per budget: cut the shared thought of `thought_tokens`, or reuse it when the budget holds it all."""
     return [Cut(b, b, True, True) if b is not None and b < thought_tokens else Cut(b, thought_tokens, thought_forced, False)
             for b in budgets]
+
+
+def cut_messages(messages: list[dict], cut_thought: str) -> list[dict]:
+    """The conversation with the cut thought as the assistant's unfinished reply (send with `CONTINUE`)."""
+    return [*messages, {"role": "assistant", "content": THINK_OPEN + cut_thought}]

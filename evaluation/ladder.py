@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import openai
 
-from budget.cuts import CONTINUE, THINK_OPEN, plan_cuts, thought_budget
+from budget.cuts import CONTINUE, cut_messages, plan_cuts, thought_budget
 from evaluation.budgets import Budget, budget_body
 from evaluation.client import RequestRefused
 from evaluation.dataset import EvalItem
@@ -116,7 +116,7 @@ async def _ladder_one(server: _Server, cfg: RunConfig, item: EvalItem, budgets: 
         started = time.perf_counter()
         answer = await server.chat({
             "model": cfg.model, "temperature": cfg.temperature,
-            "messages": [*item.messages, {"role": "assistant", "content": THINK_OPEN + cut_text}],
+            "messages": cut_messages(item.messages, cut_text),
             # the room the sweep's answer has at this budget: max_tokens less the thought it spent
             "max_tokens": max(1, cfg.max_tokens - plan.tokens),
             "extra_body": {**cfg.extra_body, **CONTINUE, **budget_body("think_budget", Budget("0", 0)),

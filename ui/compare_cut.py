@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 
 from ui.client import ChatClient, ServerError, Settings
 from ui.compare_view import Column
-from ui.cut_points import Cut, CutClient, plan_cuts, thought_budget
+from budget.cuts import Cut, plan_cuts, thought_budget
+from ui.cut_points import CutClient
 from ui.media import MediaError
 from ui.session import StopSignal
 from ui.stream import Throttle, Turn, thinking_prefix

@@ -12,57 +12,20 @@ Writing the closing sequence into the message instead does not work: GLM-4.1V's 
 keeps only the text after `</think>` of an assistant message (it drops earlier turns'
 reasoning), so the thought would vanish from the prompt.
 
-The core is pure (plan, cut, request fields) so `thinkcap eval --ladder` can reuse it with any
-HTTP client; `CutClient` is the small HTTP part (/tokenize, /detokenize, the forced answer).
+The pure core (plan, cut, request fields) is `budget.cuts`, which `thinkcap eval --ladder` uses
+too; `CutClient` is the demo's small HTTP part (/tokenize, /detokenize, the forced answer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from budget.cuts import CONTINUE, cut_messages
 from ui.client import ChatClient, ServerError, Settings
 from ui.session import StopSignal
-
-THINK_OPEN = "<think>"
-CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
-
-
-@dataclass(frozen=True)
-class Cut:
-    """What one budget's column shows of the shared thought."""
-
-    budget: int | None  # None: unlimited
-    tokens: int  # thinking tokens the column keeps
-    forced: bool  # its answer is forced at the cut (or the shared thought was forced itself)
-    cut: bool  # True: answered by its own request at the cut; False: the shared thought's answer
-
-
-def thought_budget(budgets: Sequence[int | None]) -> int | None:
-    """The budget the shared thought is generated at: the largest, or unlimited if any is."""
-    return None if None in budgets else max(budgets)
-
-
-def plan_cuts(budgets: Sequence[int | None], thought_tokens: int,
-              thought_forced: bool) -> list[Cut]:
-    """Per budget: cut the shared thought of `thought_tokens`, or reuse it (and its answer)
-    when the budget holds all of it."""
-    plan = []
-    for budget in budgets:
-        if budget is not None and budget < thought_tokens:
-            plan.append(Cut(budget, budget, True, True))
-        else:
-            plan.append(Cut(budget, thought_tokens, thought_forced, False))
-    return plan
-
-
-def cut_messages(messages: list[dict], cut_thought: str) -> list[dict]:
-    """The conversation with the cut thought as the assistant's unfinished reply."""
-    return [*messages, {"role": "assistant", "content": THINK_OPEN + cut_thought}]
-
 
 def cut_settings(settings: Settings) -> Settings:
     """Budget 0: thinking is open in the prompt, so the server closes it at once."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ui.client import ChatClient, Settings
 from ui.compare_view import Column, summary_html
-from ui.cut_points import (CONTINUE, Cut, CutClient, cut_messages, cut_settings, plan_cuts,
-                           thought_budget)
+from budget.cuts import CONTINUE, Cut, cut_messages, plan_cuts, thought_budget
+from ui.cut_points import CutClient, cut_settings
 from ui.stream import Turn, thinking_prefix
 from tests.ui.ui_fake_server import TOKEN_BASE, WORDS
 
