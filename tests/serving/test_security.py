@@ -226,7 +226,10 @@ def test_in_flight_cap_answers_429_with_retry_after():
         await send({"type": "http.response.body", "body": b"{}"})
 
     app = BudgetMiddleware(vllm_route)
-    state = SimpleNamespace(thinkcap=SimpleNamespace(settings=settings), thinkcap_settings=settings)
+    # a stand-in for the budget layer: the cap is under test, not the budget mapping
+    layer = SimpleNamespace(settings=settings, profile=SimpleNamespace(closing_ids=(1, 2)), max_model_len=1024,
+                            tokenizer=SimpleNamespace(encode=lambda text, add_special_tokens=False: [1]))
+    state = SimpleNamespace(thinkcap=layer, thinkcap_settings=settings)
 
     async def call() -> tuple[int, dict[bytes, bytes], bytes]:
         scope = {"type": "http", "method": "POST", "path": "/v1/responses", "headers": [],
