@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"apply() per decode step, batch {args.batch}, vocab {args.vocab}, {args.device}, "
           f"{args.rounds} alternating rounds of {args.steps} steps (medians)")
     print(f"{'case':<7} {'V1 us/step':>11} {'V2 us/step':>11} {'V2/V1':>7}")
-    with mock.patch("vllm_adapter.processor.model_profile", return_value=_profile()):
+    with mock.patch("vllm_adapter.processor_common.model_profile", return_value=_profile()):
         for case in args.cases.split(","):
             max_len = 8 + args.steps * args.rounds * 2
             drivers = {"v1": V1Driver(case, args.batch, args.vocab, device),

@@ -13,6 +13,12 @@ those drafts, and the fork whose drafts were accepted becomes the slot's state a
 (so a min-think continuation chosen on a draft row is remembered exactly as V1 remembers it). A
 draft that the previous row made impossible (forced elsewhere, or masked) can never be accepted:
 the rows after it repeat that decision instead of re-planning from a dead draft.
+
+`answer_required` is the one duty outside `tokens_until_action`'s promise (an EOS the model would
+pick becomes the close tag on every free thinking step). It is not planned here: each visit
+reports the slot's `Watch` flag (`flag`), and the processor keeps the flag on the device, where it
+follows the committed tokens and the drafts by itself (`<think>` opens, `</think>` closes, the first
+visible answer token) and redirects EOS as one masked op. So a watched slot sleeps like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +34,15 @@ from vllm_adapter.budget_rows import StepPlan
 
 NEVER = np.iinfo(np.int64).max
 Decision = tuple[int, ...] | frozenset[int] | None  # (forced id,) | masked ids | free
+
+
+class Watch:
+    """A slot's `answer_required` duty, as the device keeps it (int8 per slot and per row)."""
+
+    FREE = 0  # nothing to do on the logits
+    BEFORE = 1  # thinking not open yet: becomes REDIRECT at `<think>`
+    REDIRECT = 2  # thinking freely: EOS -> close tag; becomes GUARD at the model's own `</think>`
+    GUARD = 3  # answer not started: EOS and the answer-close tag masked until a visible token
 
 
 @dataclass(slots=True, eq=False)
@@ -99,10 +114,14 @@ class BudgetSlots:
         slot.forks = []
         slot.state.advance_many(history)
         slot.seen += len(history)
-        if slot.state.tokens_until_action() is None and not _watched(slot.state):
+        if slot.state.tokens_until_action() is None and not watch_of(slot.state):
             self.drop(idx)
             return False
         return True
+
+    def flag(self, idx: int) -> int:
+        """The slot's `Watch` flag at its committed history (after `catch_up`)."""
+        return watch_of(self._slots[idx].state)
 
     def wants_logits(self, idx: int) -> bool:
         """Whether a row of this slot may need the model's own preference: its top choice (a
@@ -113,35 +132,36 @@ class BudgetSlots:
             bool(params.grace) or (bool(params.continuation_ids) and state.num_thinking_tokens < params.min_think_tokens))
 
     def decide(self, idx: int, rows: Sequence[int], drafts: Sequence[int], ask: Callable[[int], tuple[int, int]],
-               plan: StepPlan, redirect: list[int]) -> None:
+               plan: StepPlan, watch: list[tuple[int, int]]) -> None:
         """Plan the logits of the slot's rows this step. rows[j] samples output after drafts[:j]
         (len(drafts) == len(rows) - 1); `ask(row)` is (the row's argmax, the close tag's rank in
-        it), asked only when needed. Rows whose EOS becomes the close tag go to `redirect`."""
+        it), asked only when needed. Rows planned here get their `Watch` flag in `watch` as
+        (row, flag); the others follow the slot's flag on the device."""
         slot = self._slots[idx]
         state = slot.state
         wait = state.tokens_until_action()
-        watched = _watched(state)  # an EOS redirect or a `<think>` to notice: visit every step
-        self.wake[idx] = slot.seen if watched or wait is None else slot.seen + wait
-        if not watched and wait >= len(rows):
+        # The watch is the device's: a watched slot with nothing owed sleeps too.
+        self.wake[idx] = NEVER if wait is None else slot.seen + wait
+        if wait is None or wait >= len(rows):
             return  # nothing owed by any row this step
-        decision = self._decide_row(state, rows[0], ask, plan, redirect)
+        decision = self._decide_row(state, rows[0], ask, plan, watch)
         for j in range(1, len(rows)):
             draft = drafts[j - 1]
             if not _possible(decision, draft):  # later rows are unreachable: keep the decision
                 for row in rows[j:]:
                     _record(decision, row, plan)
+                    watch.append((row, Watch.FREE))
                 return
             state = state.fork()
             state.advance(draft)
             slot.forks.append((tuple(drafts[:j]), state))
-            decision = self._decide_row(state, rows[j], ask, plan, redirect)
+            decision = self._decide_row(state, rows[j], ask, plan, watch)
 
     @staticmethod
     def _decide_row(state: ThinkState, row: int, ask: Callable[[int], tuple[int, int]], plan: StepPlan,
-                    redirect: list[int]) -> Decision:
+                    watch: list[tuple[int, int]]) -> Decision:
         """The V1 processor's per-row rule (`BudgetRows._visit`, `top_choice`, `close_rank`)."""
-        if state.redirects_eos:
-            redirect.append(row)
+        watch.append((row, watch_of(state)))  # before any request_*: V1 redirects, then forces
         if state.tokens_until_action() != 0:
             return None
         forced = state.forced_token()
@@ -159,10 +179,19 @@ class BudgetSlots:
         return (forced,)
 
 
-def _watched(state: ThinkState) -> bool:
-    """V1's watch set (`BudgetRows._set_watched`): rows whose EOS is redirected now, or that
-    have not opened thinking yet and will need it once they do."""
-    return state.redirects_eos or (state.phase == Phase.BEFORE and state.params.answer_required)
+def watch_of(state: ThinkState) -> int:
+    """V1's watch set (`BudgetRows._set_watched`) as a `Watch` flag, plus GUARD: an answer not
+    started yet after the model closed thinking itself (V1 wakes that row by its last id)."""
+    if state.redirects_eos:
+        return Watch.REDIRECT
+    params = state.params
+    if not params.answer_required:
+        return Watch.FREE
+    if state.phase == Phase.BEFORE:
+        return Watch.BEFORE
+    if state.phase == Phase.ANSWER and not state.answer_seen:
+        return Watch.GUARD
+    return Watch.FREE
 
 
 def _possible(decision: Decision, token: int) -> bool:

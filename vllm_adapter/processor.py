@@ -20,7 +20,6 @@ same budgets through V2's per-slot interface. One installed package, both runner
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -34,37 +33,15 @@ try:
 except ImportError:  # vLLM >= 0.34 removed the V1 model runner and its processor interface
     _RUNNER_BASES = (V2LogitsProcessor,)
 
-from budget import (BudgetError, BudgetParams, ProfileError, ThinkProfile, ThinkState, build_profile, enforces,
-                    params_from_args, resolve_params)
-from vllm_adapter.budget_rows import BudgetRows, StepPlan
+from budget import BudgetError, BudgetParams, ProfileError, ThinkProfile, enforces, params_from_args, resolve_params
+from vllm_adapter import processor_common as common
+from vllm_adapter.budget_rows import BudgetRows
+from vllm_adapter.processor_v2 import ThinkBudgetV2Processor, is_v2_construction
 
 if TYPE_CHECKING:
     from vllm.config import VllmConfig
 
 log = logging.getLogger(__name__)
-
-# id(vllm_config) -> the instance that owns that engine's rows (the config is kept alive by its
-# owner, so the id cannot be reused while the entry exists).
-_OWNERS: weakref.WeakValueDictionary[int, ThinkBudgetLogitsProcessor] = weakref.WeakValueDictionary()
-
-
-def model_profile(vllm_config: VllmConfig) -> ThinkProfile:
-    """The engine model's think profile; ProfileError when it has no thinking tokens."""
-    from vllm.tokenizers import cached_tokenizer_from_config
-
-    model_config = vllm_config.model_config
-    tokenizer = cached_tokenizer_from_config(model_config)
-    if tokenizer is None:
-        raise ProfileError("the engine runs with skip_tokenizer_init, so think tokens are unknown")
-    return build_profile(tokenizer, model_type=getattr(model_config.hf_config, "model_type", None))
-
-
-def check_ids(profile: ThinkProfile, vocab_size: int, params: BudgetParams) -> None:
-    """ValueError if the message/continuation ids cannot be forced on this model."""
-    ThinkState(profile, params)  # rejects close-tag/EOS ids in the forced texts
-    bad = [t for t in (*params.message_ids, *params.continuation_ids) if t >= vocab_size]
-    if bad:
-        raise BudgetError(f"token ids {bad} are outside this model's vocabulary (size {vocab_size})")
 
 
 class Redirect:
@@ -90,44 +67,16 @@ class Redirect:
 
 
 def redirect_eos(logits: torch.Tensor, grid: tuple[torch.Tensor, torch.Tensor], close: int) -> None:
-    """The one EOS → close op (V1 and V2 paths): `grid` = (rows [W, 1], [close, *EOS] [1, 1+E])."""
+    """The EOS → close op on V1's watched rows: `grid` = (rows [W, 1], [close, *EOS] [1, 1+E]). (The
+    V2 path applies the same values as a masked write over flagged rows: `processor_v2.DeviceWatch`.)"""
     merged = logits[grid].amax(dim=-1)  # [W]
     logits[grid] = float("-inf")
     logits[grid[0][:, 0], close] = merged
 
 
-def _h2d(values: list[int], device: torch.device | Any) -> torch.Tensor:
-    """Host ids to the logits' device: vLLM's pinned async copy on an accelerator, a plain
-    tensor on CPU (a GPU wheel's pinned staging needs a driver even for a CPU tensor)."""
-    if torch.device(device).type == "cpu":
-        return torch.tensor(values, dtype=torch.long)
-    return async_tensor_h2d(values, device=device, dtype=torch.long)
-
-
-def write_plan(logits: torch.Tensor, plan: StepPlan, device: torch.device | Any) -> None:
-    """Apply a step's plan: forced rows become one-hot (0 at the id, -inf elsewhere), masked
-    (row, id) pairs become -inf. One indexed store each, whatever the number of rows. (The EOS
-    redirect runs before this, so a forced or masked row ends as forced or masked.)"""
-    if plan.forced:
-        rows, ids = zip(*plan.forced)
-        rows_t = _h2d(list(rows), device)  # [F]
-        ids_t = _h2d(list(ids), device)  # [F]
-        logits[rows_t] = float("-inf")  # [F, V]: only the forced id stays possible
-        logits[rows_t, ids_t] = 0.0
-    if plan.masked:
-        rows, ids = zip(*plan.masked)
-        index = (
-            _h2d(list(rows), device),  # [M]
-            _h2d(list(ids), device),  # [M]
-        )
-        logits.index_put_(index, torch.tensor(float("-inf"), device=logits.device))
-
-
 class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
     def __new__(cls, vllm_config: VllmConfig, device: Any = None, is_pin_memory: bool | None = None):
         """V2 runner: (vllm_config, req_states) builds the V2 path (`processor_v2`)."""
-        from vllm_adapter.processor_v2 import ThinkBudgetV2Processor, is_v2_construction
-
         if is_v2_construction(device, is_pin_memory):
             return ThinkBudgetV2Processor(vllm_config, device)
         return super().__new__(cls)
@@ -139,12 +88,12 @@ class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
         self.vocab_size = vllm_config.model_config.get_vocab_size()
         self.rows: BudgetRows | None = None
         self.profile: ThinkProfile | None = None
-        self.owner = _OWNERS.setdefault(id(vllm_config), self) is self
+        self.owner = common.OWNERS.setdefault(id(vllm_config), self) is self
         if not self.owner:
             log.info("think budget: a second processor instance for this engine stays idle")
             return
         try:
-            self.profile = model_profile(vllm_config)
+            self.profile = common.model_profile(vllm_config)
         except ProfileError as e:  # not a thinking model: stay inert, requests asking get an error
             log.info("think budget disabled for %s: %s", vllm_config.model_config.model, e)
             return
@@ -154,28 +103,11 @@ class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
     # ---- request admission ------------------------------------------------------------------
     @classmethod
     def validate_params(cls, sampling_params: SamplingParams) -> None:
-        """Raise BudgetError (a ValueError: HTTP 400 in vLLM's server) for bad budget arguments.
-
-        Runs in vLLM's front-end process. When the engine runs in this process too, the model's
-        profile is known and a budget for a model without think tokens is refused here as well;
-        otherwise such a request is served unbudgeted and the engine logs a warning."""
-        params = params_from_args(sampling_params.extra_args)
-        if params is None:
-            return
-        owners = list(_OWNERS.values())
-        if not owners:
-            return
-        if all(p.profile is None for p in owners):
-            raise BudgetError(
-                f"think_budget was requested but model {owners[0].vllm_config.model_config.model!r} has "
-                "no <think>/</think> tokens, so a thinking budget cannot be applied"
-            )
-        if len(owners) == 1:
-            owners[0].check_ids(params)
+        common.validate_params(sampling_params)  # one check, one message set, for both runners
 
     def check_ids(self, params: BudgetParams) -> None:
         assert self.profile is not None
-        check_ids(self.profile, self.vocab_size, params)
+        common.check_ids(self.profile, self.vocab_size, params)
 
     # ---- vLLM interface ---------------------------------------------------------------------
     def is_argmax_invariant(self) -> bool:
@@ -214,7 +146,7 @@ class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
                 self.rows.close_rank(row, rank, plan)
         if plan.redirect:
             self.redirect(logits, plan.redirect)
-        write_plan(logits, plan, self.device)
+        common.write_plan(logits, plan, self.device)
         return logits
 
     # ---- internals --------------------------------------------------------------------------

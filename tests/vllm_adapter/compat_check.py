@@ -63,7 +63,7 @@ def _v2_loader() -> str:
     from vllm_adapter.processor_v2 import ThinkBudgetV2Processor
 
     config = SimpleNamespace(model_config=SimpleNamespace(get_vocab_size=lambda: 64, model="sim", hf_config=None))
-    with mock.patch("vllm_adapter.processor.model_profile", return_value=GLM):
+    with mock.patch("vllm_adapter.processor_common.model_profile", return_value=GLM):
         procs = build_custom_logits_processors(config, cpu_request_state(2, 16, 1), False, [FQCN])
     assert [type(p) for p in procs] == [ThinkBudgetV2Processor] * 2 and [p.owner for p in procs] == [True, False]
     validate = build_custom_logits_processors_params_validator([FQCN])

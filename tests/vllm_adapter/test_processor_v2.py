@@ -28,7 +28,7 @@ SCHEDULES = 60  # hypothesis examples of the differential test (each one a whole
 
 @contextmanager
 def sim_profile():
-    with mock.patch("vllm_adapter.processor.model_profile", return_value=GLM):
+    with mock.patch("vllm_adapter.processor_common.model_profile", return_value=GLM):
         yield
 
 
@@ -136,3 +136,56 @@ def test_validate_params_refuses_with_the_v1_messages(args, message):
     with pytest.raises(ValueError, match=message):
         ThinkBudgetV2Processor.validate_params(SamplingParams(extra_args=args))
     del proc
+
+
+def test_watched_rows_stay_on_the_device():
+    """`answer_required` rows that owe nothing are not visited by the host (no read-back): the
+    device flag redirects EOS while thinking, follows the model's own `</think>`, then masks EOS
+    until the answer starts, then lets go."""
+    from vllm import SamplingParams
+    from vllm.v1.worker.gpu.sample.logits_processor import LogitsContext, LogitsProcRequestState
+    import numpy as np
+
+    from tests.vllm_adapter.runner_sim import ANS, EOS, OPEN, cpu_request_state, flush
+
+    rs = cpu_request_state(4, 32, 1)
+    with sim_profile():
+        proc = ThinkBudgetLogitsProcessor(fake_config(), LogitsProcRequestState.from_request_state(rs))
+    rs.add_request("a", 2, [30, OPEN], 0, 20)
+    rs.add_request("b", 2, [30, OPEN], 0, 20)  # no budget: never touched
+    a, b = rs.req_id_to_index["a"], rs.req_id_to_index["b"]
+    assert proc.add_request(a, SamplingParams(max_tokens=20, extra_args={"think_budget": 100}))
+    assert not proc.add_request(b, SamplingParams(max_tokens=20))
+    rs.prompt_len.copy_to_uva(), rs.prefill_len.copy_to_uva(), flush(rs.total_len), flush(rs.all_token_ids)
+    idx = np.array([a, b], dtype=np.int32)
+    visits = []
+    plan = proc._plan
+    proc._plan = lambda *args: visits.append(1) or plan(*args)
+
+    def step(prev: int | None) -> torch.Tensor:
+        if prev is not None:  # post_update commits the token sampled last step on both slots
+            for s in (a, b):
+                n = int(rs.total_len.gpu[s])
+                rs.all_token_ids.gpu[s, n], rs.total_len.gpu[s] = prev, n + 1
+        n = int(rs.total_len.gpu[a])
+        t = torch.tensor(idx)
+        ctx = LogitsContext(t, t, idx, torch.zeros(2, dtype=torch.int32), torch.zeros(2, dtype=torch.int32),
+                            torch.full((2,), n - 1), np.full(2, n, dtype=np.int32))
+        logits = torch.zeros(2, V)  # [2, V]
+        logits[:, EOS] = 5.0  # the model wants to stop
+        return proc.apply(logits, ctx)
+
+    out = step(None)  # first visit: the host reads the prompt and sets the flag
+    assert visits == [1]
+    assert int(out[0].argmax()) == CLOSE and out[0, EOS] == float("-inf") and out[0, CLOSE] == 5.0
+    assert int(out[1].argmax()) == EOS  # the unbudgeted row is untouched
+    for tok in (40, 41, 42):
+        out = step(tok)
+        assert int(out[0].argmax()) == CLOSE and int(out[1].argmax()) == EOS
+    out = step(CLOSE)  # the model closed thinking itself: no EOS before the answer starts
+    assert out[0, EOS] == float("-inf") and out[0, CLOSE] == 0.0
+    out = step(ANS)  # the answer-open tag is not an answer token yet
+    assert out[0, EOS] == float("-inf")
+    out = step(43)  # a visible answer token: free again
+    assert int(out[0].argmax()) == EOS
+    assert visits == [1]  # every later step stayed on the device
