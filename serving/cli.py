@@ -115,7 +115,10 @@ def add_thinkcap_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(cpu: bool) -> argparse.ArgumentParser:
-    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    try:
+        from vllm.entrypoints.common.cli_args import make_arg_parser  # vLLM >= 0.33
+    except ImportError:
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser  # 0.32
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     parser = FlexibleArgumentParser(prog="thinkcap serve", description=__doc__.splitlines()[0])
@@ -231,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     args = prepare(build_parser(cpu).parse_args(argv), cpu)
 
     from vllm.entrypoints.cli.serve import ServeSubcommand
-    from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args
+    try:
+        from vllm.entrypoints.common.cli_args import validate_parsed_serve_args  # vLLM >= 0.33
+    except ImportError:
+        from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args  # 0.32
 
     validate_parsed_serve_args(args)
     ServeSubcommand.cmd(args)

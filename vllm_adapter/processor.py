@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from vllm.sampling_params import SamplingParams
-from vllm.utils.torch_utils import async_tensor_h2d
 from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor as V2LogitsProcessor
 
 try:
@@ -61,7 +60,7 @@ class Redirect:
     def __call__(self, logits: torch.Tensor, rows: list[int]) -> None:
         if rows is not self._key:
             self._key = rows
-            self._rows = async_tensor_h2d(rows, device=self.device, dtype=torch.long)  # [W]
+            self._rows = common.h2d(rows, self.device)  # [W]
             self._grid = (self._rows[:, None], self.cols[None, :])  # [W, 1+E] index pair
         redirect_eos(logits, self._grid, self.close)
 

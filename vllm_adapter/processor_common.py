@@ -73,7 +73,7 @@ def validate_params(sampling_params: SamplingParams) -> None:
         owners[0].check_ids(params)
 
 
-def _h2d(values: list[int], device: torch.device | Any) -> torch.Tensor:
+def h2d(values: list[int], device: torch.device | Any) -> torch.Tensor:
     """Host ids to the logits' device: vLLM's pinned async copy on an accelerator, a plain
     tensor on CPU (a GPU wheel's pinned staging needs a driver even for a CPU tensor)."""
     if torch.device(device).type == "cpu":
@@ -87,14 +87,14 @@ def write_plan(logits: torch.Tensor, plan: StepPlan, device: torch.device | Any)
     redirect runs before this, so a forced or masked row ends as forced or masked.)"""
     if plan.forced:
         rows, ids = zip(*plan.forced)
-        rows_t = _h2d(list(rows), device)  # [F]
-        ids_t = _h2d(list(ids), device)  # [F]
+        rows_t = h2d(list(rows), device)  # [F]
+        ids_t = h2d(list(ids), device)  # [F]
         logits[rows_t] = float("-inf")  # [F, V]: only the forced id stays possible
         logits[rows_t, ids_t] = 0.0
     if plan.masked:
         rows, ids = zip(*plan.masked)
         index = (
-            _h2d(list(rows), device),  # [M]
-            _h2d(list(ids), device),  # [M]
+            h2d(list(rows), device),  # [M]
+            h2d(list(ids), device),  # [M]
         )
         logits.index_put_(index, torch.tensor(float("-inf"), device=logits.device))
