@@ -8,7 +8,7 @@ the same seeds, steps, prompts and samples:
     (b) budget-aware GRPO                       a budget per sample drawn from --choices, advantages
                                                 normalised within same-budget samples of a group
     (c) fixed budget, truncation, reward 0      forced_answering = false
-    (d) budget-conditioned GRPO                 a budget per sample drawn from the whole test ladder
+    (d) budget-conditioned GRPO                 a budget per prompt group drawn from the whole test ladder
                                                 (--ladder-choices), budget-aware advantages, and a
                                                 penalty for a thought the budget cut (--forced-close-penalty)
 
@@ -39,7 +39,9 @@ ARMS = {
     "a: fixed budget, forced answering": {"forced_answering": True},
     "b: budget-aware GRPO (drawn budgets)": {"budget_aware_advantages": True, "rollout_budget_per": "sample"},
     "c: fixed budget, truncation → 0": {"forced_answering": False},
-    "d: budget-conditioned GRPO (hint, ladder)": {"budget_aware_advantages": True, "rollout_budget_per": "sample"},
+    # One budget per prompt group: with 7 ladder budgets and 8 samples, a budget per sample leaves
+    # same-budget subgroups of one or two samples, whose advantages are 0 (measured: no signal).
+    "d: budget-conditioned GRPO (hint, ladder)": {"budget_aware_advantages": True, "rollout_budget_per": "group"},
 }
 DEFAULT_HINT = "Think for at most {budget} tokens."
 SFT = "SFT cold start (before GRPO)"
@@ -64,8 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--forced-close-penalty", type=float, default=0.25,
                    help="arm (d): reward subtracted when the budget cut the thought (default 0.25)")
     p.add_argument("--hint", default=DEFAULT_HINT, help=f"budget hint template, or 'off' (default {DEFAULT_HINT!r})")
-    p.add_argument("--arms", default="abcd", help="which arms to run (default abcd)")
+    p.add_argument("--only", default="abcd", help="which arms to run, by letter (default abcd)")
     p.add_argument("--lr", type=float, default=2e-4, help="GRPO learning rate (default 2e-4)")
+    p.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature of every arm (default 1.0)")
     p.add_argument("--n", type=int, default=2000, help="training records (default 2000)")
     p.add_argument("--held-out", type=int, default=200, help="held-out records (default 200)")
     p.add_argument("--sft-steps", type=int, default=1000, help="cold-start SFT steps (default 1000)")
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     sft_s = time.monotonic() - t0
     engine, evals, runs = None, {}, {}
     for label, overrides in ARMS.items():
-        if label[0] not in args.arms:
+        if label[0] not in args.only:
             continue
         for seed in range(args.seeds):
             run_dir = out / f"arm-{label[0]}-seed{seed}"
@@ -172,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,
                 rollout_engine=args.engine, max_new_tokens=max_new_tokens, rollout_think_budget=args.budget,
                 answer_reserve=16, save_every=0, resume=False, progress_bar=False, budget_hint=hint,
+                temperature=args.temperature,
                 **overrides, **drawn)
             start = time.monotonic()
             result = train(cfg, engine=engine)
@@ -183,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                                                "reward_last": result["history"][-1]["reward/mean"]})
     summary = summarize(evals, xs, args)
     summary.update({"args": vars(args), "sft_seconds": sft_s, "total_seconds": time.monotonic() - t0, "runs": runs})
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")  # before anything else can fail
     summary["plot"] = str(plot_curves(summary["accuracy"], out / "budget_curve.png", args))
     summary["best_policy"] = str(export_best(evals, runs, xs, out / "best-policy"))
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -239,7 +244,9 @@ def plot_curves(acc: dict[str, dict[str, tuple[float, float]]], path: Path, args
         keys = list(per_budget)
         xs = range(len(keys))
         means = [per_budget[k][0] for k in keys]
-        yerr = [[m - per_budget[k][1] for m, k in zip(means, keys)], [per_budget[k][2] - m for m, k in zip(means, keys)]]
+        # max(0, ...): a Wilson bound can sit a rounding error inside the mean (matplotlib refuses < 0)
+        yerr = [[max(0.0, m - per_budget[k][1]) for m, k in zip(means, keys)],
+                [max(0.0, per_budget[k][2] - m) for m, k in zip(means, keys)]]
         ax.errorbar(xs, means, yerr=yerr, capsize=3, marker="o", label=label,
                     linestyle="--" if label == SFT else "-")
         ax.set_xticks(list(xs), keys)
