@@ -73,8 +73,21 @@ def budget_controls(default_budget: int) -> dict:
                                 elem_id="tc-temperature")
         system = gr.Textbox("", label="System prompt", lines=2, elem_id="tc-system",
                             placeholder="Optional instructions sent before the conversation")
+        # The server's budget controls (docs/api.md); unset ones are not sent, so the
+        # server's own defaults (its --think-budget-* flags) apply.
+        grace = gr.Number(None, label="Grace tokens", precision=0, elem_id="tc-grace",
+                          info="After the budget, thinking may go on this many tokens to finish "
+                               "its sentence (empty: the server's default, usually 0).")
+        message = gr.Textbox("", label="Wrap-up message", max_length=2000, elem_id="tc-message",
+                             placeholder="e.g. \" Time to answer.\"",
+                             info="Written into the thought just before it closes; it counts "
+                                  "as thinking, inside the budget.")
+        action = gr.Radio(controls.ACTIONS, value=controls.DEFAULT_ACTION, elem_id="tc-action",
+                          label="When the budget runs out")
+        gr.Markdown(controls.CUT_NOTE, elem_classes="tc-advanced-note")
     return dict(effort=effort, budget=budget, unlimited=unlimited, max_tokens=max_tokens,
-                temperature=temperature, system=system)
+                temperature=temperature, system=system, grace=grace, message=message,
+                action=action)
 
 
 def wire_controls(c: dict, client: ChatClient) -> None:
@@ -94,6 +107,10 @@ def wire_controls(c: dict, client: ChatClient) -> None:
     def typed_max_tokens(value):
         return controls.out_of_range(value, 16, controls.token_limit(limit()), "Max tokens")
 
+    def typed_grace(value):
+        return controls.out_of_range(value, 0, controls.token_limit(limit()), "Grace tokens",
+                                     gr.Number)
+
     c["effort"].input(pick, [c["effort"], c["max_tokens"]],
                       [c["budget"], c["unlimited"], c["max_tokens"]], show_progress="hidden")
     # The radio follows the slider and the switch, whoever moved them.
@@ -104,6 +121,7 @@ def wire_controls(c: dict, client: ChatClient) -> None:
     # The raw typed number (preprocess=False): out of range, say so and show the bound.
     for slider, check in ((c["budget"], typed_budget), (c["max_tokens"], typed_max_tokens)):
         slider.change(check, [slider], [slider], preprocess=False, show_progress="hidden")
+    c["grace"].change(typed_grace, [c["grace"]], [c["grace"]], show_progress="hidden")
 
 
 def fit_controls(client: ChatClient):
@@ -144,7 +162,7 @@ def wire_chat(handlers: Chat, ui: dict, c: dict, status: gr.HTML, new: gr.Button
                       show_progress="hidden"),
     ]
     inputs = [chatbot, go, c["budget"], c["unlimited"], c["max_tokens"], c["temperature"],
-              c["system"]]
+              c["system"], c["grace"], c["message"], c["action"]]
     for start in starts:
         (start.then(handlers.respond, inputs, [chatbot],
                     show_progress="hidden")

@@ -89,10 +89,16 @@ def check_upload(message: dict | None) -> dict:
 
 
 def settings_from_controls(budget: float, unlimited: bool, max_tokens: float,
-                           temperature: float, system_prompt: str = "") -> Settings:
+                           temperature: float, system_prompt: str = "",
+                           grace: float | None = None, message: str = "",
+                           action: str | None = None) -> Settings:
+    """An empty grace box, an empty message and the "server default" action are not sent."""
     return Settings(think_budget=None if unlimited else int(budget),
                     max_tokens=int(max_tokens), temperature=float(temperature),
-                    system_prompt=system_prompt or "")
+                    system_prompt=system_prompt or "",
+                    grace=None if grace is None else max(0, int(grace)),
+                    message=message or "",
+                    action=action if action in ("force", "truncate") else None)
 
 
 def stream_turn(client: ChatClient, history: list[dict], settings: Settings,
@@ -190,6 +196,7 @@ class Chat:
 
     def respond(self, history: list[dict], go: bool, budget: float, unlimited: bool,
                 max_tokens: float, temperature: float, system_prompt: str,
+                grace: float | None, message: str, action: str,
                 request: gr.Request) -> Iterator[list[dict]]:
         """Stream the assistant's turn into the chat after an accepted send (`go`)."""
         if not go:
@@ -201,7 +208,7 @@ class Chat:
         signal, chat_id = page.signal, page.chat_id
         try:
             settings = settings_from_controls(budget, unlimited, max_tokens, temperature,
-                                              system_prompt)
+                                              system_prompt, grace, message, action)
             if note := capped_warning(settings, self.client.answer_reserve):
                 warn(note, "Budget capped by max tokens")
             for messages in stream_turn(self.client, history, settings, signal):

@@ -28,10 +28,29 @@ class Settings:
     max_tokens: int
     temperature: float
     system_prompt: str = ""
+    # The server's budget controls (docs/api.md); None / "" leave the server's own default.
+    grace: int | None = None  # `think_budget_grace`
+    message: str = ""  # `think_budget_message`, sent as typed (a leading space matters)
+    action: str | None = None  # `think_budget_action`: "force" or "truncate"
 
     def __post_init__(self) -> None:
         if self.think_budget is not None and self.think_budget < 0:
             raise ValueError(f"think_budget must be >= 0 or None, got {self.think_budget}")
+        if self.grace is not None and self.grace < 0:
+            raise ValueError(f"grace must be >= 0 or None, got {self.grace}")
+        if self.action not in (None, "force", "truncate"):
+            raise ValueError(f"action must be force, truncate or None, got {self.action!r}")
+
+    def budget_fields(self) -> dict[str, Any]:
+        """The budget controls that were set, as request fields; nothing for the unset ones."""
+        fields: dict[str, Any] = {}
+        if self.grace is not None:
+            fields["think_budget_grace"] = self.grace
+        if self.message.strip():
+            fields["think_budget_message"] = self.message
+        if self.action is not None:
+            fields["think_budget_action"] = self.action
+        return fields
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
 
@@ -52,7 +71,7 @@ def build_request(model: str, messages: list[dict], settings: Settings,
         "stream_options": {"include_usage": True},  # the last chunk then carries token usage
         # An explicit null means "unlimited"; leaving it out would apply the server's default.
         "extra_body": {"think_budget": settings.think_budget, "return_token_ids": True,
-                       **(extra or {})},
+                       **settings.budget_fields(), **(extra or {})},
     }
 
 

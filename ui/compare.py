@@ -81,7 +81,8 @@ class Compare:
         self.cutter = CutClient(client)
 
     def run(self, message: dict | None, budgets_text: str, mode: str, max_tokens: float,
-            temperature: float, system_prompt: str, request: gr.Request) -> Iterator[list]:
+            temperature: float, system_prompt: str, grace: float | None, wrap_up: str,
+            action: str, request: gr.Request) -> Iterator[list]:
         """Outputs: [question, summary, textbox, *(column, header, chatbot) per slot]. A refusal
         is a note above the columns (and a toast); nothing else changes."""
         try:
@@ -95,8 +96,10 @@ class Compare:
             yield _refused("The model is still answering: wait, or press Stop.", "Busy")
             return
         def settings(budget: int | None) -> Settings:
+            # In cut mode these shape the shared thought only: each cut is exact and answered
+            # (`ui.cut_points.cut_settings`).
             return settings_from_controls(budget or 0, budget is None, max_tokens, temperature,
-                                          system_prompt)
+                                          system_prompt, grace, wrap_up, action)
 
         if notes := [n for b in budgets if (n := capped_warning(settings(b), self.client.answer_reserve))]:
             warn(notes[-1], "Budget capped by max tokens")

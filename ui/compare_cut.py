@@ -60,6 +60,13 @@ def answer_cut(column: Column, cutter: CutClient, messages: list[dict], settings
         column.error = "The server ended the stream early."
 
 
+def own_thought(cut: Cut, budget: int | None, tokens: int, forced: bool) -> Cut:
+    """The budget the thought was generated at keeps it whole, its own answer included: with
+    grace the thought may run past that budget, and an exact cut there would throw away the
+    thought (and the grace, message, truncate) the column asked for."""
+    return Cut(cut.budget, tokens, forced, False) if cut.budget == budget else cut
+
+
 def _think(client: ChatClient, signal: StopSignal, messages: list[dict], columns: list[Column],
            settings: Settings, shared: Turn) -> Iterator[None]:
     throttle = Throttle()
@@ -93,7 +100,8 @@ def stream_cut(client: ChatClient, cutter: CutClient, signal: StopSignal, messag
         return
     tokens = shared.num_thinking_tokens
     tokens = shared.thinking_so_far if tokens is None else tokens
-    plan = plan_cuts([c.budget for c in columns], tokens, shared.answer_forced)
+    plan = [own_thought(cut, budget, tokens, shared.answer_forced)
+            for cut in plan_cuts([c.budget for c in columns], tokens, shared.answer_forced)]
     try:
         ids = cutter.thought_ids(shared.thinking, shared.thinking_ids)
         texts = {c.budget: cutter.detokenize(ids[:c.tokens]) for c in plan if c.cut}

@@ -17,7 +17,10 @@ def compare_layout() -> dict:
                 "changes. By default the model thinks **once**, and the thought is cut at each "
                 "budget with the answer forced there, so the columns differ only by the cut; "
                 "*independent samples* asks once per budget instead. The budgets typed here "
-                "replace the slider; Max tokens, Temperature and the system prompt still apply.")
+                "replace the slider; everything under Advanced still applies. In cut mode the "
+                "grace, wrap-up message and budget action shape the one shared thought (the "
+                "largest budget's column); every smaller budget is an exact cut of it with the "
+                "answer forced at once: no grace, no message, always an answer.")
     with gr.Row(equal_height=True, elem_id="tc-compare-top"):
         box = gr.MultimodalTextbox(
             file_count="multiple", file_types=["image", "video"], sources=["upload"],
@@ -50,7 +53,8 @@ def wire_compare(handlers: Compare, stop, ui: dict, c: dict) -> None:
     box.change(chat.check_upload, [box], [box], show_progress="hidden",
                trigger_mode="always_last")
     run = box.submit(handlers.run, [box, ui["budgets"], ui["mode"], c["max_tokens"],
-                                    c["temperature"], c["system"]],
+                                    c["temperature"], c["system"], c["grace"], c["message"],
+                                    c["action"]],
                      [ui["question"], ui["summary"], box, *ui["slots"]],
                      show_progress="hidden", js=CLEAR_TOASTS_JS)
     run.then(handlers.end, None, [box], show_progress="hidden")

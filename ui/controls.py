@@ -23,6 +23,14 @@ STEP = 16  # the Max tokens slider's step
 # What the server keeps of max_tokens besides the thought: `</think><answer>` (2 tokens on
 # GLM-4.1V) and `--answer-reserve` (16 by default; each reply says the server's own value).
 CLOSING_TOKENS, DEFAULT_RESERVE = 2, 16
+# `think_budget_action`: "default" is not sent (the server's --think-budget-action applies).
+ACTIONS = [("Server default", "default"), ("Force the answer", "force"),
+           ("Stop there, no answer (truncate)", "truncate")]
+DEFAULT_ACTION = "default"
+CUT_NOTE = ("Grace, wrap-up message and truncate apply to each chat reply and to each "
+            "independent Compare column. In Compare's cut mode they shape the one shared thought "
+            "(the largest budget's column); every smaller budget is an exact cut of that thought, "
+            "answered at once: no grace, no message, always an answer.")
 TOAST_SECONDS = 8  # toasts go away on their own: stale ones used to pile up
 
 
@@ -118,7 +126,8 @@ def bounded(slider: gr.Slider) -> gr.Slider:
     return slider
 
 
-def out_of_range(value: float | None, low: float, high: float, name: str) -> dict:
+def out_of_range(value: float | None, low: float, high: float, name: str,
+                 kind: type = gr.Slider) -> dict:
     """The update for a number typed outside [low, high]: the nearest bound, and a warning."""
     if value is None or low <= value <= high:
         return gr.skip()
@@ -126,4 +135,4 @@ def out_of_range(value: float | None, low: float, high: float, name: str) -> dic
     side = "most" if value > high else "least"
     warn(f"{name} {value:g} is out of range: the {side} this server allows is {bound:g}, "
          f"so {bound:g} is used.", f"{name} out of range")
-    return gr.Slider(value=bound)
+    return kind(value=bound)

@@ -28,7 +28,9 @@ from ui.client import ChatClient, ServerError, Settings
 from ui.session import StopSignal
 
 def cut_settings(settings: Settings) -> Settings:
-    """Budget 0: thinking is open in the prompt, so the server closes it at once."""
+    """Budget 0: thinking is open in the prompt, so the server closes it at once. A cut is exact
+    and always answered: no grace, no wrap-up message, no truncate (those shaped the shared
+    thought the cut is taken from)."""
     return Settings(0, settings.max_tokens, settings.temperature, settings.system_prompt)
 
 

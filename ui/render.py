@@ -59,31 +59,56 @@ def _timing_words(turn: Turn) -> list[str]:
     return words
 
 
+def close_words(turn: Turn) -> str | None:
+    """How thinking ended (`close_reason`, docs/api.md) in plain words; None when the headline
+    already says it ("model": finished on its own) or the server did not say."""
+    past = None
+    if turn.num_thinking_tokens is not None and turn.effective_think_budget is not None:
+        past = turn.num_thinking_tokens - turn.effective_think_budget
+    budget = turn.effective_think_budget
+    return {
+        "budget": "cut exactly at the budget",
+        "boundary": "closed at a sentence end in the grace window"
+                    + ("" if past is None else f", {past} tokens past the budget"),
+        "grace_limit": "no sentence end in the grace window: cut at its end"
+                       + ("" if past is None else f" (budget {budget} + grace {past})"),
+        "eos": "the model ended inside its thought",
+    }.get(turn.close_reason or "")
+
+
 def stats_line(turn: Turn) -> str:
     """One line under the answer: why thinking stopped, the answer's size, time and speed.
 
     The thinking count appears once, in the headline; the budget only when it says more.
     """
     thought = turn.num_thinking_tokens
-    if turn.answer_forced:
+    truncated = turn.close_reason == "truncated"
+    if truncated:
+        headline = f"<b>✂ Stopped at the budget after {thought} thinking tokens, no answer</b>"
+    elif turn.answer_forced:
         headline = f"<b>⚡ Answer forced after {thought} thinking tokens</b>"
     elif thought is not None:
         headline = f"<b>✓ Finished thinking on its own after {thought} tokens</b>"
     else:
         headline = "<b>✓ Finished thinking on its own</b>"
     parts = [headline]
+    if words := close_words(turn):
+        parts.append(words)
     if (answered := turn.num_answer_tokens) is not None:
         parts.append(f"{answered} answer tokens")
     if not (turn.answer_forced and turn.think_budget == turn.effective_think_budget):
         parts.append(_budget_words(turn))  # a forced answer's headline already names it
     parts += _timing_words(turn)
-    if turn.finish_reason == "length":
+    if turn.finish_reason == "length" and not truncated:
         parts.append("stopped at max tokens")
     return f'<div class="tc-stats">{" · ".join(parts)}</div>'
 
 
 def empty_answer_note(turn: Turn) -> str:
-    if turn.finish_reason == "length":
+    if turn.close_reason == "truncated":
+        why = ("the budget ran out and “When the budget runs out” under Advanced says stop "
+               "(truncate), so the server ends the reply there")
+    elif turn.finish_reason == "length":
         why = "max tokens ran out before it could answer; raise Max tokens under Advanced"
     else:
         why = "the model ended its turn right after thinking"

@@ -36,6 +36,8 @@ class Turn:
     output_ids: list[int] = field(default_factory=list)
     thinking_chunks: int = 0
     forced_positions: list[int] = field(default_factory=list)
+    # How thinking ended (`close_reason`): model, budget, boundary, grace_limit, eos, truncated.
+    close_reason: str | None = None
     # (tokens, characters) of the thought after each thinking chunk: the text of its first N
     # tokens, for Compare's columns while one shared thought streams.
     thinking_marks: list[tuple[int, int]] = field(default_factory=list)
@@ -134,6 +136,7 @@ class Turn:
             self.boxed_answer = stats.get("boxed_answer")
             self.answer_reserve = stats.get("answer_reserve")
             self.forced_positions = list(stats.get("forced_positions") or ())
+            self.close_reason = stats.get("close_reason")
 
 
 def thinking_prefix(turn: Turn, tokens: int) -> str:

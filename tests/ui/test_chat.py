@@ -19,6 +19,7 @@ from ui.stream import Throttle
 from tests.ui.ui_fake_server import LONG_THINKING, LONG_WORD, MODEL, SLOW_WORD
 
 PAGE = SimpleNamespace(session_hash="page-1")  # what Gradio passes as `gr.Request`
+UNSET = (None, "", "default")  # grace, wrap-up message, budget action: not sent
 
 
 def chat_for(api_base: str) -> Chat:
@@ -31,7 +32,7 @@ def ask(chat: Chat, history: list[dict], text: str, files: list[str] = (), budge
     history, _, go = chat.add_user_message({"text": text, "files": list(files)}, history, PAGE)
     assert go
     history = gr.Chatbot().preprocess(gr.Chatbot().postprocess(history))
-    *_, final = chat.respond(history, go, budget, unlimited, 256, 0.0, system, PAGE)
+    *_, final = chat.respond(history, go, budget, unlimited, 256, 0.0, system, *UNSET, PAGE)
     return final
 
 
@@ -39,7 +40,7 @@ def test_a_forced_answer_is_streamed_and_labelled(fake_server, media) -> None:
     chat = chat_for(fake_server.api_base)
     history, _, go = chat.add_user_message({"text": "How many?", "files": [str(media.shapes)]},
                                            [], PAGE)
-    states = list(chat.respond(history, go, 4, False, 256, 0.0, "", PAGE))
+    states = list(chat.respond(history, go, 4, False, 256, 0.0, "", *UNSET, PAGE))
 
     first_thinking = states[0][1]
     assert first_thinking["metadata"] == {"title": "Thinking…", "status": "pending"}
@@ -71,7 +72,7 @@ def test_second_turn_resends_answers_but_not_thinking(fake_server, media) -> Non
 def test_server_error_becomes_a_note_in_the_chat(fake_server) -> None:
     chat = chat_for(fake_server.api_base)
     history, _, go = chat.add_user_message({"text": "hi", "files": []}, [], PAGE)
-    *_, final = chat.respond(history, go, 8, False, 4, 0.0, "", PAGE)  # max_tokens too small
+    *_, final = chat.respond(history, go, 8, False, 4, 0.0, "", *UNSET, PAGE)  # max_tokens too small
     assert "The server rejected the request (400)" in final[-1]["content"]
     assert "Traceback" not in final[-1]["content"]
 
@@ -79,7 +80,7 @@ def test_server_error_becomes_a_note_in_the_chat(fake_server) -> None:
 def test_server_down_becomes_a_note_and_a_red_status() -> None:
     chat = chat_for(f"http://127.0.0.1:{free_port()}/v1")
     history, _, go = chat.add_user_message({"text": "hi", "files": []}, [], PAGE)
-    *_, final = chat.respond(history, go, 8, False, 256, 0.0, "", PAGE)
+    *_, final = chat.respond(history, go, 8, False, 256, 0.0, "", *UNSET, PAGE)
     assert "Cannot reach the model server" in final[-1]["content"]
     assert "tc-down" in chat.server_status()
 
@@ -128,7 +129,7 @@ def test_retry_keeps_the_earlier_answer_folded(fake_server) -> None:
     assert earlier["metadata"] == {"title": "Earlier answer 1 · ⚡ Answer forced after 4 thinking "
                                             "tokens", "status": "done"}
     assert "I see 0 images" in earlier["content"]
-    *_, final = chat.respond(cut, go, 64, False, 256, 0.0, "", PAGE)
+    *_, final = chat.respond(cut, go, 64, False, 256, 0.0, "", *UNSET, PAGE)
     assert "Finished thinking on its own after 12 tokens" in final[-1]["content"]
     assert fake_server.requests[-1]["think_budget"] == 64
     assert [m["role"] for m in fake_server.requests[-1]["messages"]] == ["user"]  # not resent
@@ -142,7 +143,7 @@ def test_retry_keeps_the_earlier_answer_folded(fake_server) -> None:
 def test_stop_ends_the_stream_and_marks_the_thought(fake_server) -> None:
     chat = chat_for(fake_server.api_base)
     history, _, go = chat.add_user_message({"text": SLOW_WORD, "files": []}, [], PAGE)
-    states = chat.respond(history, go, 2048, False, 4096, 0.0, "", PAGE)
+    states = chat.respond(history, go, 2048, False, 4096, 0.0, "", *UNSET, PAGE)
     next(states), next(states)  # streaming has started
     threading.Timer(0.3, chat.stop_turn, [PAGE]).start()
     *_, final = states

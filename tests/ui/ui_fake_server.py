@@ -131,16 +131,57 @@ class Concurrency:
                 self.active -= 1
 
 
+def budget_controls(body: dict) -> str | None:
+    """The real server's 400s for its budget controls (docs/api.md), or None."""
+    grace, message = body.get("think_budget_grace"), body.get("think_budget_message")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or grace < 0):
+        return "think_budget_grace must be an integer >= 0"
+    if message is not None and (not isinstance(message, str) or len(message) > 2000):
+        return "think_budget_message must be a string of at most 2000 characters"
+    if body.get("think_budget_action", "force") not in ("force", "truncate"):
+        return "think_budget_action must be 'force' or 'truncate'"
+    return None
+
+
+def thought_words(natural: int, effective: int | None, body: dict) -> tuple[list[str], str]:
+    """The thought's words and its `close_reason`, by the rules of docs/api.md: at the budget
+    the thought is truncated, or (grace G) goes on to the first sentence end (a word "."),
+    forced at budget + G; a wrap-up message takes the thought's last tokens (it counts as
+    thinking), skipped when longer than the thought."""
+    words = [WORDS[i % len(WORDS)] for i in range(natural)]
+    if cut_thought(body) is not None:
+        return [], "budget"  # thinking open in the prompt, budget 0: closed at once
+    if effective is None or effective >= natural:
+        return words, "model"
+    if body.get("think_budget_action") == "truncate":
+        return words[:effective], "truncated"
+    grace = body.get("think_budget_grace") or 0
+    end, reason = effective, "budget"
+    if grace:
+        window = words[effective:min(natural, effective + grace)]
+        ends = [i for i, w in enumerate(window) if w == "."]
+        end, reason = ((effective + ends[0] + 1, "boundary") if ends
+                       else (effective + grace, "grace_limit"))
+    words = [WORDS[i % len(WORDS)] for i in range(end)]
+    message = tokenize_words(body.get("think_budget_message") or "")
+    if message and len(message) <= len(words):
+        words = words[:len(words) - len(message)] + message
+    return words, reason
+
+
+def tokenize_words(text: str) -> list[str]:
+    return re.findall(r"\s*[A-Za-z]+|[^\sA-Za-z]", text)
+
+
 def stream(body: dict, budget: int | None, effective: int | None, images: int,
            videos: int) -> Iterator[str]:
     natural, delay = thought_shape(body)
-    thinking = natural if effective is None else min(natural, effective)
-    forced = effective is not None and effective < natural
-    # A continued thought is closed by the budget (0): forced, like the real server does.
-    forced = forced or (cut_thought(body) is not None and effective == 0)
+    thought, close = thought_words(natural, effective, body)
+    thinking = len(thought)
+    # Forced: closed by the budget (a continued thought's budget 0 included), like the real server.
+    forced = close in ("budget", "boundary", "grace_limit")
     ids = bool(body.get("return_token_ids"))
-    for i in range(thinking):
-        word = WORDS[i % len(WORDS)]
+    for word in thought:
         choice = {"index": 0, "delta": {"reasoning_content": word}}
         yield chunk({**choice, "token_ids": [token_id(word)]} if ids else choice)
         time.sleep(delay)
@@ -151,19 +192,23 @@ def stream(body: dict, budget: int | None, effective: int | None, images: int,
         yield "data: [DONE]\n\n"
         return
     answer = answer_tokens(body, images, videos)
-    if NO_ANSWER_WORD in json.dumps(body["messages"][-1]):
+    if close == "truncated":  # no closing sequence, no answer: the reply ends at the budget
+        answer = [""]
+    elif NO_ANSWER_WORD in json.dumps(body["messages"][-1]):
         answer = [""]
     elif STRAY_BOX_WORD in json.dumps(body["messages"][-1]):
         answer = ["The", " answer", " is", " 4", "<|end_of_box|>", "."]
     for i, token in enumerate(answer):
         last = i == len(answer) - 1
-        choice = {"index": 0, "delta": {"content": token}, "finish_reason": "stop" if last else None}
+        end = "length" if close == "truncated" else "stop"
+        choice = {"index": 0, "delta": {"content": token}, "finish_reason": end if last else None}
         if ids:
             choice["token_ids"] = [token_id(token)]
         if last:
             choice["thinkcap"] = {"num_thinking_tokens": thinking, "answer_forced": forced,
                                   "boxed_answer": boxed(answer), "answer_reserve": ANSWER_RESERVE,
-                                  "num_answer_tokens": len([t for t in answer if t])}
+                                  "num_answer_tokens": len([t for t in answer if t]),
+                                  "close_reason": close}
             yield chunk(choice, thinkcap={"think_budget": budget, "effective_think_budget": effective})
         else:
             yield chunk(choice)
@@ -216,6 +261,8 @@ def make_app() -> FastAPI:
         if room < 0:
             return error(400, f"max_tokens={body.get('max_tokens')} cannot hold the closing "
                               f"sequence and an answer")
+        if problem := budget_controls(body):
+            return error(400, problem)
         images, videos, problem = count_media(body["messages"])
         if problem:
             return error(400, problem)
