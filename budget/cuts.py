@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from budget.hint import append_line
+
 THINK_OPEN = "<think>"
 CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
 
@@ -39,6 +41,11 @@ def plan_cuts(budgets: Sequence[int | None], thought_tokens: int, thought_forced
             for b in budgets]
 
 
-def cut_messages(messages: list[dict], cut_thought: str) -> list[dict]:
-    """The conversation with the cut thought as the assistant's unfinished reply (send with `CONTINUE`)."""
+def cut_messages(messages: list[dict], cut_thought: str, budget_hint: str | None = None) -> list[dict]:
+    """The conversation with the cut thought as the assistant's unfinished reply (send with `CONTINUE`).
+    `budget_hint`: the hint the thought's own response reported (`thinkcap.budget_hint`): put back
+    where the server put it, so the cut is answered under the prompt the thought was written under
+    (the server does not hint a continued message itself)."""
+    if budget_hint:
+        messages = append_line(messages, budget_hint)
     return [*messages, {"role": "assistant", "content": THINK_OPEN + cut_thought}]

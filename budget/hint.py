@@ -53,17 +53,22 @@ class BudgetHint:
         changed); unchanged when no budget is known (None)."""
         if budget is None:
             return messages
-        text = self.text(budget)
-        last = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), default=None)
-        if last is None:
-            raise HintError("the budget hint goes into the last user message, and there is none")
-        msg = dict(messages[last])
-        content = msg.get("content")
-        if isinstance(content, list):
-            msg["content"] = [*content, {"type": "text", "text": text}]
-        else:
-            msg["content"] = f"{content or ''}\n{text}" if content else text
-        return [*messages[:last], msg, *messages[last + 1:]]
+        return append_line(messages, self.text(budget))
+
+
+def append_line(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """`messages` with `text` as a new line of the last user message (a text part when the content is
+    a list): how a hint is shown, and how a client re-sends the very hint a response reports."""
+    last = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), default=None)
+    if last is None:
+        raise HintError("the budget hint goes into the last user message, and there is none")
+    msg = dict(messages[last])
+    content = msg.get("content")
+    if isinstance(content, list):
+        msg["content"] = [*content, {"type": "text", "text": text}]
+    else:
+        msg["content"] = f"{content or ''}\n{text}" if content else text
+    return [*messages[:last], msg, *messages[last + 1:]]
 
 
 def parse_hint(value: str | None) -> BudgetHint | None:

@@ -116,7 +116,7 @@ async def _ladder_one(server: _Server, cfg: RunConfig, item: EvalItem, budgets: 
         started = time.perf_counter()
         answer = await server.chat({
             "model": cfg.model, "temperature": cfg.temperature,
-            "messages": cut_messages(item.messages, cut_text),
+            "messages": cut_messages(item.messages, cut_text, info.get("budget_hint")),
             # the room the sweep's answer has at this budget: max_tokens less the thought it spent
             "max_tokens": max(1, cfg.max_tokens - plan.tokens),
             "extra_body": {**cfg.extra_body, **CONTINUE, **budget_body("think_budget", Budget("0", 0)),

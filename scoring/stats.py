@@ -40,7 +40,7 @@ def runs_interval(values: list[float], n_items: int) -> tuple[float, float, floa
     mean = sum(values) / len(values)
     if len(values) == 1:
         low, high = wilson(mean * n_items, n_items)
-        return mean, low, high
+        return mean, min(low, mean), max(high, mean)  # Wilson holds the mean; rounding may not
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
     half = T_95.get(len(values), 2.0) * sd / math.sqrt(len(values))
     return mean, max(0.0, mean - half), min(1.0, mean + half)

@@ -41,6 +41,7 @@ class Prepared:
     scope: str = "request"  # think_budget_scope (serving.turns)
     turn_thinking_tokens: int = 0  # scope turn: thinking of this turn's earlier steps, off the budget
     asked_budget: int | None = None  # scope turn: the budget asked for (params hold what is left of it)
+    hint_text: str | None = None  # the budget hint added to the prompt (serving.hinting), reported back
 
     @property
     def requested_budget(self) -> int | None:

@@ -30,11 +30,17 @@ def shown_budget(params: Any, max_tokens: int | None, closing_len: int, max_mode
     return 0 if placed is None else placed.think_budget
 
 
-def add_hint(body: dict[str, Any], prepared: Any, hint: BudgetHint, closing_len: int, max_model_len: int) -> None:
-    """Append the hint to the last user message of the request's conversation, in place."""
+def add_hint(body: dict[str, Any], prepared: Any, hint: BudgetHint, closing_len: int, max_model_len: int) -> str | None:
+    """Append the hint to the last user message of the request's conversation, in place; the text
+    added (the `thinkcap` object reports it as `budget_hint`), or None.
+
+    A request that continues its own assistant message (`continue_final_message`) is not hinted: it
+    carries on a reply written under some earlier prompt, and the client (the demo's Compare,
+    `thinkcap eval --ladder`) re-sends that reply's reported `budget_hint` itself (budget.cuts), so
+    the cut's prompt is the thought's prompt."""
     key = _CONVERSATION.get(prepared.kind)
-    if key is None or not isinstance(body.get(key), list | str):
-        return
+    if key is None or not isinstance(body.get(key), list | str) or body.get("continue_final_message"):
+        return None
     budget = shown_budget(prepared.params, prepared.max_tokens, closing_len, max_model_len)
     if prepared.kind == "responses" and isinstance(body["input"], str):
         body["input"] = [{"role": "user", "content": body["input"]}]
@@ -44,3 +50,4 @@ def add_hint(body: dict[str, Any], prepared: Any, hint: BudgetHint, closing_len:
     except HintError as exc:
         raise APIError(str(exc), param=key) from None
     body[key] = hinted if prepared.kind == "chat_batch" else hinted[0]
+    return None if budget is None else hint.text(budget)

@@ -151,7 +151,7 @@ def _prepare(prepare: Any, body: dict[str, Any], layer: Layer | None, settings: 
             prepared = apply_turn(body, prepared, lambda text: len(encode(text)))
         hint = settings.hint()
         if hint is not None:
-            add_hint(body, prepared, hint, len(layer.profile.closing_ids), layer.max_model_len)
+            prepared.hint_text = add_hint(body, prepared, hint, len(layer.profile.closing_ids), layer.max_model_len)
         return prepared
     asked = [k for k in (THINK_BUDGET_KEY, *THINK_BUDGET_ALIASES, MIN_THINK_KEY) if body.get(k) is not None]
     if asked:

@@ -73,6 +73,7 @@ class ChoiceTracker:
         info["think_budget_scope"] = self.prepared.scope
         info["turn_thinking_tokens"] = spent
         info["budget_left"] = None if asked is None else max(0, asked - spent - info["num_thinking_tokens"])
+        info["budget_hint"] = self.prepared.hint_text  # what the model was told, for clients that continue it
         return info
 
     def request_info(self, choice_info: dict[str, Any]) -> dict[str, Any]:

@@ -41,12 +41,12 @@ def cut_turn(cut: Cut, text: str) -> Turn:
 
 
 def answer_cut(column: Column, cutter: CutClient, messages: list[dict], settings: Settings,
-               signal: StopSignal, cut: Cut) -> None:
+               signal: StopSignal, cut: Cut, budget_hint: str | None = None) -> None:
     """Stream the forced answer at one cut into `column.turn`, on its own thread."""
     turn = column.turn
     try:
         thought = turn.thinking
-        for chunk in cutter.answer_at_cut(messages, thought, settings, signal):
+        for chunk in cutter.answer_at_cut(messages, thought, settings, signal, budget_hint):
             turn.feed(chunk)
             # The request thought 0 tokens itself (budget 0): the column's thought is the cut.
             turn.thinking, turn.num_thinking_tokens, turn.answer_forced = thought, cut.tokens, True
@@ -115,7 +115,7 @@ def stream_cut(client: ChatClient, cutter: CutClient, signal: StopSignal, messag
         column.turn = cut_turn(cut, texts[cut.budget]) if cut.cut else shared
         if cut.cut:
             column.thread = threading.Thread(target=answer_cut, daemon=True, args=(
-                column, cutter, messages, settings(cut.budget), signal, cut))
+                column, cutter, messages, settings(cut.budget), signal, cut, shared.budget_hint))
             column.thread.start()
     yield from _wait([c for c in columns if c.thread is not None])
 

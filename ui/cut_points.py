@@ -66,7 +66,8 @@ class CutClient:
         return list(streamed) if streamed is not None else self.tokenize(thought)
 
     def answer_at_cut(self, messages: list[dict], cut_thought: str, settings: Settings,
-                      signal: StopSignal | None = None) -> Iterator[dict]:
-        """Stream the answer forced right after `cut_thought` (chunks as plain dicts)."""
-        yield from self.chat.stream(cut_messages(messages, cut_thought), cut_settings(settings),
+                      signal: StopSignal | None = None, budget_hint: str | None = None) -> Iterator[dict]:
+        """Stream the answer forced right after `cut_thought` (chunks as plain dicts); `budget_hint`:
+        the hint the thought's response reported, put back so the cut keeps the thought's prompt."""
+        yield from self.chat.stream(cut_messages(messages, cut_thought, budget_hint), cut_settings(settings),
                                     signal, extra=CONTINUE)

@@ -38,6 +38,8 @@ class Turn:
     forced_positions: list[int] = field(default_factory=list)
     # How thinking ended (`close_reason`): model, budget, boundary, grace_limit, eos, truncated.
     close_reason: str | None = None
+    # The budget hint the server put in the prompt (`budget_hint`): a cut of this thought re-sends it.
+    budget_hint: str | None = None
     # (tokens, characters) of the thought after each thinking chunk: the text of its first N
     # tokens, for Compare's columns while one shared thought streams.
     thinking_marks: list[tuple[int, int]] = field(default_factory=list)
@@ -137,6 +139,7 @@ class Turn:
             self.answer_reserve = stats.get("answer_reserve")
             self.forced_positions = list(stats.get("forced_positions") or ())
             self.close_reason = stats.get("close_reason")
+            self.budget_hint = stats.get("budget_hint")
 
 
 def thinking_prefix(turn: Turn, tokens: int) -> str:

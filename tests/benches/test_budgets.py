@@ -20,10 +20,15 @@ def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
     out = tmp_path / "bench"
     rc = learning.main(["--arms", "budget", "--out", str(out), "--n", "16", "--held-out", "4",
                               "--sft-model", str(warm_model_dir), "--steps", "1", "--seeds", "1", "--prompts", "2", "--group", "2",
-                              "--choices", "0,4", "--budget", "8", "--eval-budgets", "0,full", "--engine", "hf"])
+                              "--choices", "0,4", "--ladder-choices", "0,4", "--budget", "8", "--eval-budgets", "0,full",
+                              "--engine", "hf"])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
-    assert len(results["accuracy"]) == 4  # the SFT model and three arms
+    assert len(results["accuracy"]) == 5  # the SFT model and four arms
+    assert set(results["auc"]) == set(results["accuracy"]) and all(0 <= a[0] <= 1 for a in results["auc"].values())
+    assert set(results["short_share"]) == set(results["accuracy"])
+    hinted = json.loads((out / "arm-d-seed0" / "checkpoints" / "step-000001" / "policy" / "thinkcap_policy.json").read_text())
+    assert hinted["budget_hint"]["template"] == "Think for at most {budget} tokens."  # served as trained
     for per_budget in results["accuracy"].values():
         assert set(per_budget) == {"0", "full"} and all(0 <= lo <= m <= hi <= 1 for m, lo, hi in per_budget.values())
     assert (out / "budget_curve.png").stat().st_size > 0

@@ -43,3 +43,22 @@ def test_shown_budget_follows_the_fit_rule():
     prepared = prepare_chat({"messages": [{"role": "user", "content": "q"}], "think_budget": 4, "max_tokens": 64,
                              "response_format": {"type": "json_object"}}, S)
     assert shown_budget(prepared.params, 64, 2, 4096) == 4  # the structured reserve shrinks, not the budget
+
+
+def test_the_hint_added_is_reported_and_a_continued_reply_is_not_rehinted():
+    body = {"messages": [{"role": "user", "content": "q"}], "think_budget": 8}
+    assert add_hint(body, prepare_chat(body, S), HINT, 2, 4096) == "Think for at most 8 tokens."
+    cont = {"messages": [{"role": "user", "content": "q\nThink for at most 32 tokens."},
+                         {"role": "assistant", "content": "<think>a3 b8"}],
+            "continue_final_message": True, "add_generation_prompt": False, "think_budget": 0}
+    assert add_hint(cont, prepare_chat(cont, S), HINT, 2, 4096) is None
+    assert cont["messages"][0]["content"] == "q\nThink for at most 32 tokens."  # the client's, as sent
+
+
+def test_a_cut_puts_back_the_hint_its_thought_was_written_under():
+    from budget.cuts import cut_messages
+
+    messages = [{"role": "user", "content": "q"}]
+    assert cut_messages(messages, "a3 b8", "Think for at most 32 tokens.") == [
+        {"role": "user", "content": "q\nThink for at most 32 tokens."}, {"role": "assistant", "content": "<think>a3 b8"}]
+    assert cut_messages(messages, "a3", None)[0] == {"role": "user", "content": "q"}
