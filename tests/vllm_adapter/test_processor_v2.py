@@ -10,6 +10,7 @@ with the same forced positions, and within its budget.
 from __future__ import annotations
 
 import random
+import weakref
 from contextlib import contextmanager
 from unittest import mock
 
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from budget import params_from_args, replay, resolve_params
+from vllm_adapter import processor_common
 from tests.vllm_adapter.runner_sim import CLOSE, CPU, GLM, V, V1Sim, V2Sim, fake_config, random_request
 from vllm_adapter.processor import ThinkBudgetLogitsProcessor
 from vllm_adapter.processor_v2 import ThinkBudgetV2Processor
@@ -128,13 +130,15 @@ def test_validate_params_refuses_with_the_v1_messages(args, message):
 
     from tests.vllm_adapter.runner_sim import cpu_request_state
 
-    with sim_profile():
+    # Its own owner registry: engines other tests left alive in this process would make the owner
+    # ambiguous, and validate_params then (rightly) skips the per-model id checks.
+    with sim_profile(), mock.patch.object(processor_common, "OWNERS", weakref.WeakValueDictionary()):
         proc = ThinkBudgetLogitsProcessor(fake_config(), LogitsProcRequestState.from_request_state(cpu_request_state(2, 16, 1)))
-    validate = build_custom_logits_processors_params_validator(["vllm_adapter.processor:ThinkBudgetLogitsProcessor"])
-    with pytest.raises(VLLMValidationError, match=message):
-        validate(SamplingParams(extra_args=args))
-    with pytest.raises(ValueError, match=message):
-        ThinkBudgetV2Processor.validate_params(SamplingParams(extra_args=args))
+        validate = build_custom_logits_processors_params_validator(["vllm_adapter.processor:ThinkBudgetLogitsProcessor"])
+        with pytest.raises(VLLMValidationError, match=message):
+            validate(SamplingParams(extra_args=args))
+        with pytest.raises(ValueError, match=message):
+            ThinkBudgetV2Processor.validate_params(SamplingParams(extra_args=args))
     del proc
 
 
