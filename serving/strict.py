@@ -96,6 +96,7 @@ def numeric_fields(kind: str) -> frozenset[str]:
     return frozenset(out)
 
 
+_OBJECT_FIELDS = ("structured_outputs",)
 _ROUTE_KINDS = {"/v1/chat/completions": "chat", "/v1/completions": "completion", "/v1/responses": "responses",
                 "/v1/messages": "messages", "/v1/chat/completions/batch": "chat_batch"}
 
@@ -110,6 +111,11 @@ def check_fields(route: str, body: dict[str, Any]) -> None:
     for name in numeric_fields(kind):
         if isinstance(body.get(name), bool):
             raise APIError(f"{name} must be a number, not a boolean ({json.dumps(body[name])})", param=name)
+    # vLLM's request models read these as objects before validating them: anything else was a 500
+    # ("'bool' object has no attribute 'get'", found by the schema fuzz with structured_outputs: true).
+    for name in _OBJECT_FIELDS:
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            raise APIError(f"{name} must be an object, not {json.dumps(body[name])[:40]}", param=name)
     if kind in ("chat", "chat_batch"):
         _check_roles(body.get("messages"), "messages")
 
