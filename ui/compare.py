@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 from collections.abc import Iterator
 
 import gradio as gr
 
 from ui.chat import check_message, settings_from_controls, turn_box
 from ui.client import ChatClient, ServerError, Settings
-from ui.compare_cut import stream_cut
+from ui.compare_cut import stream_cut, wait_columns
 from ui.compare_view import MAX_COLUMNS, Column, column_outputs, refusal_html, summary_html
 from ui.controls import capped_warning, warn
 from ui.cut_points import CutClient
 from ui.history import to_openai
 from ui.media import MediaError
 from ui.session import Sessions, StopSignal
-from ui.stream import Throttle, Turn
+from ui.stream import Turn
 
 DEFAULT_BUDGETS = "8, 64, 512, unlimited"
 CUT, INDEPENDENT = "cut", "independent"
@@ -135,9 +134,4 @@ def _stream_independent(client: ChatClient, signal: StopSignal, messages: list[d
                                          args=(column, client, messages,
                                                settings(column.budget), signal))
         column.thread.start()
-    throttle = Throttle()
-    while any(c.thread.is_alive() for c in columns):
-        time.sleep(0.02)
-        if throttle.ready():
-            yield
-    yield  # exact, after every stream has ended
+    yield from wait_columns(columns)

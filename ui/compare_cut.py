@@ -117,10 +117,11 @@ def stream_cut(client: ChatClient, cutter: CutClient, signal: StopSignal, messag
             column.thread = threading.Thread(target=answer_cut, daemon=True, args=(
                 column, cutter, messages, settings(cut.budget), signal, cut, shared.budget_hint))
             column.thread.start()
-    yield from _wait([c for c in columns if c.thread is not None])
+    yield from wait_columns([c for c in columns if c.thread is not None])
 
 
-def _wait(columns: list[Column]) -> Iterator[None]:
+def wait_columns(columns: list[Column]) -> Iterator[None]:
+    """Yield (throttled) while any column's thread streams, then once more when all have ended."""
     throttle = Throttle()
     while any(c.thread.is_alive() for c in columns):
         time.sleep(0.02)

@@ -32,7 +32,7 @@ try:
 except ImportError:  # vLLM >= 0.34 removed the V1 model runner and its processor interface
     _RUNNER_BASES = (V2LogitsProcessor,)
 
-from budget import BudgetError, BudgetParams, ProfileError, ThinkProfile, enforces, params_from_args, resolve_params
+from budget import BudgetError, BudgetParams, ThinkProfile, enforces, params_from_args, resolve_params
 from vllm_adapter import processor_common as common
 from vllm_adapter.budget_rows import BudgetRows
 from vllm_adapter.processor_v2 import ThinkBudgetV2Processor, is_v2_construction
@@ -87,14 +87,8 @@ class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
         self.vocab_size = vllm_config.model_config.get_vocab_size()
         self.rows: BudgetRows | None = None
         self.profile: ThinkProfile | None = None
-        self.owner = common.OWNERS.setdefault(id(vllm_config), self) is self
-        if not self.owner:
-            log.info("think budget: a second processor instance for this engine stays idle")
-            return
-        try:
-            self.profile = common.model_profile(vllm_config)
-        except ProfileError as e:  # not a thinking model: stay inert, requests asking get an error
-            log.info("think budget disabled for %s: %s", vllm_config.model_config.model, e)
+        self.owner, self.profile = common.claim(self, vllm_config)
+        if self.profile is None:
             return
         self.rows = BudgetRows(self.profile)
         self.redirect = Redirect(self.profile, device)

@@ -7,6 +7,7 @@ logits. Neither path imports the other for these, so V1's entry class can build 
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,6 +16,8 @@ from vllm.utils.torch_utils import async_tensor_h2d
 
 from budget import BudgetError, BudgetParams, ProfileError, ThinkProfile, ThinkState, build_profile, params_from_args
 from vllm_adapter.budget_rows import StepPlan
+
+log = logging.getLogger("vllm_adapter.processor")  # the processor's own log name, as before
 
 if TYPE_CHECKING:
     from vllm.config import VllmConfig
@@ -42,6 +45,22 @@ def model_profile(vllm_config: VllmConfig) -> ThinkProfile:
     if tokenizer is None:
         raise ProfileError("the engine runs with skip_tokenizer_init, so think tokens are unknown")
     return build_profile(tokenizer, model_type=getattr(model_config.hf_config, "model_type", None))
+
+
+def claim(instance: Owner, vllm_config: VllmConfig) -> tuple[bool, ThinkProfile | None]:
+    """(owns the engine, its think profile) for a new processor instance of either runner.
+
+    The first instance built for an engine owns its rows; a second one (`logits_processors=` next
+    to the entry point) stays idle. A model without think tokens leaves the owner inert (profile
+    None): requests that ask for a budget get an error from `validate_params`."""
+    if OWNERS.setdefault(id(vllm_config), instance) is not instance:
+        log.info("think budget: a second processor instance for this engine stays idle")
+        return False, None
+    try:
+        return True, model_profile(vllm_config)
+    except ProfileError as e:
+        log.info("think budget disabled for %s: %s", vllm_config.model_config.model, e)
+        return True, None
 
 
 def check_ids(profile: ThinkProfile, vocab_size: int, params: BudgetParams) -> None:

@@ -28,7 +28,7 @@ import torch
 from vllm.sampling_params import SamplingParams
 from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsContext, LogitsProcessor, LogitsProcRequestState
 
-from budget import BudgetError, BudgetParams, ProfileError, ThinkProfile, params_from_args
+from budget import BudgetError, BudgetParams, ThinkProfile, params_from_args
 from vllm_adapter import processor_common as common
 from vllm_adapter.budget_rows import StepPlan
 from vllm_adapter.budget_slots import BudgetSlots, Watch
@@ -47,15 +47,8 @@ class ThinkBudgetV2Processor(LogitsProcessor):
         self.vocab_size = req_states.vocab_size
         self.slots: BudgetSlots | None = None
         self.profile: ThinkProfile | None = None
-        # `logits_processors=` next to the entry point builds a second instance: it stays idle.
-        self.owner = common.OWNERS.setdefault(id(vllm_config), self) is self
-        if not self.owner:
-            log.info("think budget: a second processor instance for this engine stays idle")
-            return
-        try:
-            self.profile = common.model_profile(vllm_config)
-        except ProfileError as e:
-            log.info("think budget disabled for %s: %s", vllm_config.model_config.model, e)
+        self.owner, self.profile = common.claim(self, vllm_config)
+        if self.profile is None:
             return
         self.slots = BudgetSlots(self.profile, req_states.max_num_reqs)
         self._max_len = req_states.all_token_ids.gpu.shape[1]
