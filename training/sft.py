@@ -112,8 +112,7 @@ def warm_up(cfg: SFTConfig) -> Path:
     torch.manual_seed(cfg.seed)
     processor = AutoProcessor.from_pretrained(model_dir)
     tokenizer = processor.tokenizer
-    # the hint goes into prompts only with budgets to name; budget_hint alone is only recorded (below)
-    encode = PromptEncoder(processor, cfg.hint() if cfg.budgets() else None)
+    encode = PromptEncoder(processor, cfg.hint())  # SFTConfig: a hint always comes with budgets to show
     model = load_policy(str(model_dir)).train()
     scorer = SequenceLogprobs(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)

@@ -77,6 +77,10 @@ class SFTConfig:
         if budgets and hint is None:
             raise ConfigError(f"hint_budgets ({self.hint_budgets!r}) needs budget_hint: set budget_hint to a template "
                               "with one {budget}, or leave hint_budgets empty")
+        if hint is not None and not budgets:
+            # The folder would record a hint no prompt showed, and thinkcap serve would apply it.
+            raise ConfigError(f"budget_hint ({self.budget_hint!r}) needs hint_budgets: the budgets the prompts show, "
+                              "e.g. '0,4,8,12,16,20,32'; or leave budget_hint empty")
 
     def hint(self) -> BudgetHint | None:
         """The hint template (None = off)."""

@@ -49,6 +49,7 @@ def test_help_lists_every_field():
 @pytest.mark.parametrize("argv, words", [
     (["--hint-budgets", "0,4", "d", "o"], ["hint_budgets", "budget_hint"]),
     (["--budget-hint", "at most {b}", "d", "o"], ["budget_hint", "{budget}"]),
+    (["--budget-hint", "at most {budget}", "d", "o"], ["budget_hint", "hint_budgets"]),  # a hint no prompt shows
     (["--budget-hint", HINT, "--hint-budgets", "0,x", "d", "o"], ["hint_budgets", "'x'"]),
     (["--budget-hint", HINT, "--hint-budgets", "-4", "d", "o"], ["hint_budgets", ">= 0"]),
     (["--steps", "0", "d", "o"], ["steps", ">= 1"]),
