@@ -141,6 +141,12 @@ class ThinkState:
                 and self._force_at <= self.num_thinking_tokens < self._limit)
 
     @property
+    def grace_left(self) -> int:
+        """Thinking tokens left before the grace window's forced close (0 outside the window): a
+        batched adapter that checks window rows in bulk wakes the row after that many tokens."""
+        return self._limit - self.num_thinking_tokens if self.in_grace else 0
+
+    @property
     def redirects_eos(self) -> bool:
         """While thinking freely, an EOS the model picks becomes the close tag (its probability is
         moved onto `</think>`): the thought ends with an answer (issue 19.2, `answer_required`)."""

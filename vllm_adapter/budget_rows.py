@@ -4,8 +4,13 @@ The vLLM processor runs on every decode step of every request, so this keeps its
 zero: rows without a budget are never stored; a budgeted row sleeps until the first step at which
 it could owe something (`ThinkState.tokens_until_action`) and is then caught up on the tokens it
 produced meanwhile, each token exactly once. Only rows in a forced sequence, under
-`min_think_tokens`, inside their grace window or at their first answer token ("hot" rows, few of
-them) are looked at every step.
+`min_think_tokens` or at their first answer token ("hot" rows, few of them) are looked at every
+step.
+
+Rows inside their grace window form a lane checked in bulk: each step the adapter ranks the close
+tag in all of them with one tensor op and masks it with one cached indexed store (`StepPlan.grace`,
+`grace_masked`); only a row whose close tag ranks in the top k (`close_now`), whose last id is a
+boundary, or that reaches the window's end is visited in Python, once.
 
 Rows that think with `answer_required` are also "watched" (`ThinkState.redirects_eos`): their EOS
 is moved onto the close tag every step (one tensor op for all of them, indices cached), and each
@@ -24,7 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from budget import BudgetParams, Phase, ThinkProfile, ThinkState
-from budget.state import CLOSE_TOP_K
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +55,15 @@ class StepPlan:
     masked: list[tuple[int, int]] = field(default_factory=list)  # (row, id) set to -inf
     # min-think rows with a continuation: whether to force it depends on the row's top logit.
     ask_top: list[Row] = field(default_factory=list)
-    # rows in their grace window: whether to close depends on the close tag's rank in the row.
-    ask_close: list[Row] = field(default_factory=list)
     redirect: list[int] = field(default_factory=list)  # rows whose EOS becomes the close tag
+    # The grace lane: its batch rows (whether to close depends on the close tag's rank in each),
+    # and the (row, id) pairs masked on those that do not close. Both are the same list objects
+    # from step to step until the lane changes, so adapters can cache their index tensors.
+    grace: list[int] = field(default_factory=list)
+    grace_masked: list[tuple[int, int]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.forced or self.masked or self.ask_top or self.ask_close or self.redirect)
+        return bool(self.forced or self.masked or self.ask_top or self.grace or self.redirect)
 
 
 class BudgetRows:
@@ -73,6 +80,11 @@ class BudgetRows:
         self._watch: dict[Row, bool] = {}
         self._wake_ids = frozenset({profile.think_open_id, profile.think_close_id})
         self._watch_index: list[int] | None = []  # their batch indices; None when stale
+        # The grace lane, woken by a boundary (or the close tag / EOS) as its last id.
+        self._grace: dict[Row, None] = {}
+        self._grace_wake = profile.boundary_ids | {profile.think_close_id, *profile.eos_token_ids}
+        self._grace_index: list[int] | None = []  # their batch indices; None when stale
+        self._grace_masked: list[tuple[int, int]] = []
         self._warned_placeholders = False
 
     def __len__(self) -> int:
@@ -101,6 +113,8 @@ class BudgetRows:
             self._forget(b)  # a one-way move overwrites dst
         if (a is not None and a in self._watch) or (b is not None and b in self._watch):
             self._watch_index = None
+        if (a is not None and a in self._grace) or (b is not None and b in self._grace):
+            self._grace_index = None
         if a is not None:
             a.index = dst
             self._by_index[dst] = a
@@ -122,12 +136,23 @@ class BudgetRows:
                 output = row.output
                 if output and output[-1] in wake:  # thinking opened or closed: re-plan the row
                     self._hot[row] = None
+        if self._grace:
+            wake = self._grace_wake
+            for row in self._grace:
+                output = row.output
+                if len(output) > row.seen and output[-1] in wake:  # a boundary: close now
+                    self._hot[row] = None
         for row in list(self._hot):
             self._visit(row, plan)
         if self._watch:
             if self._watch_index is None:
                 self._watch_index = [row.index for row, thinking in self._watch.items() if thinking]
             plan.redirect = self._watch_index  # the same list object until the set changes
+        if self._grace:
+            if self._grace_index is None:
+                self._grace_index = [row.index for row in self._grace]
+                self._grace_masked = [(row.index, t) for row in self._grace for t in row.state.suppressed_ids()]
+            plan.grace, plan.grace_masked = self._grace_index, self._grace_masked
         return plan
 
     def top_choice(self, row: Row, top_id: int, plan: StepPlan) -> None:
@@ -138,17 +163,24 @@ class BudgetRows:
         else:
             plan.masked.extend((row.index, tok) for tok in row.state.suppressed_ids())
 
-    def close_rank(self, row: Row, rank: int, plan: StepPlan) -> None:
-        """Finish an `ask_close` row: the close tag ranks `rank` among the row's logits (0 = top).
-        Among the top k: force the closing sequence; else mask the close tag (and EOS)."""
-        forced = row.state.request_close() if rank < CLOSE_TOP_K else None
+    def close_now(self, index: int, plan: StepPlan) -> None:
+        """The grace-lane row at batch `index` has the close tag among its top `CLOSE_TOP_K`:
+        force the closing sequence. The caller masks the lane's other rows (`grace_masked`)."""
+        row = self._by_index[index]
+        self._leave_grace(row)
+        self._hot[row] = None  # the rest of the closing sequence follows
+        if not self._catch_up(row):
+            return
+        forced = row.state.request_close()
         if forced is not None:
-            plan.forced.append((row.index, forced))
-        else:
-            plan.masked.extend((row.index, tok) for tok in row.state.suppressed_ids())
+            plan.forced.append((index, forced))
+        else:  # not in the window after all (cannot happen: a wake id or the limit visits it first)
+            plan.masked.extend((index, tok) for tok in row.state.suppressed_ids())
 
     # ---- internals ----------------------------------------------------------------------------
     def _visit(self, row: Row, plan: StepPlan) -> None:
+        if row in self._grace:
+            self._leave_grace(row)
         if not self._catch_up(row):
             return
         state = row.state
@@ -168,8 +200,14 @@ class BudgetRows:
         forced = state.forced_token()
         if forced is not None:
             plan.forced.append((row.index, forced))
-        elif state.in_grace:
-            plan.ask_close.append(row)
+        elif state.in_grace:  # into the lane until a boundary, a top-k close or the window's end
+            del self._hot[row]
+            self._grace[row] = None
+            self._grace_index = None
+            # Woken at the window's end, or where `min_think_tokens` is reached (EOS unmasked there).
+            under_min = state.params.min_think_tokens - state.num_thinking_tokens
+            row.due = self.step_no + (min(under_min, state.grace_left) if under_min > 0 else state.grace_left)
+            self._sleeping.setdefault(row.due, []).append(row)
         elif (state.params.continuation_ids and state.phase == Phase.THINKING
               and state.num_thinking_tokens < state.params.min_think_tokens):
             plan.ask_top.append(row)
@@ -208,7 +246,12 @@ class BudgetRows:
                 del self._watch[row]
             self._watch_index = None
 
+    def _leave_grace(self, row: Row) -> None:
+        if self._grace.pop(row, 0) is None:
+            self._grace_index = None
+
     def _forget(self, row: Row) -> None:
         row.alive = False  # stale entries in `_sleeping` are skipped when their step comes
         self._hot.pop(row, None)
+        self._leave_grace(row)
         self._set_watched(row, False)

@@ -36,41 +36,12 @@ from budget import BudgetError, BudgetParams, ThinkProfile, enforces, params_fro
 from vllm_adapter import processor_common as common
 from vllm_adapter.budget_rows import BudgetRows
 from vllm_adapter.processor_v2 import ThinkBudgetV2Processor, is_v2_construction
+from vllm_adapter.row_ops import GraceLane, Redirect
 
 if TYPE_CHECKING:
     from vllm.config import VllmConfig
 
 log = logging.getLogger(__name__)
-
-
-class Redirect:
-    """EOS → close tag on the watched rows (`answer_required`): the close tag's logit is raised to
-    the highest EOS logit and EOS goes to -inf, so wherever an EOS would have been the top choice
-    the close tag is (greedy: exactly the model's own stream up to that point). Not the sum of
-    their probabilities: several EOS ids together would then outrank a token the model preferred
-    to each of them. Index tensors are rebuilt only when the watched set changes."""
-
-    def __init__(self, profile: ThinkProfile, device: Any):
-        self.device = device
-        self.close = profile.think_close_id
-        self.cols = torch.tensor([profile.think_close_id, *sorted(profile.eos_token_ids)], device=device)  # [1+E]
-        self._key: list[int] | None = None
-        self._rows = self._grid = None
-
-    def __call__(self, logits: torch.Tensor, rows: list[int]) -> None:
-        if rows is not self._key:
-            self._key = rows
-            self._rows = common.h2d(rows, self.device)  # [W]
-            self._grid = (self._rows[:, None], self.cols[None, :])  # [W, 1+E] index pair
-        redirect_eos(logits, self._grid, self.close)
-
-
-def redirect_eos(logits: torch.Tensor, grid: tuple[torch.Tensor, torch.Tensor], close: int) -> None:
-    """The EOS → close op on V1's watched rows: `grid` = (rows [W, 1], [close, *EOS] [1, 1+E]). (The
-    V2 path applies the same values as a masked write over flagged rows: `processor_v2.DeviceWatch`.)"""
-    merged = logits[grid].amax(dim=-1)  # [W]
-    logits[grid] = float("-inf")
-    logits[grid[0][:, 0], close] = merged
 
 
 class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
@@ -92,6 +63,7 @@ class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
             return
         self.rows = BudgetRows(self.profile)
         self.redirect = Redirect(self.profile, device)
+        self.grace = GraceLane(self.profile, device)
 
     # ---- request admission ------------------------------------------------------------------
     @classmethod
@@ -130,13 +102,8 @@ class ThinkBudgetLogitsProcessor(*_RUNNER_BASES):
             top = logits[[row.index for row in asked]].argmax(dim=-1).tolist()  # [A]
             for row, top_id in zip(asked, top):
                 self.rows.top_choice(row, top_id, plan)
-        if plan.ask_close:  # rows in their grace window: the close tag's rank in each
-            asked = plan.ask_close
-            sub = logits[[row.index for row in asked]]  # [A, V]
-            close = self.profile.think_close_id
-            ranks = (sub > sub[:, close : close + 1]).sum(dim=-1).tolist()  # [A]
-            for row, rank in zip(asked, ranks):
-                self.rows.close_rank(row, rank, plan)
+        if plan.grace:
+            self.grace(logits, plan, self.rows)
         if plan.redirect:
             self.redirect(logits, plan.redirect)
         common.write_plan(logits, plan, self.device)

@@ -295,6 +295,6 @@ class DeviceWatch:
             flags[torch.tensor(rows).to(flags.device)] = torch.tensor(values).to(flags.device)
         sub = logits[:, self.cols]  # [N, K]
         out = sub.masked_fill(self.kill[flags], float("-inf"))  # [N, K]
-        # V1's op (`processor.redirect_eos`): the close tag takes the highest of close and EOS
+        # V1's op (`row_ops.redirect_eos`): the close tag takes the highest of close and EOS
         out[:, 0] = torch.where(flags == Watch.REDIRECT, sub[:, : self.n_redirect].amax(dim=-1), sub[:, 0])  # [N]
         logits[:, self.cols] = out

@@ -17,7 +17,8 @@ from budget import BudgetParams, ThinkProfile, ThinkState
 from vllm_adapter.budget_rows import BudgetRows, StepPlan
 
 OPEN, CLOSE, ANS, EOS, WAIT = 10, 11, 12, 0, 50
-GLM = ThinkProfile("glm4.1v", OPEN, CLOSE, (CLOSE, ANS), frozenset({EOS}), answer_open_id=ANS)
+BOUNDARY = 24  # a sentence end: closes a row inside its grace window
+GLM = ThinkProfile("glm4.1v", OPEN, CLOSE, (CLOSE, ANS), frozenset({EOS}), answer_open_id=ANS, boundary_ids=frozenset({BOUNDARY}))
 
 
 @dataclass
@@ -32,9 +33,11 @@ class Req:
         if self.params is not None:
             self.ref = ThinkState(GLM, self.params, self.prompt)
 
-    def propose(self) -> int:
-        """The model's own next choice: mostly text, sometimes a tag or EOS."""
-        return self.rng.choice([20, 21, 22, 23, 24, 25, OPEN, CLOSE, ANS] + [EOS] * (self.rng.random() < 0.05))
+    def propose(self) -> tuple[int, bool]:
+        """The model's own next choice (mostly text, sometimes a tag or EOS), and whether the close
+        tag is among its top k (what the grace window asks)."""
+        tok = self.rng.choice([20, 21, 22, 23, 24, 25, OPEN, CLOSE, ANS] + [EOS] * (self.rng.random() < 0.05))
+        return tok, self.rng.random() < 0.1
 
 
 def random_params(rng: random.Random) -> BudgetParams | None:
@@ -49,10 +52,12 @@ def random_params(rng: random.Random) -> BudgetParams | None:
         budget = rng.randint(0, 12)
     cont = (WAIT, WAIT + 1) if rng.random() < 0.5 else ()
     trans = (60, 61) if rng.random() < 0.3 else ()
-    return BudgetParams(think_budget=budget, min_think_tokens=min_think, continuation_ids=cont, message_ids=trans)
+    grace = rng.choice([0, 0, 1, 4, 12])
+    return BudgetParams(think_budget=budget, min_think_tokens=min_think, continuation_ids=cont, message_ids=trans,
+                        grace=grace, answer_required=rng.random() < 0.8)
 
 
-def reference_decision(req: Req, proposed: int) -> tuple[int | None, frozenset[int]]:
+def reference_decision(req: Req, proposed: int, close_in_top: bool) -> tuple[int | None, frozenset[int]]:
     """What the HF adapter would do for this row: (forced id, masked ids)."""
     state = req.ref
     if state is None or state.finished:
@@ -60,6 +65,8 @@ def reference_decision(req: Req, proposed: int) -> tuple[int | None, frozenset[i
     forced = state.forced_token()
     if forced is not None:
         return forced, frozenset()
+    if state.in_grace and close_in_top:
+        return state.request_close(), frozenset()
     banned = state.suppressed_ids()
     if banned and proposed in banned:
         forced = state.request_continuation()
@@ -121,15 +128,22 @@ def test_sleeping_rows_decide_exactly_like_a_per_token_reference(seed):
         plan = rows.step()
         proposals = [req.propose() for req in batch]
         for row in plan.ask_top:
-            rows.top_choice(row, proposals[row.index], plan)
+            rows.top_choice(row, proposals[row.index][0], plan)
+        # the grace lane as the processor runs it: rows whose close tag ranks in the top k close
+        assert len(plan.grace_masked) == len(set(plan.grace_masked)) and {r for r, _ in plan.grace_masked} <= set(plan.grace)
+        closing = {i for i in plan.grace if proposals[i][1]}
+        for i in sorted(closing):
+            rows.close_now(i, plan)
+        plan.masked.extend(pair for pair in plan.grace_masked if pair[0] not in closing)
         got = decisions(plan)
         assert set(plan.redirect) == {i for i, req in enumerate(batch) if redirects(req)}, seed
         for i, req in enumerate(batch):
-            forced, masked = reference_decision(req, proposals[i])
+            redirected = redirects(req)  # before the reference decides (a grace close changes it)
+            forced, masked = reference_decision(req, *proposals[i])
             assert got.get(i, (None, frozenset())) == (forced, masked), (seed, i, req.params)
             if rng.random() < 0.1:
                 continue  # no token for this row this step (e.g. a prefill chunk)
-            proposed = CLOSE if redirects(req) and proposals[i] == EOS else proposals[i]
+            proposed = CLOSE if redirected and proposals[i][0] == EOS else proposals[i][0]
             tok = forced if forced is not None else (25 if proposed in masked else proposed)
             req.output.append(tok)
             if req.ref is not None:
