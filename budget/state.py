@@ -71,7 +71,7 @@ class ThinkState:
     __slots__ = (
         "profile", "params", "phase", "num_generated", "num_thinking_tokens", "forced_positions",
         "answer_forced", "think_start", "think_end", "answer_start", "close_reason", "answer_seen",
-        "_pending", "_pending_pos", "_pending_reason", "_force_at", "_limit", "_plan", "_suppress",
+        "_pending", "_pending_pos", "_pending_reason", "_force_at", "_limit", "_open", "_plan", "_suppress",
         "_grace_suppress", "_answer_suppress", "_last",
     )
 
@@ -104,8 +104,12 @@ class ThinkState:
             # The message counts as thinking, so it starts early enough to end at the budget.
             message = params.message_ids if budget is not None and len(params.message_ids) <= budget else ()
             grace, self._plan = params.grace, message + profile.closing_ids
-        self._force_at = None if budget is None else budget - len(message)  # the grace window opens here
-        self._limit = None if budget is None else self._force_at + grace  # and closes here: forced
+        # Boundaries close from `_force_at` (the message, then the close tag, ends at or past the
+        # budget); the close tag's top-k rule and its mask start at the budget itself, so a model
+        # ranking `</think>` high before its budget is spent is not cut short by a message's length.
+        self._force_at = None if budget is None else budget - len(message)
+        self._limit = None if budget is None else self._force_at + grace  # the window closes here: forced
+        self._open = None if budget is None else max(self._force_at, min(budget, self._limit))
         eos = profile.eos_token_ids
         self._suppress = frozenset({profile.think_close_id, *eos})
         self._grace_suppress = self._suppress if params.answer_required else frozenset({profile.think_close_id})
@@ -137,8 +141,8 @@ class ThinkState:
     @property
     def in_grace(self) -> bool:
         """Inside the grace window with nothing queued: the adapter asks `wants_close(rank)`."""
-        return (self.phase == Phase.THINKING and not self._pending and self._force_at is not None
-                and self._force_at <= self.num_thinking_tokens < self._limit)
+        return (self.phase == Phase.THINKING and not self._pending and self._open is not None
+                and self._open <= self.num_thinking_tokens < self._limit)
 
     @property
     def grace_left(self) -> int:

@@ -80,7 +80,8 @@ def dataset_path(args: argparse.Namespace) -> Path:
 def format_table(rows: list[dict[str, Any]], k: int) -> str:
     cols = [("budget", "{}"), ("domain", "{}"), ("items", "{}"), ("responses", "{}"), ("accuracy", "{:.3f}"),
             ("ci95_low", "{:.3f}"), ("ci95_high", "{:.3f}"), (f"pass@{k}", "{:.3f}"),
-            ("mean_thinking_tokens", "{:.1f}"), ("forced_rate", "{:.2f}"), ("empty_answer_rate", "{:.2f}"),
+            ("mean_thinking_tokens", "{:.1f}"), ("forced_rate", "{:.2f}"), ("mean_overshoot", "{:.2f}"),
+            ("empty_answer_rate", "{:.2f}"),
             ("format_valid_rate", "{:.2f}"), ("mean_latency_s", "{:.2f}"), ("mean_tokens_per_s", "{:.1f}"),
             ("error_rate", "{:.2f}")]
     cells = [[("n/a" if isinstance(r[c], float) and math.isnan(r[c]) else f.format(r[c])) for c, f in cols] for r in rows]

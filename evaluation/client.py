@@ -30,6 +30,7 @@ class Reply:
     completion_tokens: int | None
     prompt_tokens: int | None
     answer_forced: bool | None  # None: the server does not say (not thinkcap)
+    close_reason: str | None  # thinkcap's `close_reason` (model, budget, boundary, grace_limit, ...); None: not said
     latency_s: float
     ttft_s: float | None  # time to the first generated token (reasoning or answer delta)
 
@@ -78,5 +79,6 @@ async def stream_chat(client: openai.AsyncOpenAI, request: dict[str, Any]) -> Re
         thinking_tokens=thinking, thinking_tokens_source=source,
         completion_tokens=(usage or {}).get("completion_tokens"), prompt_tokens=(usage or {}).get("prompt_tokens"),
         answer_forced=None if thinkcap is None else bool(thinkcap.get("answer_forced")),
+        close_reason=None if thinkcap is None else thinkcap.get("close_reason"),
         latency_s=latency, ttft_s=ttft,
     )

@@ -10,7 +10,7 @@ independent. The bootstrap seed is fixed so the same rows give the same table.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from math import comb
 from typing import Any
@@ -82,6 +82,10 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
         low, high = bootstrap([float(np.mean(v)) for v in by_item.values()])
     full = [v for v in by_item.values() if len(v) >= k]
     forced = [r["answer_forced"] for r in ok if r.get("answer_forced") is not None]
+    # Thinking past a numeric budget: what a grace window (or a wrap-up message) costs.
+    over = [max(0, r["thinking_tokens"] - int(r["budget"])) for r in ok
+            if str(r.get("budget", "")).isdigit() and r.get("thinking_tokens") is not None]
+    reasons = Counter(r["close_reason"] for r in ok if r.get("close_reason"))
     return {
         "items": len(by_item),
         "responses": len(ok),
@@ -92,6 +96,8 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
         "mean_thinking_tokens": _mean(r.get("thinking_tokens") for r in ok),
         # Servers that do not report forcing (vLLM's own) leave this NaN rather than guessed.
         "forced_rate": _mean(float(f) for f in forced) if forced else math.nan,
+        "mean_overshoot": _mean(over) if over else math.nan,
+        "close_reasons": " ".join(f"{k}:{n}" for k, n in sorted(reasons.items())),
         "empty_answer_rate": _mean(float(not r["has_answer"]) for r in ok),
         "format_valid_rate": _mean(float(r["format_valid"]) for r in ok),
         "mean_latency_s": _mean(r.get("latency_s") for r in ok),

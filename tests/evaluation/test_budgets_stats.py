@@ -74,6 +74,17 @@ def test_summarize_counts_rates_and_errors():
     assert s["mean_tokens_per_s"] == 20 and s["mean_latency_s"] == 0.5
 
 
+def test_summarize_overshoot_and_close_reasons():
+    """Thinking past a numeric budget (a grace window's cost) and how thinking ended, per cell."""
+    rows = [_row("a", "8", 1.0, think=8, close_reason="budget"), _row("b", "8", 1.0, think=11, close_reason="boundary"),
+            _row("c", "8", 0.0, think=5, close_reason="model"), _row("d", "8", 0.0, think=12, close_reason="boundary")]
+    s = summarize(rows, k=1)
+    assert s["mean_overshoot"] == pytest.approx((0 + 3 + 0 + 4) / 4)
+    assert s["close_reasons"] == "boundary:2 budget:1 model:1"
+    unlimited = summarize([_row("a", "unlimited", 1.0, think=30)], k=1)
+    assert math.isnan(unlimited["mean_overshoot"]) and unlimited["close_reasons"] == ""
+
+
 def test_summarize_forced_rate_unknown_for_servers_that_do_not_say():
     assert math.isnan(summarize([_row("a", "8", 1.0)], k=1)["forced_rate"])
 
