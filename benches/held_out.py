@@ -20,6 +20,7 @@ def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: in
 
     from budget import build_profile
     from scoring.rewards import build_reward_fns
+    from tasks.running_sums import TASK, thought_form
     from training.prompts import PromptEncoder
     from training.rollout.generate import generate_and_score, request_seeds
     from training.rollout.samples import rollout_params
@@ -41,8 +42,9 @@ def evaluate(engine: Any, policy: Any, records: list, model_dir: str, budget: in
         for s in group:
             scores.setdefault(s.record.task, []).append(s.score["accuracy"])
             thinking.append(s.response.num_thinking_tokens)
-            if s.record.task == "running_sum" and s.response.thinking.strip():
-                forms.append("=" not in s.response.thinking)
+            form = thought_form(s.response.thinking) if s.record.task == TASK else None
+            if form is not None:
+                forms.append(form == "short")
     out = {f"accuracy/{task}": sum(v) / len(v) for task, v in sorted(scores.items())}
     every = [x for v in scores.values() for x in v]
     out["accuracy"] = sum(every) / len(every)

@@ -63,6 +63,16 @@ def worked_thought(record: Any, short: bool = False) -> str | None:
     return " ".join(steps)
 
 
+def thought_form(thinking: str) -> str | None:
+    """Which of the two forms a running-sum thought is written in: "long" (`a3=3 b5=8`, an `=` per
+    step), "short" (`a3 b8`), or None for an empty thought. Logged per budget by training and the
+    learning benches: which form a policy writes for which budget is what budget conditioning learns."""
+    thinking = thinking.strip()
+    if not thinking:
+        return None
+    return "long" if "=" in thinking else "short"
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 

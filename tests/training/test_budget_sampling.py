@@ -75,6 +75,19 @@ def test_budget_metrics():
     assert m["budget/4/reward"] == 0.5 and m["budget/16/accuracy"] == 1.0
     assert budget_metrics([{"think_budget": 8, "reward": {"reward": 1.0}}]) == {"rollout/think_budget_mean": 8.0}
     assert budget_metrics([{"think_budget": None, "reward": {"reward": 1.0}}]) == {}
+    assert not any("share" in k for k in m)  # no form named, no form lines
+
+
+def test_budget_metrics_per_form():
+    """Share and accuracy of each thought form per budget; rows without a form (empty thought,
+    another task) count in neither."""
+    rows = [(8, "short", 1.0), (8, "short", 0.0), (8, "long", 0.0), (8, None, 0.0),
+            (32, "long", 1.0), (32, "long", 1.0), (32, "short", 0.0), (32, "long", 0.0)]
+    m = budget_metrics([{"think_budget": b, "form": f, "reward": {"reward": r, "accuracy": r}} for b, f, r in rows])
+    assert m["budget/8/short_share"] == pytest.approx(2 / 3) and m["budget/8/long_share"] == pytest.approx(1 / 3)
+    assert m["budget/8/short_accuracy"] == 0.5 and m["budget/8/long_accuracy"] == 0.0
+    assert m["budget/32/long_share"] == 0.75 and m["budget/32/long_accuracy"] == pytest.approx(2 / 3)
+    assert m["budget/32/short_accuracy"] == 0.0
 
 
 def test_config_checks_say_what_to_change():

@@ -102,7 +102,10 @@ def budget_advantages(rewards: Tensor, budgets: list[list[int]], scale: bool = T
 
 def budget_metrics(stats: list[dict[str, Any]]) -> dict[str, float]:
     """`rollout/think_budget_mean` and reward / accuracy per budget, from per-sample stats that carry
-    `think_budget` (None when the rollout had no budget)."""
+    `think_budget` (None when the rollout had no budget). Where samples name their thought's `form`
+    (the running-sum task: "short" / "long"), also each form's share and accuracy per budget: which
+    form the policy writes under which budget, and which one pays there, is what budget conditioning
+    has to learn."""
     with_budget = [s for s in stats if s.get("think_budget") is not None]
     if not with_budget:
         return {}
@@ -116,4 +119,16 @@ def budget_metrics(stats: list[dict[str, Any]]) -> dict[str, float]:
         for b, rows in sorted(by_budget.items()):
             out[f"budget/{b}/reward"] = sum(r["reward"]["reward"] for r in rows) / len(rows)
             out[f"budget/{b}/accuracy"] = sum(r["reward"].get("accuracy", 0.0) for r in rows) / len(rows)
+            out.update(form_metrics(f"budget/{b}", rows))
+    return out
+
+
+def form_metrics(prefix: str, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """`{prefix}/{form}_share` and `{prefix}/{form}_accuracy` over the rows that name a form."""
+    named = [r for r in rows if r.get("form") is not None]
+    out: dict[str, float] = {}
+    for form in sorted({r["form"] for r in named}):
+        mine = [r for r in named if r["form"] == form]
+        out[f"{prefix}/{form}_share"] = len(mine) / len(named)
+        out[f"{prefix}/{form}_accuracy"] = sum(r["reward"].get("accuracy", 0.0) for r in mine) / len(mine)
     return out

@@ -20,6 +20,7 @@ from training import dist
 from training.config import GRPOConfig
 from training.curriculum import Curriculum, DynamicSampling
 from tasks.records import Record
+from tasks.running_sums import TASK as RUNNING_SUM, thought_form
 from training.prompts import PromptEncoder
 from training.rollout.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
 from training.learner.grpo import group_advantages
@@ -135,6 +136,7 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         used = params[i // G][i % G] if cfg.forced_answering else None  # what the engine forced with
         response = Response.from_ids(s.response_ids, ctx.profile, ctx.tokenizer, s.prompt.input_ids, used)
         s.text = ctx.tokenizer.decode(s.response_ids, skip_special_tokens=False)
+        s.form = thought_form(response.thinking) if record.task == RUNNING_SUM else None
         s.reward = ctx.reward_fns[record.domain](response, record.answer)
         if cfg.forced_close_penalty and s.answer_forced:  # the thought did not fit its budget
             s.reward = {**s.reward, "reward": s.reward["reward"] - cfg.forced_close_penalty,

@@ -54,6 +54,7 @@ class Sample:
     engine_logprobs: list[float] | None = None
     think_budget: int | None = None  # the budget this sample was rolled out under (drawn or fixed)
     text: str = ""
+    form: str | None = None  # the thought's form where the task names forms (`tasks.running_sums.thought_form`)
     reward: dict[str, float] = field(default_factory=dict)
     advantage: float = 0.0
 
