@@ -69,6 +69,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default="abcd", help="which arms to run, by letter (default abcd)")
     p.add_argument("--lr", type=float, default=2e-4, help="GRPO learning rate (default 2e-4)")
     p.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature of every arm (default 1.0)")
+    p.add_argument("--rl-prompts", choices=("fresh", "sft"), default="fresh",
+                   help="GRPO prompts: fresh = records the cold start never saw (seed 2; default), sft = the SFT "
+                        "set itself. On the SFT set both forms score alike at every budget that fits them (the "
+                        "cold start memorised those answers: 0.93 vs 0.93 at budget 32), so RL cannot see that "
+                        "the long form is the accurate one")
+    p.add_argument("--budget-per", choices=("group", "sample"), default="group",
+                   help="arm (d): one drawn budget per prompt group (default) or per sample (stratified: with "
+                        "--ladder-choices 8,32 and 8 samples, 4 of each per prompt, so one prompt's samples "
+                        "differ only in the hint they were shown)")
+    p.add_argument("--length-coef", type=float, default=0.0,
+                   help="arm (d): LCPO-Exact length term, reward minus this x |thinking tokens - budget| "
+                        "(GRPOConfig.budget_length_coef; default 0 = off)")
+    p.add_argument("--kl-coef", type=float, default=0.0,
+                   help="k3 KL to the cold start, every arm (GRPOConfig.kl_coef; default 0 = none): keeps both "
+                        "thought forms in the samples while the policy learns which budget wants which")
     p.add_argument("--n", type=int, default=2000, help="training records (default 2000)")
     p.add_argument("--held-out", type=int, default=200, help="held-out records (default 200)")
     p.add_argument("--sft-steps", type=int, default=1000, help="cold-start SFT steps (default 1000)")
@@ -157,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
           for b in budgets}
     data = make_arith_dataset(out / "data", n=args.n, seed=0)
     held_out = load_records(make_arith_dataset(out / "held_out", n=args.held_out, seed=1))
+    rl_data = data if args.rl_prompts == "sft" else make_arith_dataset(out / "rl_data", n=args.n, seed=2)
     warm = args.sft_model or cold_start(args, data, out / "sft", sorted(set(xs.values())))
     sft_s = time.monotonic() - t0
     engine, evals, runs = None, {}, {}
@@ -169,14 +185,15 @@ def main(argv: list[str] | None = None) -> int:
             drawn = {"rollout_budget_choices": args.choices} if overrides.get("budget_aware_advantages") else {}
             if label[0] == "d":
                 drawn = {"rollout_budget_choices": args.ladder_choices,
-                         "forced_close_penalty": args.forced_close_penalty}
+                         "forced_close_penalty": args.forced_close_penalty, "rollout_budget_per": args.budget_per,
+                         "budget_length_coef": args.length_coef}
             cfg = GRPOConfig(
-                model=warm, train_data=str(data), output_dir=str(run_dir), seed=seed, steps=args.steps,
+                model=warm, train_data=str(rl_data), output_dir=str(run_dir), seed=seed, steps=args.steps,
                 prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,
                 rollout_engine=args.engine, max_new_tokens=max_new_tokens, rollout_think_budget=args.budget,
                 answer_reserve=16, save_every=0, resume=False, progress_bar=False, budget_hint=hint,
-                temperature=args.temperature,
-                **overrides, **drawn)
+                temperature=args.temperature, kl_coef=args.kl_coef,
+                **{**overrides, **drawn})
             start = time.monotonic()
             result = train(cfg, engine=engine)
             engine = result["engine"]  # one engine for every run: each run loads its own weights into it

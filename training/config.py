@@ -82,6 +82,10 @@ class GRPOConfig:
     forced_close_penalty: float = setting(0.0, "subtracted from the reward of a sample whose thought was cut by the budget "
                                                "(LCPO-max's length term where the budget is enforced: a thought that "
                                                "fits its budget beats one that does not); 0 = off")
+    budget_length_coef: float = setting(0.0, "LCPO-Exact's length term (L1, Aggarwal & Welleck 2025): the reward is "
+                                             "lowered by this x |thinking tokens - the sample's enforced budget|, so "
+                                             "the budget is a target length and a large one rewards the longer "
+                                             "thought it allows; needs a budget (fixed or drawn); 0 = off")
     vllm_max_model_len: int = setting(2048, "vLLM context length (prompt + response)")
     vllm_gpu_memory_utilization: float = setting(0.3, "GPU memory share of the colocated vLLM engine (ignored on CPU)")
     vllm_max_images: int | None = setting(None, "vLLM's limit_mm_per_prompt for images; null: the most any training record has")
@@ -188,6 +192,11 @@ class GRPOConfig:
         self.hint()  # parses, or raises naming the field
         if self.forced_close_penalty < 0:
             raise ConfigError(f"forced_close_penalty must be >= 0; got {self.forced_close_penalty}")
+        if self.budget_length_coef < 0:
+            raise ConfigError(f"budget_length_coef must be >= 0; got {self.budget_length_coef}")
+        if self.budget_length_coef and budget is None and fixed:
+            raise ConfigError("budget_length_coef needs a budget to aim at: set rollout_think_budget or "
+                              "rollout_budget_choices, or leave budget_length_coef at 0")
         for name in ("tier_ema", "oversample_ema"):
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in (0, 1); got {getattr(self, name)}")

@@ -207,6 +207,31 @@ def test_prompt_encoder_shows_the_budget_in_the_chat_template(tiny_model_dir):
     assert plain(record, 8) is plain(record, 16) and "At most" not in plain(record).text
 
 
+def test_budget_length_terms():
+    """LCPO-max (a cut thought costs the penalty) and LCPO-Exact (|thinking - budget| x coef)."""
+    from training.rollout.collect import with_budget_terms
+    from training.rollout.samples import Outcome, Sample
+
+    cfg = GRPOConfig(train_data="x", rollout_budget_choices="8,32", budget_length_coef=0.02, forced_close_penalty=0.25)
+    base = {"reward": 1.0, "accuracy": 1.0}
+
+    def sample(think, budget, outcome=Outcome.STOPPED):
+        return Sample(group=0, prompt=None, response_ids=[], loss_mask=[], num_thinking_tokens=think,
+                      outcome=outcome, think_budget=budget)
+
+    long32, short32 = with_budget_terms(base, cfg, sample(18, 32)), with_budget_terms(base, cfg, sample(9, 32))
+    assert long32 == {"reward": pytest.approx(1 - 0.28), "accuracy": 1.0, "length_miss": pytest.approx(-0.28)}
+    assert short32["reward"] == pytest.approx(1 - 0.46) and short32["reward"] < long32["reward"]  # a large budget rewards the longer thought
+    cut = with_budget_terms(base, cfg, sample(8, 8, Outcome.FORCED))
+    assert cut == {"reward": 0.75, "accuracy": 1.0, "forced_close": -0.25, "length_miss": 0.0}
+    assert with_budget_terms(base, GRPOConfig(train_data="x"), sample(3, 32)) == base  # both off
+    assert base == {"reward": 1.0, "accuracy": 1.0}  # not mutated
+    with pytest.raises(ConfigError, match="budget_length_coef needs a budget"):
+        GRPOConfig(train_data="x", budget_length_coef=0.1, rollout_think_budget=None)
+    with pytest.raises(ConfigError, match="budget_length_coef must be >= 0"):
+        GRPOConfig(train_data="x", budget_length_coef=-1)
+
+
 def test_hint_and_penalty_config_errors():
     with pytest.raises(ConfigError, match="budget_hint: .*exactly one"):
         GRPOConfig(train_data="x", budget_hint="no placeholder")

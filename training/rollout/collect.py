@@ -138,9 +138,7 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         s.text = ctx.tokenizer.decode(s.response_ids, skip_special_tokens=False)
         s.form = thought_form(response.thinking) if record.task == RUNNING_SUM else None
         s.reward = ctx.reward_fns[record.domain](response, record.answer)
-        if cfg.forced_close_penalty and s.answer_forced:  # the thought did not fit its budget
-            s.reward = {**s.reward, "reward": s.reward["reward"] - cfg.forced_close_penalty,
-                        "forced_close": -cfg.forced_close_penalty}
+        s.reward = with_budget_terms(s.reward, cfg, s)
     rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
     if cfg.budget_aware_advantages:
         advantages = budget_advantages(rewards, budgets, cfg.scale_advantages)  # [N, G]
@@ -155,6 +153,20 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     out.valid += valid
     per_group = [samples[g * cfg.group_size:(g + 1) * cfg.group_size] for g in range(len(mine))]
     return [(r.id, [s.reward["accuracy"] >= cfg.pass_threshold for s in grp]) for r, grp in zip(mine, per_group)]
+
+
+def with_budget_terms(reward: dict[str, float], cfg: GRPOConfig, s: Sample) -> dict[str, float]:
+    """The reward with the budget's length terms: `forced_close_penalty` when the budget cut the
+    thought (LCPO-max where the budget is enforced) and `budget_length_coef` x |thinking tokens -
+    budget| (LCPO-Exact: the budget as a target length). Each term is also logged by its name."""
+    out = dict(reward)
+    if cfg.forced_close_penalty and s.answer_forced:  # the thought did not fit its budget
+        out["forced_close"] = -cfg.forced_close_penalty
+        out["reward"] -= cfg.forced_close_penalty
+    if cfg.budget_length_coef and s.think_budget is not None:
+        out["length_miss"] = -cfg.budget_length_coef * abs(s.num_thinking_tokens - s.think_budget)
+        out["reward"] += out["length_miss"]
+    return out
 
 
 def _generate_drawn(ctx: RolloutContext, prompts: list[list[Any]], params: list[list[BudgetParams]],
