@@ -16,6 +16,10 @@ With `--hint` (the default) the model is told its budget in the prompt (`budget.
 `thinkcap serve` uses): the cold start shows a budget drawn from the ladder on every example, drawn
 independently of the thought's form, so the SFT model writes either form under any hint and RL has
 to learn which form fits which budget; every arm trains and is scored with the hint of its budget.
+GRPO draws its prompts from records the cold start never saw (`--rl-prompts fresh`, the default): on
+the SFT set itself both forms score alike at every budget they fit (the answers are memorised), which
+hides from RL the very accuracy difference between the forms it has to learn. Training logs each
+form's share and accuracy per budget (`budget/B/{short,long}_{share,accuracy}` in metrics.jsonl).
 
 Each policy (and the SFT model) is then scored on held-out records at thinking budgets
 {0, 4, 8, 12, 16, 20, 32, full}: the answer is forced at the budget as `thinkcap serve` forces it.
