@@ -89,8 +89,12 @@ def demonstration_batches(records: list[Record], cfg: SFTConfig) -> Iterator[lis
     while True:
         batch = []
         for record in rng.sample(records, min(cfg.batch_size, len(records))):
-            text = demonstration(record, rng, sentences, cfg.answer_noise, cfg.short_thoughts)
-            batch.append(Demo(record, text, hint_rng.choice(budgets) if budgets else None))
+            budget = hint_rng.choice(budgets) if budgets else None
+            short = cfg.short_thoughts
+            if cfg.form_follows_hint and budget is not None:  # the diagnostic cold start: form by hint
+                short = 1.0 if budget < cfg.form_follows_hint else 0.0
+            text = demonstration(record, rng, sentences, cfg.answer_noise, short)
+            batch.append(Demo(record, text, budget))
         yield batch
 
 

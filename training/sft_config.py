@@ -51,6 +51,10 @@ class SFTConfig:
                                 "budget_hint with one drawn uniformly (own seeded stream, independent of the thought "
                                 "and its form: a cold start where the hint is present but not yet followed); "
                                 "needs budget_hint; '' = prompts carry no hint")
+    form_follows_hint: int = setting(0, "running-sum records, with hint_budgets: the thought is written short when the "
+                                     "hinted budget is below this and long otherwise (a cold start that already "
+                                     "follows its hint: the diagnostic that shows a model can read it); 0 = off, "
+                                     "the form is drawn by short_thoughts independently of the hint")
 
     # ---- running it ----------------------------------------------------------------------------
     progress_bar: bool = setting(True, "a progress bar with the running loss on stderr (--no-progress turns it off)")
@@ -74,6 +78,11 @@ class SFTConfig:
         except HintError as err:
             raise ConfigError(f"budget_hint: {err}") from None
         budgets = self.budgets()  # parsed here so a typo fails before the model loads
+        if self.form_follows_hint and not budgets:
+            raise ConfigError("form_follows_hint needs hint_budgets (and budget_hint): the form follows the hinted "
+                              "budget, so prompts must carry one")
+        if self.form_follows_hint < 0:
+            raise ConfigError(f"form_follows_hint must be >= 0; got {self.form_follows_hint}")
         if budgets and hint is None:
             raise ConfigError(f"hint_budgets ({self.hint_budgets!r}) needs budget_hint: set budget_hint to a template "
                               "with one {budget}, or leave hint_budgets empty")

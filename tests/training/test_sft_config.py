@@ -99,6 +99,16 @@ def test_hinted_budget_is_drawn_apart_from_the_thought(tmp_path):
     assert [d.budget for d in _draws(records, seed=1, **hinted)] != budgets
 
 
+def test_form_follows_hint_diagnostic(tmp_path):
+    """The diagnostic cold start: short below the threshold, long from it, for every drawn budget."""
+    records = load_records(make_arith_dataset(tmp_path, n=40, seed=0))
+    demos = _draws(records, budget_hint=HINT, hint_budgets="4,8,32,53", form_follows_hint=32, short_thoughts=0.5)
+    assert {d.budget for d in demos} == {4, 8, 32, 53}
+    assert all(("=" in d.text) == (d.budget >= 32) for d in demos)
+    with pytest.raises(ConfigError, match="form_follows_hint needs hint_budgets"):
+        SFTConfig(train_data="x", form_follows_hint=32)
+
+
 def test_hinted_sft_run_hints_its_prompts_and_records_the_hint(tiny_model_dir, tmp_path, monkeypatch):
     from training import sft
 
