@@ -118,6 +118,20 @@ def check_fields(route: str, body: dict[str, Any]) -> None:
             raise APIError(f"{name} must be an object, not {json.dumps(body[name])[:40]}", param=name)
     if kind in ("chat", "chat_batch"):
         _check_roles(body.get("messages"), "messages")
+    if kind == "responses":
+        _check_output_messages(body.get("input"))
+
+
+def _check_output_messages(items: Any) -> None:
+    """vLLM reads an assistant `message` input item's `content[0]` unchecked: an empty list was a 500
+    ("list index out of range", found by the schema fuzz)."""
+    if not isinstance(items, list):
+        return
+    for i, item in enumerate(items):
+        if (isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "assistant"
+                and item.get("content") == []):
+            raise APIError(f"input.{i}.content: an assistant message needs at least one content part",
+                           param=f"input.{i}.content")
 
 
 def _check_roles(messages: Any, param: str) -> None:

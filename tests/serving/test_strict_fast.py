@@ -51,6 +51,15 @@ def test_loose_bodies_are_refused_naming_the_field(raw, param):
     assert seen == []
 
 
+def test_empty_assistant_message_in_responses_input_is_refused():
+    """vLLM reads `content[0]` of an assistant message item unchecked (500, found by the schema fuzz)."""
+    client, seen = _client()
+    item = {"type": "message", "role": "assistant", "content": [], "id": "", "status": "completed"}
+    r = client.post("/v1/responses", json={"input": [{"role": "user", "content": "hi"}, item]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input.1.content", r.text
+    assert seen == []
+
+
 def test_what_stays_allowed():
     client, seen = _client()
     ok = [b'{"messages": [{"role": "developer", "content": "x"}, {"role": "tool", "content": "3"}], "temperature": 0}',
