@@ -157,6 +157,8 @@ def auc(acc: dict[str, float], xs: dict[str, int]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if "d" not in args.only and (args.length_coef or args.budget_per != "group"):
+        raise SystemExit("--length-coef and --budget-per apply to arm (d) only: add d to --only or drop them")
     from budget.fit import fit
     from tasks.records import load_records
     from tasks.running_sums import make_arith_dataset

@@ -64,3 +64,12 @@ def test_cold_start_is_reused_only_with_the_same_settings(tmp_path, monkeypatch)
     args.short_thoughts = 0.0
     budgets.cold_start(args, data, tmp_path / "sft", [0, 8])
     assert len(calls) == 2 and calls[1].short_thoughts == 0.0
+
+
+def test_arm_d_options_without_arm_d_are_refused():
+    """Nothing accepted and ignored: the length term and the per-sample draw only exist in arm (d)."""
+    from benches.budgets import main
+
+    for extra in (["--length-coef", "0.1"], ["--budget-per", "sample"]):
+        with pytest.raises(SystemExit, match="arm \\(d\\) only"):
+            main(["--only", "abc", *extra])
