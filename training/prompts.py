@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,12 @@ class EncodedPrompt:
 
 
 class PromptEncoder:
-    """Chat template + processor, cached per (record id, hinted budget): prompts repeat across steps.
+    """Chat template + processor, cached per (record content, hinted budget): prompts repeat across steps.
+
+    The key is what the prompt is made of (messages, media paths), not the record id alone: two files
+    from the same generator share ids (`running_sum-00000` in the training and the held-out set), and
+    an id-keyed cache handed held-out evaluation the training prompt of the same id (measured: 0.03
+    accuracy where the model scores 0.84).
 
     With a budget hint (`budget.hint`, the function the server uses too) the prompt tells the model
     `budget`, the budget the engine enforces for this sample; the same record under another budget
@@ -38,9 +44,10 @@ class PromptEncoder:
         self._cache: dict[tuple[str, int | None], EncodedPrompt] = {}
 
     def __call__(self, record: Record, budget: int | None = None) -> EncodedPrompt:
-        key = (record.id, budget if self.hint is not None else None)
+        shown = budget if self.hint is not None else None
+        key = (_content_key(record), shown)
         if key not in self._cache:
-            self._cache[key] = self._encode(record, key[1])
+            self._cache[key] = self._encode(record, shown)
         return self._cache[key]
 
     def messages(self, record: Record, budget: int | None) -> list[dict[str, Any]]:
@@ -74,3 +81,9 @@ class PromptEncoder:
             vllm_mm_data=mm_data,
             tensors={k: enc[k] for k in tensor_keys if k in enc},
         )
+
+
+def _content_key(record: Record) -> str:
+    """What a prompt is made of, as one string: the same text means the same prompt."""
+    return json.dumps([record.messages, [str(p) for p in record.images], [str(p) for p in record.videos]],
+                      sort_keys=True, default=str)

@@ -33,6 +33,20 @@ def test_prompt_encoding_expands_media(processor, synthetic_data: Path):
     assert encode(records[0]) is encode(records[0])  # cached
 
 
+def test_prompt_cache_keys_on_content_not_id(processor, tmp_path: Path):
+    """Two files from one generator share ids (the training and held-out running sums both start at
+    `running_sum-00000`); one encoder serving both must not hand one file's prompt to the other."""
+    from tasks.running_sums import make_arith_dataset
+
+    train = load_records(make_arith_dataset(tmp_path / "train", n=3, seed=0))
+    held = load_records(make_arith_dataset(tmp_path / "held", n=3, seed=1))
+    assert train[0].id == held[0].id and train[0].messages != held[0].messages
+    encode = PromptEncoder(processor)
+    first, second = encode(train[0]), encode(held[0])
+    assert "Add up:" in second.text and held[0].messages[-1]["content"][-1]["text"].split(".")[0] in second.text
+    assert first.text != second.text
+
+
 def test_sequence_logprobs_match_hf_and_survive_mixed_batches(tiny_model_dir, processor, synthetic_data: Path):
     """Our forward (own embedding scatter, M-RoPE positions) equals HF's for an image row, and a row's
     log-probs do not change when it shares a right-padded batch with a video row."""
