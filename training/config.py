@@ -111,6 +111,11 @@ class GRPOConfig:
     pass_threshold: float = setting(0.5, "a sample 'passes' (for pass@k, pass rate, curriculum) when its accuracy >= this")
 
     # ---- algorithm -----------------------------------------------------------------------------
+    advantage_estimator: str = setting("grpo", "grpo: group-centred rewards (divided by the std: scale_advantages); "
+                                       "best: only each group's best sample is reinforced, weight 1 shared among "
+                                       "ties, the rest 0 (RAFT-style; one equal vote per informative group, so a "
+                                       "budget whose rewards differ by a length tie-break weighs as much as one "
+                                       "with a large accuracy gap)")
     scale_advantages: bool = setting(True, "divide group-centred rewards by the group std (GRPO); false: centre only")
     clip_low: float = setting(0.2, "PPO ratio clip below 1 - clip_low")
     clip_high: float = setting(0.28, "PPO ratio clip above 1 + clip_high (clip-higher > clip_low keeps exploration)")
@@ -159,6 +164,7 @@ class GRPOConfig:
 
     def __post_init__(self) -> None:
         choices = {"rollout_engine": ("auto", "vllm", "hf"), "loss_aggregation": ("sample", "token"),
+                   "advantage_estimator": ("grpo", "best"),
                    "dtype": ("float32", "bfloat16"), "compute_dtype": ("float32", "bfloat16"),
                    "distributed": ("ddp", "fsdp"), "vllm_log_level": ("debug", "info", "warning", "error")}
         for name, allowed in choices.items():
@@ -173,6 +179,9 @@ class GRPOConfig:
                 raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)}")
         if self.group_size < 2:
             raise ConfigError("group_size must be >= 2: GRPO's advantage compares samples of one prompt")
+        if self.advantage_estimator == "best" and not self.scale_advantages:
+            raise ConfigError("scale_advantages applies to advantage_estimator grpo only (best gives weight 1 to each "
+                              "group's best sample, nothing to scale): leave scale_advantages true or use grpo")
         if self.num_minibatches > self.group_size:
             raise ConfigError(f"num_minibatches ({self.num_minibatches}) must be <= group_size ({self.group_size}) "
                              "so every minibatch holds samples even when one group is left after dynamic sampling")

@@ -61,6 +61,12 @@ def test_budget_advantages_normalise_within_same_budget_subgroups():
     assert group_advantages(rewards, scale=False)[0, 2] > 0
 
 
+def test_best_estimator_votes_once_per_same_budget_subgroup():
+    rewards = torch.tensor([[1.0, 0.0, 0.9, 0.8]])  # [N=1, G=4]
+    adv = budget_advantages(rewards, [[4, 4, 32, 32]], estimator="best")
+    assert adv.tolist() == [[1.0, 0.0, 1.0, 0.0]]  # each budget's best, weight 1, whatever its reward gap
+
+
 def test_one_budget_per_group_is_plain_grpo_and_singletons_get_zero():
     rewards = torch.tensor([[0.2, 0.9, 0.4], [1.0, 0.0, 0.5]])
     same = budget_advantages(rewards, [[8, 8, 8], [0, 0, 0]])

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from training.learner.grpo import aggregate, clipped_surrogate, group_advantages, kl_k3
+from training.learner.grpo import aggregate, best_of_group, clipped_surrogate, group_advantages, kl_k3
 
 
 def test_group_advantages_centre_and_scale_per_group():
@@ -23,6 +23,26 @@ def test_group_advantages_unscaled_and_constant_group():
     rewards = torch.tensor([[3.0, 1.0], [0.7, 0.7]])
     assert group_advantages(rewards, scale=False).tolist() == [[1.0, -1.0], [0.0, 0.0]]
     assert group_advantages(rewards, scale=True)[1].tolist() == [0.0, 0.0]  # no signal, no NaN
+
+
+def test_best_of_group_reinforces_only_the_best_with_one_vote_per_group():
+    rewards = torch.tensor([[1.0, 0.0, 0.2, 1.0],   # tie at the top: the vote is shared
+                            [0.98, 0.97, 0.96, 0.9],  # a tiny gap weighs as much as a large one
+                            [0.5, 0.5, 0.5, 0.5]])   # nothing to compare: no signal
+    adv = best_of_group(rewards)
+    assert adv.tolist() == [[0.5, 0.0, 0.0, 0.5], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    assert (adv >= 0).all()  # nothing pushed down
+
+
+def test_best_estimator_and_unscaled_advantages_are_refused_together(tmp_path):
+    from training.config import GRPOConfig
+    from training.config_load import ConfigError
+
+    with pytest.raises(ConfigError, match="scale_advantages applies to advantage_estimator grpo"):
+        GRPOConfig(model="tiny", train_data="x.jsonl", output_dir=str(tmp_path), advantage_estimator="best",
+                   scale_advantages=False)
+    with pytest.raises(ConfigError, match="advantage_estimator must be one of"):
+        GRPOConfig(model="tiny", train_data="x.jsonl", output_dir=str(tmp_path), advantage_estimator="rloo")
 
 
 @pytest.mark.parametrize(

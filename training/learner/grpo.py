@@ -20,6 +20,26 @@ def group_advantages(rewards: Tensor, scale: bool = True, eps: float = 1e-6) -> 
     return centred / (rewards.std(dim=1, unbiased=False, keepdim=True) + eps)  # [N, G]
 
 
+def best_of_group(rewards: Tensor) -> Tensor:
+    """rewards [N, G] → advantages [N, G] that reinforce only each group's best sample (RAFT's
+    reward-ranked fine-tuning; verl's `grpo_passk` gives the best one the gap to the second): weight 1,
+    shared among tied best samples, and 0 for the rest; a group whose rewards all equal gets zeros.
+    Every informative group casts one equal vote whatever its reward scale, and nothing is pushed
+    down: where several groups ask for opposite things (short thoughts under a tight budget, long
+    ones under a loose one), their pushes on what the groups share cancel, as in SFT on the winners."""
+    best = rewards == rewards.max(dim=1, keepdim=True).values  # [N, G]
+    informative = rewards.max(dim=1, keepdim=True).values > rewards.min(dim=1, keepdim=True).values  # [N, 1]
+    return best.float() / best.sum(dim=1, keepdim=True) * informative  # [N, G]
+
+
+def advantages_of(rewards: Tensor, estimator: str, scale: bool = True) -> Tensor:
+    """rewards [N, G] → advantages [N, G] by `GRPOConfig.advantage_estimator`: "grpo" (group-centred,
+    divided by the group std when `scale`) or "best" (`best_of_group`)."""
+    if estimator == "best":
+        return best_of_group(rewards)
+    return group_advantages(rewards, scale)
+
+
 def clipped_surrogate(
     logp: Tensor, old_logp: Tensor, advantages: Tensor, clip_low: float = 0.2, clip_high: float = 0.28
 ) -> tuple[Tensor, Tensor]:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from training.learner.grpo import group_advantages
+from training.learner.grpo import advantages_of
 
 
 @dataclass(frozen=True)
@@ -86,17 +86,18 @@ def draw_budgets(dist: BudgetDistribution, groups: int, group_size: int, per: st
     return [dist.draw(rng, group_size, stratified=True) for _ in range(groups)]
 
 
-def budget_advantages(rewards: Tensor, budgets: list[list[int]], scale: bool = True) -> Tensor:
-    """rewards [N, G], a budget per sample → advantages [N, G] normalised within the samples of each
-    group that share a budget (GRPO's group advantage per same-budget subgroup). A subgroup of one
-    sample has nothing to compare with: advantage 0. With one budget per group this is GRPO."""
+def budget_advantages(rewards: Tensor, budgets: list[list[int]], scale: bool = True, estimator: str = "grpo") -> Tensor:
+    """rewards [N, G], a budget per sample → advantages [N, G] computed within the samples of each
+    group that share a budget (GRPO's group advantage, or `estimator` "best", per same-budget
+    subgroup). A subgroup of one sample has nothing to compare with: advantage 0. With one budget per
+    group this is the estimator on whole groups."""
     out = torch.zeros_like(rewards)  # [N, G]
     for n, row in enumerate(budgets):
         members: dict[int, list[int]] = defaultdict(list)
         for g, b in enumerate(row):
             members[b].append(g)
         for idx in members.values():
-            out[n, idx] = group_advantages(rewards[n, idx].unsqueeze(0), scale)[0]  # [len(idx)]
+            out[n, idx] = advantages_of(rewards[n, idx].unsqueeze(0), estimator, scale)[0]  # [len(idx)]
     return out
 
 

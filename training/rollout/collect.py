@@ -23,7 +23,7 @@ from tasks.records import Record
 from tasks.running_sums import TASK as RUNNING_SUM, thought_form
 from training.prompts import PromptEncoder
 from training.rollout.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
-from training.learner.grpo import group_advantages
+from training.learner.grpo import advantages_of
 from scoring.response import Response
 from scoring.rewards import RewardFn
 from training.rollout.generate import ROUND_STREAM, request_seeds, step_key
@@ -141,10 +141,10 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         s.reward = with_budget_terms(s.reward, cfg, s)
     rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
     if cfg.budget_aware_advantages:
-        advantages = budget_advantages(rewards, budgets, cfg.scale_advantages)  # [N, G]
+        advantages = budget_advantages(rewards, budgets, cfg.scale_advantages, cfg.advantage_estimator)  # [N, G]
         valid = (advantages.abs().sum(dim=1) > 0).tolist()  # some same-budget subgroup disagrees
     else:
-        advantages = group_advantages(rewards, cfg.scale_advantages)  # [N, G]
+        advantages = advantages_of(rewards, cfg.advantage_estimator, cfg.scale_advantages)  # [N, G]
         valid = (rewards.std(dim=1) > 0).tolist()
     for s, adv in zip(samples, advantages.view(-1).tolist()):
         s.advantage = adv
