@@ -113,7 +113,8 @@ class GRPOConfig:
     # ---- algorithm -----------------------------------------------------------------------------
     advantage_estimator: str = setting("grpo", "grpo: group-centred rewards (divided by the std: scale_advantages); "
                                        "best: only each group's best sample is reinforced, weight 1 shared among "
-                                       "ties, the rest 0 (RAFT-style; one equal vote per informative group, so a "
+                                       "ties, the rest 0, and only when it passes (pass_threshold) (RAFT-style; "
+                                       "one equal vote per group with a passing best sample, so a "
                                        "budget whose rewards differ by a length tie-break weighs as much as one "
                                        "with a large accuracy gap)")
     scale_advantages: bool = setting(True, "divide group-centred rewards by the group std (GRPO); false: centre only")

@@ -32,6 +32,10 @@ def test_best_of_group_reinforces_only_the_best_with_one_vote_per_group():
     adv = best_of_group(rewards)
     assert adv.tolist() == [[0.5, 0.0, 0.0, 0.5], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
     assert (adv >= 0).all()  # nothing pushed down
+    # only a passing best sample votes: the best of all-wrong samples is chosen by tie-breakers alone
+    passed = torch.tensor([[True, False, False, False], [False, True, True, True], [True, True, True, True]])
+    adv = best_of_group(rewards, passed)
+    assert adv.tolist() == [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
 
 
 def test_best_estimator_and_unscaled_advantages_are_refused_together(tmp_path):

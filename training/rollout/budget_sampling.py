@@ -86,7 +86,8 @@ def draw_budgets(dist: BudgetDistribution, groups: int, group_size: int, per: st
     return [dist.draw(rng, group_size, stratified=True) for _ in range(groups)]
 
 
-def budget_advantages(rewards: Tensor, budgets: list[list[int]], scale: bool = True, estimator: str = "grpo") -> Tensor:
+def budget_advantages(rewards: Tensor, budgets: list[list[int]], scale: bool = True, estimator: str = "grpo",
+                      passed: Tensor | None = None) -> Tensor:
     """rewards [N, G], a budget per sample → advantages [N, G] computed within the samples of each
     group that share a budget (GRPO's group advantage, or `estimator` "best", per same-budget
     subgroup). A subgroup of one sample has nothing to compare with: advantage 0. With one budget per
@@ -97,7 +98,8 @@ def budget_advantages(rewards: Tensor, budgets: list[list[int]], scale: bool = T
         for g, b in enumerate(row):
             members[b].append(g)
         for idx in members.values():
-            out[n, idx] = advantages_of(rewards[n, idx].unsqueeze(0), estimator, scale)[0]  # [len(idx)]
+            mine = None if passed is None else passed[n, idx].unsqueeze(0)  # [1, len(idx)]
+            out[n, idx] = advantages_of(rewards[n, idx].unsqueeze(0), estimator, scale, mine)[0]  # [len(idx)]
     return out
 
 
