@@ -85,6 +85,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--length-coef", type=float, default=0.0,
                    help="arm (d): LCPO-Exact length term, reward minus this x |thinking tokens - budget| "
                         "(GRPOConfig.budget_length_coef; default 0 = off)")
+    p.add_argument("--length-passed-only", action="store_true",
+                   help="arm (d): the length term on passing samples only (GRPOConfig.budget_length_passed_only)")
     p.add_argument("--estimator", choices=("grpo", "best"), default="grpo",
                    help="arm (d): advantage estimator (GRPOConfig.advantage_estimator): grpo, or best = only the best "
                         "sample of each (prompt, budget) group is reinforced, one equal vote per group (default grpo)")
@@ -160,8 +162,10 @@ def auc(acc: dict[str, float], xs: dict[str, int]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if "d" not in args.only and (args.length_coef or args.budget_per != "group" or args.estimator != "grpo"):
-        raise SystemExit("--length-coef, --budget-per and --estimator apply to arm (d) only: add d to --only or drop them")
+    if "d" not in args.only and (args.length_coef or args.budget_per != "group" or args.estimator != "grpo"
+                                 or args.length_passed_only):
+        raise SystemExit("--length-coef, --length-passed-only, --budget-per and --estimator apply to arm (d) only: "
+                         "add d to --only or drop them")
     from budget.fit import fit
     from tasks.records import load_records
     from tasks.running_sums import make_arith_dataset
@@ -195,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             if label[0] == "d":
                 drawn = {"rollout_budget_choices": args.ladder_choices,
                          "forced_close_penalty": args.forced_close_penalty, "rollout_budget_per": args.budget_per,
-                         "budget_length_coef": args.length_coef, "advantage_estimator": args.estimator}
+                         "budget_length_coef": args.length_coef, "advantage_estimator": args.estimator,
+                         "budget_length_passed_only": args.length_passed_only}
             cfg = GRPOConfig(
                 model=warm, train_data=str(rl_data), output_dir=str(run_dir), seed=seed, steps=args.steps,
                 prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,

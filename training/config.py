@@ -86,6 +86,10 @@ class GRPOConfig:
                                              "lowered by this x |thinking tokens - the sample's enforced budget|, so "
                                              "the budget is a target length and a large one rewards the longer "
                                              "thought it allows; needs a budget (fixed or drawn); 0 = off")
+    budget_length_passed_only: bool = setting(False, "apply budget_length_coef only to samples that pass "
+                                              "(pass_threshold): a tie-break among right answers; otherwise the std "
+                                              "in the advantage scales the length differences of an all-wrong group "
+                                              "to full weight and reinforces wrong answers by their length")
     vllm_max_model_len: int = setting(2048, "vLLM context length (prompt + response)")
     vllm_gpu_memory_utilization: float = setting(0.3, "GPU memory share of the colocated vLLM engine (ignored on CPU)")
     vllm_max_images: int | None = setting(None, "vLLM's limit_mm_per_prompt for images; null: the most any training record has")
@@ -207,6 +211,9 @@ class GRPOConfig:
         if self.budget_length_coef and budget is None and fixed:
             raise ConfigError("budget_length_coef needs a budget to aim at: set rollout_think_budget or "
                               "rollout_budget_choices, or leave budget_length_coef at 0")
+        if self.budget_length_passed_only and not self.budget_length_coef:
+            raise ConfigError("budget_length_passed_only limits budget_length_coef, which is 0: set "
+                              "budget_length_coef or leave budget_length_passed_only false")
         for name in ("tier_ema", "oversample_ema"):
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in (0, 1); got {getattr(self, name)}")

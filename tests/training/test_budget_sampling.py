@@ -236,6 +236,13 @@ def test_budget_length_terms():
         GRPOConfig(train_data="x", budget_length_coef=0.1, rollout_think_budget=None)
     with pytest.raises(ConfigError, match="budget_length_coef must be >= 0"):
         GRPOConfig(train_data="x", budget_length_coef=-1)
+    # passed only: a wrong answer keeps its reward whatever its length (no tie-break among wrong answers)
+    only = GRPOConfig(train_data="x", rollout_budget_choices="8,32", budget_length_coef=0.02, budget_length_passed_only=True)
+    wrong = {"reward": 0.0, "accuracy": 0.0}
+    assert with_budget_terms(wrong, only, sample(18, 32)) == wrong
+    assert with_budget_terms(base, only, sample(18, 32))["length_miss"] == pytest.approx(-0.28)
+    with pytest.raises(ConfigError, match="budget_length_passed_only limits budget_length_coef"):
+        GRPOConfig(train_data="x", budget_length_passed_only=True)
 
 
 def test_hint_and_penalty_config_errors():

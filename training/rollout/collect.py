@@ -160,12 +160,14 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
 def with_budget_terms(reward: dict[str, float], cfg: GRPOConfig, s: Sample) -> dict[str, float]:
     """The reward with the budget's length terms: `forced_close_penalty` when the budget cut the
     thought (LCPO-max where the budget is enforced) and `budget_length_coef` x |thinking tokens -
-    budget| (LCPO-Exact: the budget as a target length). Each term is also logged by its name."""
+    budget| (LCPO-Exact: the budget as a target length; on passing samples only with
+    `budget_length_passed_only`). Each term is also logged by its name."""
     out = dict(reward)
     if cfg.forced_close_penalty and s.answer_forced:  # the thought did not fit its budget
         out["forced_close"] = -cfg.forced_close_penalty
         out["reward"] -= cfg.forced_close_penalty
-    if cfg.budget_length_coef and s.think_budget is not None:
+    passed = reward.get("accuracy", 0.0) >= cfg.pass_threshold
+    if cfg.budget_length_coef and s.think_budget is not None and (passed or not cfg.budget_length_passed_only):
         out["length_miss"] = -cfg.budget_length_coef * abs(s.num_thinking_tokens - s.think_budget)
         out["reward"] += out["length_miss"]
     return out
