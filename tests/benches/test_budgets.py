@@ -70,6 +70,6 @@ def test_arm_d_options_without_arm_d_are_refused():
     """Nothing accepted and ignored: the length term and the per-sample draw only exist in arm (d)."""
     from benches.budgets import main
 
-    for extra in (["--length-coef", "0.1"], ["--budget-per", "sample"]):
+    for extra in (["--length-coef", "0.1"], ["--budget-per", "sample"], ["--estimator", "best"], ["--length-passed-only"]):
         with pytest.raises(SystemExit, match="arm \\(d\\) only"):
             main(["--only", "abc", *extra])

@@ -140,14 +140,18 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         s.reward = ctx.reward_fns[record.domain](response, record.answer)
         s.reward = with_budget_terms(s.reward, cfg, s)
     rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
-    passed = torch.tensor([s.reward.get("accuracy", 0.0) >= cfg.pass_threshold for s in samples]).view(len(mine), G)  # [N, G]
+    passed = torch.tensor([s.reward.get("accuracy", 0.0) >= cfg.pass_threshold for s in samples])
+    passed = passed.view(len(mine), G)  # [N, G]
+    estimator, scale = cfg.advantage_estimator, cfg.scale_advantages
     if cfg.budget_aware_advantages:
-        advantages = budget_advantages(rewards, budgets, cfg.scale_advantages, cfg.advantage_estimator, passed)  # [N, G]
+        advantages = budget_advantages(rewards, budgets, scale, estimator, passed)  # [N, G]
         valid = (advantages.abs().sum(dim=1) > 0).tolist()  # some same-budget subgroup disagrees
-    else:
-        advantages = advantages_of(rewards, cfg.advantage_estimator, cfg.scale_advantages, passed)  # [N, G]
-        # "best": a group whose rewards differ but with no passing sample casts no vote either
-        valid = ((rewards.std(dim=1) > 0) if cfg.advantage_estimator == "grpo" else (advantages.abs().sum(dim=1) > 0)).tolist()
+    elif estimator == "grpo":
+        advantages = advantages_of(rewards, estimator, scale)  # [N, G]
+        valid = (rewards.std(dim=1) > 0).tolist()
+    else:  # "best": a group whose rewards differ but with no passing sample casts no vote either
+        advantages = advantages_of(rewards, estimator, scale, passed)  # [N, G]
+        valid = (advantages.abs().sum(dim=1) > 0).tolist()
     for s, adv in zip(samples, advantages.view(-1).tolist()):
         s.advantage = adv
     out.records += mine
