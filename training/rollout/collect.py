@@ -140,8 +140,8 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         s.reward = ctx.reward_fns[record.domain](response, record.answer)
         s.reward = with_budget_terms(s.reward, cfg, s)
     rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
-    passed = torch.tensor([s.reward.get("accuracy", 0.0) >= cfg.pass_threshold for s in samples])
-    passed = passed.view(len(mine), G)  # [N, G]
+    passes = [s.reward["accuracy"] >= cfg.pass_threshold for s in samples]  # the curriculum's pass rule too
+    passed = torch.tensor(passes).view(len(mine), G)  # [N, G]
     estimator, scale = cfg.advantage_estimator, cfg.scale_advantages
     if cfg.budget_aware_advantages:
         advantages = budget_advantages(rewards, budgets, scale, estimator, passed)  # [N, G]
@@ -157,8 +157,7 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     out.records += mine
     out.samples += samples
     out.valid += valid
-    per_group = [samples[g * cfg.group_size:(g + 1) * cfg.group_size] for g in range(len(mine))]
-    return [(r.id, [s.reward["accuracy"] >= cfg.pass_threshold for s in grp]) for r, grp in zip(mine, per_group)]
+    return [(r.id, passes[g * G:(g + 1) * G]) for g, r in enumerate(mine)]
 
 
 def with_budget_terms(reward: dict[str, float], cfg: GRPOConfig, s: Sample) -> dict[str, float]:
