@@ -87,6 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(GRPOConfig.budget_length_coef; default 0 = off)")
     p.add_argument("--length-passed-only", action="store_true",
                    help="arm (d): the length term on passing samples only (GRPOConfig.budget_length_passed_only)")
+    p.add_argument("--budget-balance", action="store_true",
+                   help="arm (d): every drawn budget carries the same total |advantage| per step "
+                        "(GRPOConfig.budget_balance)")
     p.add_argument("--estimator", choices=("grpo", "best"), default="grpo",
                    help="arm (d): advantage estimator (GRPOConfig.advantage_estimator): grpo, or best = only the best "
                         "sample of each (prompt, budget) group is reinforced, one equal vote per group (default grpo)")
@@ -163,8 +166,8 @@ def auc(acc: dict[str, float], xs: dict[str, int]) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if "d" not in args.only and (args.length_coef or args.budget_per != "group" or args.estimator != "grpo"
-                                 or args.length_passed_only):
-        raise SystemExit("--length-coef, --length-passed-only, --budget-per and --estimator apply to arm (d) only: "
+                                 or args.length_passed_only or args.budget_balance):
+        raise SystemExit("--length-coef, --length-passed-only, --budget-balance, --budget-per and --estimator apply to arm (d) only: "
                          "add d to --only or drop them")
     from budget.fit import fit
     from tasks.records import load_records
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 drawn = {"rollout_budget_choices": args.ladder_choices,
                          "forced_close_penalty": args.forced_close_penalty, "rollout_budget_per": args.budget_per,
                          "budget_length_coef": args.length_coef, "advantage_estimator": args.estimator,
-                         "budget_length_passed_only": args.length_passed_only}
+                         "budget_length_passed_only": args.length_passed_only, "budget_balance": args.budget_balance}
             cfg = GRPOConfig(
                 model=warm, train_data=str(rl_data), output_dir=str(run_dir), seed=seed, steps=args.steps,
                 prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,

@@ -22,7 +22,7 @@ import torch
 from budget import build_profile
 from training import dist
 from training.learner import sharding
-from training.rollout.budget_sampling import budget_metrics, parse_budget_choices
+from training.rollout.budget_sampling import balance_budgets, budget_metrics, parse_budget_choices
 from training.checkpoint import list_checkpoints, load_sharded, load_trainer_state, save_checkpoint, set_rng_state
 from training.rollout.collect import RolloutContext, collect
 from training.config import ConfigError, GRPOConfig
@@ -189,6 +189,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         got = collect(ctx, step, curriculum, oversampling)
         keep = got.kept(local_prompts, cfg.dynamic_sampling)
         kept = [s for s in got.samples if s.group in keep]
+        balance = balance_budgets(kept, world) if cfg.budget_balance else {}
         if cfg.vllm_sleep_mode:
             engine.sleep()  # rollout memory (weights, KV cache) goes back to training until the push below
 
@@ -220,6 +221,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         every = [x for part in dist.gather(stats, world) for x in part]
         metrics = summarize(every, cfg.pass_threshold) | budget_metrics(every)
         metrics.update(dist.mean(local, world, device))
+        metrics.update({f"budget/{b}/balance_weight": w for b, w in balance.items()})
         metrics.update({f"curriculum/tier{t}_weight": w for t, w in enumerate(tier_weights)})
         metrics.update({"sampling/invalid_rate": 1.0 - sum(dist.all_sum([sum(got.valid)], world, device)) / got.drawn,
                         "sampling/expansion": oversampling.expansion, "sampling/rounds": float(got.rounds),

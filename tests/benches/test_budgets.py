@@ -21,7 +21,7 @@ def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
     rc = learning.main(["--arms", "budget", "--out", str(out), "--n", "16", "--held-out", "4",
                               "--sft-model", str(warm_model_dir), "--steps", "1", "--seeds", "1", "--prompts", "2", "--group", "2",
                               "--choices", "0,4", "--ladder-choices", "0,4", "--budget", "8", "--eval-budgets", "0,full",
-                              "--engine", "hf"])
+                              "--engine", "hf", "--budget-balance"])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert len(results["accuracy"]) == 5  # the SFT model and four arms
@@ -34,6 +34,10 @@ def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
     assert (out / "budget_curve.png").stat().st_size > 0
     drawn = [json.loads(line) for line in (out / "arm-b-seed0" / "metrics.jsonl").read_text().splitlines()]
     assert drawn[0]["rollout/think_budget_mean"] in (0.0, 2.0, 4.0)
+    ladder = json.loads((out / "arm-d-seed0" / "metrics.jsonl").read_text().splitlines()[0])
+    weights = {k: v for k, v in ladder.items() if k.endswith("/balance_weight")}  # --budget-balance reached train()
+    assert weights and set(weights) <= {"budget/0/balance_weight", "budget/4/balance_weight"}
+    assert all(0 < w <= 4 for w in weights.values())
     assert set(results["think_tokens"]) == set(results["accuracy"])
     assert results["think_tokens"][next(iter(results["think_tokens"]))]["0"] == 0  # budget 0: no thought at all
     best = json.loads((out / "best-policy" / "bench_source.json").read_text())
@@ -70,6 +74,7 @@ def test_arm_d_options_without_arm_d_are_refused():
     """Nothing accepted and ignored: the length term and the per-sample draw only exist in arm (d)."""
     from benches.budgets import main
 
-    for extra in (["--length-coef", "0.1"], ["--budget-per", "sample"], ["--estimator", "best"], ["--length-passed-only"]):
+    for extra in (["--length-coef", "0.1"], ["--budget-per", "sample"], ["--estimator", "best"], ["--length-passed-only"],
+                  ["--budget-balance"]):
         with pytest.raises(SystemExit, match="arm \\(d\\) only"):
             main(["--only", "abc", *extra])

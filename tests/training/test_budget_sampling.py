@@ -251,3 +251,23 @@ def test_hint_and_penalty_config_errors():
     with pytest.raises(ConfigError, match="forced_close_penalty"):
         GRPOConfig(train_data="x", forced_close_penalty=-1)
     assert GRPOConfig(train_data="x", budget_hint="≤ {budget}").hint().text(4) == "≤ 4"
+
+
+def test_budget_balance_gives_every_budget_the_same_mass():
+    from training.rollout.budget_sampling import balance_budgets, balance_weights
+
+    # Budget 8 kept 3 mixed groups' worth of |advantage| (6.0), budget 32 one group's (1.5): equal say is
+    # the mean mass 3.75 each, i.e. 8 x 0.625 and 32 x 2.5; a budget with no signal keeps weight 1.
+    assert balance_weights({8: 6.0, 32: 1.5, 16: 0.0}) == {8: 0.625, 32: 2.5, 16: 1.0}
+    assert balance_weights({8: 8.0, 32: 0.5}) == {8: pytest.approx(4.25 / 8), 32: 4.0}  # capped at 4x
+    assert balance_weights({8: 0.0}) == {8: 1.0}
+    samples = [SimpleNamespace(think_budget=b, advantage=a) for b, a in
+               [(8, 1.0), (8, -1.0), (8, 2.0), (8, -2.0), (32, 0.5), (32, -0.5)]]
+    weights = balance_budgets(samples, world=1)
+    assert weights == {8: pytest.approx(3.5 / 6), 32: 3.5}
+    assert [s.advantage for s in samples] == pytest.approx([3.5 / 6, -3.5 / 6, 7 / 6, -7 / 6, 1.75, -1.75])
+    mass = {b: sum(abs(s.advantage) for s in samples if s.think_budget == b) for b in (8, 32)}
+    assert mass[8] == pytest.approx(mass[32])  # each budget now carries 3.5
+    with pytest.raises(ConfigError, match="budget_balance weighs drawn budgets"):
+        GRPOConfig(train_data="x", budget_balance=True)
+    assert GRPOConfig(train_data="x", rollout_budget_choices="8,32", budget_balance=True).budget_balance

@@ -103,6 +103,44 @@ def budget_advantages(rewards: Tensor, budgets: list[list[int]], scale: bool = T
     return out
 
 
+BALANCE_CAP = 4.0  # the most a budget's advantages are scaled up: one lone group must not drive a step
+
+
+def balance_weights(mass: dict[int, float], cap: float = BALANCE_CAP) -> dict[int, float]:
+    """Per-budget factors {budget: w} that give every budget with signal the same total |advantage|:
+    `mass` is each budget's sum of |advantage| over the step's kept samples; w = mean mass / own mass,
+    at most `cap`. A budget with no signal (mass 0) gets weight 1 (nothing to scale).
+
+    Why: dynamic sampling drops groups whose rewards all agree, and how many survive depends on the
+    budget, not on how much that budget needs to change (running sums, `8,32`: most 32-groups are all
+    correct and dropped, so the 8-groups outvote them and the policy goes short at every budget; with
+    a length term the balance tips the other way by seed). Equal mass is self-correcting: a budget
+    whose groups grow rare as the policy drifts away from what it wants keeps its full say."""
+    live = {b: m for b, m in mass.items() if m > 0}
+    if not live:
+        return {b: 1.0 for b in mass}
+    target = sum(live.values()) / len(live)
+    return {b: min(cap, target / live[b]) if b in live else 1.0 for b in mass}
+
+
+def balance_budgets(samples: list[Any], world: int) -> dict[int, float]:
+    """Scale each kept sample's `advantage` in place by its budget's `balance_weights` (masses summed
+    over every rank, so all ranks scale alike); returns the weights for logging."""
+    from training import dist
+
+    mass: dict[int, float] = defaultdict(float)
+    for s in samples:
+        mass[s.think_budget] += abs(s.advantage)
+    total: dict[int, float] = defaultdict(float)
+    for part in dist.gather(dict(mass), world):
+        for b, m in part.items():
+            total[b] += m
+    weights = balance_weights(dict(total))
+    for s in samples:
+        s.advantage *= weights[s.think_budget]
+    return weights
+
+
 def budget_metrics(stats: list[dict[str, Any]]) -> dict[str, float]:
     """`rollout/think_budget_mean` and reward / accuracy per budget, from per-sample stats that carry
     `think_budget` (None when the rollout had no budget). Where samples name their thought's `form`
