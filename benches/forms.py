@@ -1,0 +1,70 @@
+"""Which thought form a running-sum policy writes, by problem size and by the budget its hint shows.
+
+    python -m benches.forms runs/e20/best-policy runs/e20/held_out/train.jsonl --hints 8,16,32
+
+Greedy (HF generate, no budget enforced: the form is decided in the first thought tokens) on the
+policy's own prompt with its recorded hint (`thinkcap_policy.json`) at each budget. Prints, per hint,
+short-form thoughts / records for each number of terms in the sum. A policy that reads its hint
+changes its rows with the hint; one that picks its form by the problem has the same row at every hint
+(docs/training.md, "The form follows the problem, not the hint").
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+from tasks.running_sums import _ITEM, _prompt_text, thought_form
+
+MAX_NEW_TOKENS = 20  # enough for the first steps of either form
+
+
+def form_table(policy_dir: str, records: list, hints: list[int]) -> dict[int, dict[int, tuple[int, int]]]:
+    """{hint: {terms: (short thoughts, records)}} for running-sum `records`."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from budget.hint import read_policy_hint
+    from training.prompts import PromptEncoder
+
+    processor = AutoProcessor.from_pretrained(policy_dir)
+    model = AutoModelForImageTextToText.from_pretrained(policy_dir).eval()
+    _, hint_of = read_policy_hint(policy_dir)  # the hint it was trained with (None: no hint)
+    encode = PromptEncoder(processor, hint_of)
+    close = "</think>"
+    out: dict[int, dict[int, tuple[int, int]]] = {}
+    for hint in hints:
+        counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for record in records:
+            ids = encode(record, hint).input_ids
+            x = torch.tensor([ids])  # [1, P]
+            with torch.no_grad():
+                y = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=MAX_NEW_TOKENS,
+                                   do_sample=False)  # [1, P + new]
+            thought = processor.tokenizer.decode(y[0, len(ids):], skip_special_tokens=False).split(close)[0]
+            terms = len(_ITEM.findall(_prompt_text(record)))
+            counts[terms][0] += thought_form(thought) == "short"
+            counts[terms][1] += 1
+        out[hint] = {k: (v[0], v[1]) for k, v in sorted(counts.items())}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tasks.records import load_records
+
+    p = argparse.ArgumentParser(prog="python -m benches.forms", description=__doc__.splitlines()[0])
+    p.add_argument("policy", help="policy folder (a bench's best-policy, a checkpoint's policy/, an SFT folder)")
+    p.add_argument("records", help="running-sum records (JSONL), e.g. a bench's held_out/train.jsonl")
+    p.add_argument("--hints", default="8,16,32", help="budgets shown in the hint (default 8,16,32)")
+    p.add_argument("--limit", type=int, default=0, help="first N records only (default 0 = all)")
+    args = p.parse_args(argv)
+    records = load_records(args.records)
+    records = records[: args.limit] if args.limit else records
+    table = form_table(args.policy, records, [int(h) for h in args.hints.split(",")])
+    for hint, row in table.items():
+        print(f"hint {hint}: " + "  ".join(f"{terms} terms {s}/{n}" for terms, (s, n) in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

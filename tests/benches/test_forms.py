@@ -1,0 +1,35 @@
+"""benches.forms: the thought-form table by problem size and hint, on a real (tiny) policy folder."""
+
+from __future__ import annotations
+
+import shutil
+
+from benches.forms import form_table, main
+from budget.hint import BudgetHint, write_policy_hint
+from tasks.records import load_records
+from tasks.running_sums import _ITEM, _prompt_text, make_arith_dataset
+
+
+def test_form_table_counts_every_record_by_size_and_hint(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    policy = tmp_path / "policy"
+    shutil.copytree(tiny_model_dir, policy)
+    write_policy_hint(policy, BudgetHint("Think for at most {budget} tokens."))
+    records = load_records(make_arith_dataset(tmp_path / "data", n=4, seed=0))
+    sizes = sorted({len(_ITEM.findall(_prompt_text(r))) for r in records})
+
+    shown = []  # the prompts the policy was given: its recorded hint with each budget
+    import training.prompts as prompts
+
+    real = prompts.PromptEncoder.__call__
+    monkeypatch.setattr(prompts.PromptEncoder, "__call__",
+                        lambda self, record, budget=None: shown.append((self.hint.text(budget), budget)) or real(self, record, budget))
+    table = form_table(str(policy), records, [8, 32])
+    assert set(table) == {8, 32}
+    for row in table.values():
+        assert sorted(row) == sizes  # one row per problem size
+        assert sum(n for _, n in row.values()) == len(records)
+        assert all(0 <= s <= n for s, n in row.values())
+    assert {t for t, _ in shown} == {"Think for at most 8 tokens.", "Think for at most 32 tokens."}
+
+    assert main([str(policy), str(tmp_path / "data" / "train.jsonl"), "--hints", "8", "--limit", "2"]) == 0
+    assert capsys.readouterr().out.startswith("hint 8: ")
