@@ -55,7 +55,9 @@ def page(browser, demo_url: str) -> Iterator:
     """A fresh page (a fresh Gradio session) once the status line says the server answers."""
     page = browser.new_page()
     page.goto(demo_url)
-    page.get_by_text("Connected to").wait_for()
+    # A wait, not a speed check: on 2 busy cores (training runs beside the suite) the first status
+    # poll has taken over playwright's default 30 s; give it room rather than fail the setup.
+    page.get_by_text("Connected to").wait_for(timeout=120_000)
     yield page
     page.close()
 
