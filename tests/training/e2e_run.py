@@ -110,7 +110,7 @@ def tensor_parallel_run(model: str, data: str, out: str) -> dict:
     def record(step: int, samples) -> None:
         prompts[step] = sorted({fingerprint(s.prompt) for s in samples})
         forced.extend({"ids": s.response_ids, "mask": s.loss_mask, "forced": s.answer_forced,
-                       "think": s.num_thinking_tokens} for s in samples)
+                       "think": s.num_thinking_tokens, "budget": s.think_budget} for s in samples)
 
     # micro_batch_size=0: whole minibatches, so a forward can hold images and videos on one rank and
     # one kind on the other: FSDP2 still pairs up because the scorer calls the vision tower once.
@@ -159,9 +159,11 @@ def main() -> None:
 
     def record(step: int, samples) -> None:
         forced.extend({"ids": s.response_ids, "mask": s.loss_mask, "forced": s.answer_forced,
-                       "think": s.num_thinking_tokens} for s in samples)
+                       "think": s.num_thinking_tokens, "budget": s.think_budget} for s in samples)
 
-    a = train(config(engine_kind, model, data, f"{out}/a"), reward_fns=reward_fns(), on_step=record)
+    # ddp also draws budgets and balances them: each rank's masses are summed over both ranks.
+    drawn = {"rollout_budget_choices": "8,16", "budget_balance": True} if engine_kind == "ddp" else {}
+    a = train(config(engine_kind, model, data, f"{out}/a", **drawn), reward_fns=reward_fns(), on_step=record)
     sharded = engine_kind.endswith("fsdp")
     result = {"changed": None if sharded else max_diff(initial, params(a["policy"])),
               "samples": forced, "history_a": timeless(a["history"]),

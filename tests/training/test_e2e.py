@@ -38,7 +38,8 @@ def check_forced_tokens_masked(samples: list[dict], model_dir: Path, budget: int
         zeros = [i for i, m in enumerate(s["mask"]) if m == 0]
         # Exactly the closing sequence is masked, right after `budget` thinking tokens.
         assert [s["ids"][i] for i in zeros] == list(profile.closing_ids)
-        assert zeros[0] == s["ids"].index(profile.think_open_id) + 1 + budget and s["think"] == budget
+        mine = s.get("budget") or budget  # a drawn budget where the run drew one
+        assert zeros[0] == s["ids"].index(profile.think_open_id) + 1 + mine and s["think"] == mine
         assert zeros == list(range(zeros[0], zeros[0] + len(profile.closing_ids)))
     assert all(0 not in s["mask"] for s in samples if not s["forced"])
 
@@ -86,10 +87,14 @@ def test_torchrun_two_cpu_processes(warm_model_dir: Path, synthetic_data: Path, 
     assert all(r["changed"] > 0 for r in results)
     sums = results[0]["rank_param_sums"]
     assert sums[0] == sums[1]  # DDP kept the replicas identical
-    check_forced_tokens_masked([s for r in results for s in r["samples"]], warm_model_dir)
+    samples = [s for r in results for s in r["samples"]]
+    check_forced_tokens_masked(samples, warm_model_dir)
+    assert {s["budget"] for s in samples} == {8, 16}  # drawn per group
     metrics = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]  # rank 0 logs metrics pooled over both ranks
     assert (tmp_path / "a" / "checkpoints" / "step-000004" / "rng-rank1.pt").exists()
+    weights = [{k: v for k, v in m.items() if k.endswith("/balance_weight")} for m in metrics]
+    assert all(w and set(w) <= {"budget/8/balance_weight", "budget/16/balance_weight"} for w in weights)
 
 
 @pytest.mark.slow
