@@ -87,9 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(GRPOConfig.budget_length_coef; default 0 = off)")
     p.add_argument("--length-passed-only", action="store_true",
                    help="arm (d): the length term on passing samples only (GRPOConfig.budget_length_passed_only)")
-    p.add_argument("--budget-balance", action="store_true",
-                   help="arm (d): every drawn budget carries the same total |advantage| per step "
-                        "(GRPOConfig.budget_balance)")
+    p.add_argument("--budget-balance", choices=("off", "mass", "length"), default="off",
+                   help="arm (d): every drawn budget pushes equally hard per step, by total |advantage| (mass) or "
+                        "by its push on thinking length (length) (GRPOConfig.budget_balance; default off)")
     p.add_argument("--estimator", choices=("grpo", "best"), default="grpo",
                    help="arm (d): advantage estimator (GRPOConfig.advantage_estimator): grpo, or best = only the best "
                         "sample of each (prompt, budget) group is reinforced, one equal vote per group (default grpo)")
@@ -166,7 +166,7 @@ def auc(acc: dict[str, float], xs: dict[str, int]) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if "d" not in args.only and (args.length_coef or args.budget_per != "group" or args.estimator != "grpo"
-                                 or args.length_passed_only or args.budget_balance):
+                                 or args.length_passed_only or args.budget_balance != "off"):
         raise SystemExit("--length-coef, --length-passed-only, --budget-balance, --budget-per and --estimator apply to arm (d) only: "
                          "add d to --only or drop them")
     from budget.fit import fit

@@ -90,10 +90,13 @@ class GRPOConfig:
                                               "(pass_threshold): a tie-break among right answers; otherwise the std "
                                               "in the advantage scales the length differences of an all-wrong group "
                                               "to full weight and reinforces wrong answers by their length")
-    budget_balance: bool = setting(False, "with rollout_budget_choices: scale each drawn budget's advantages so every "
-                                   "budget carries the same total |advantage| in a step (at most 4x up): dynamic "
-                                   "sampling keeps more groups of the budget whose samples disagree more, and that "
-                                   "budget would otherwise decide the form for all of them")
+    budget_balance: str = setting("off", "with rollout_budget_choices: scale each drawn budget's advantages so every "
+                                  "budget pushes equally hard in a step (at most 4x up). mass: the same total "
+                                  "|advantage| (dynamic sampling keeps more groups of the budget whose samples "
+                                  "disagree more, and that budget would otherwise decide for all); length: the "
+                                  "same |sum of advantage x (thinking tokens - the budget's mean)|, so a budget "
+                                  "that wants longer thoughts and one that wants shorter ones cancel on what they "
+                                  "share and leave what tells them apart (the hint); off")
     vllm_max_model_len: int = setting(2048, "vLLM context length (prompt + response)")
     vllm_gpu_memory_utilization: float = setting(0.3, "GPU memory share of the colocated vLLM engine (ignored on CPU)")
     vllm_max_images: int | None = setting(None, "vLLM's limit_mm_per_prompt for images; null: the most any training record has")
@@ -173,7 +176,7 @@ class GRPOConfig:
 
     def __post_init__(self) -> None:
         choices = {"rollout_engine": ("auto", "vllm", "hf"), "loss_aggregation": ("sample", "token"),
-                   "advantage_estimator": ("grpo", "best"),
+                   "advantage_estimator": ("grpo", "best"), "budget_balance": ("off", "mass", "length"),
                    "dtype": ("float32", "bfloat16"), "compute_dtype": ("float32", "bfloat16"),
                    "distributed": ("ddp", "fsdp"), "vllm_log_level": ("debug", "info", "warning", "error")}
         for name, allowed in choices.items():
@@ -215,9 +218,9 @@ class GRPOConfig:
         if self.budget_length_coef and budget is None and fixed:
             raise ConfigError("budget_length_coef needs a budget to aim at: set rollout_think_budget or "
                               "rollout_budget_choices, or leave budget_length_coef at 0")
-        if self.budget_balance and fixed:
+        if self.budget_balance != "off" and fixed:
             raise ConfigError("budget_balance weighs drawn budgets against each other: set rollout_budget_choices "
-                              "(e.g. '8,32') or leave budget_balance false")
+                              "(e.g. '8,32') or leave budget_balance off")
         if self.budget_length_passed_only and not self.budget_length_coef:
             raise ConfigError("budget_length_passed_only limits budget_length_coef, which is 0: set "
                               "budget_length_coef or leave budget_length_passed_only false")

@@ -189,7 +189,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         got = collect(ctx, step, curriculum, oversampling)
         keep = got.kept(local_prompts, cfg.dynamic_sampling)
         kept = [s for s in got.samples if s.group in keep]
-        balance = balance_budgets(kept, world) if cfg.budget_balance else {}
+        balance = balance_budgets(kept, world, cfg.budget_balance) if cfg.budget_balance != "off" else {}
         if cfg.vllm_sleep_mode:
             engine.sleep()  # rollout memory (weights, KV cache) goes back to training until the push below
 

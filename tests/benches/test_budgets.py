@@ -21,7 +21,7 @@ def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
     rc = learning.main(["--arms", "budget", "--out", str(out), "--n", "16", "--held-out", "4",
                               "--sft-model", str(warm_model_dir), "--steps", "1", "--seeds", "1", "--prompts", "2", "--group", "2",
                               "--choices", "0,4", "--ladder-choices", "0,4", "--budget", "8", "--eval-budgets", "0,full",
-                              "--engine", "hf", "--budget-balance"])
+                              "--engine", "hf", "--budget-balance", "length"])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert len(results["accuracy"]) == 5  # the SFT model and four arms
@@ -75,6 +75,6 @@ def test_arm_d_options_without_arm_d_are_refused():
     from benches.budgets import main
 
     for extra in (["--length-coef", "0.1"], ["--budget-per", "sample"], ["--estimator", "best"], ["--length-passed-only"],
-                  ["--budget-balance"]):
+                  ["--budget-balance", "mass"]):
         with pytest.raises(SystemExit, match="arm \\(d\\) only"):
             main(["--only", "abc", *extra])

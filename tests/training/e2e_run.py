@@ -162,7 +162,7 @@ def main() -> None:
                        "think": s.num_thinking_tokens, "budget": s.think_budget} for s in samples)
 
     # ddp also draws budgets and balances them: each rank's masses are summed over both ranks.
-    drawn = {"rollout_budget_choices": "8,16", "budget_balance": True} if engine_kind == "ddp" else {}
+    drawn = {"rollout_budget_choices": "8,16", "budget_balance": "mass"} if engine_kind == "ddp" else {}
     a = train(config(engine_kind, model, data, f"{out}/a", **drawn), reward_fns=reward_fns(), on_step=record)
     sharded = engine_kind.endswith("fsdp")
     result = {"changed": None if sharded else max_diff(initial, params(a["policy"])),

@@ -260,14 +260,34 @@ def test_budget_balance_gives_every_budget_the_same_mass():
     # the mean mass 3.75 each, i.e. 8 x 0.625 and 32 x 2.5; a budget with no signal keeps weight 1.
     assert balance_weights({8: 6.0, 32: 1.5, 16: 0.0}) == {8: 0.625, 32: 2.5, 16: 1.0}
     assert balance_weights({8: 8.0, 32: 0.5}) == {8: pytest.approx(4.25 / 8), 32: 4.0}  # capped at 4x
+    assert balance_weights({8: -6.0, 32: 1.5}) == {8: 0.625, 32: 2.5}  # a signed push counts by its size
     assert balance_weights({8: 0.0}) == {8: 1.0}
-    samples = [SimpleNamespace(think_budget=b, advantage=a) for b, a in
+    samples = [SimpleNamespace(think_budget=b, advantage=a, num_thinking_tokens=9) for b, a in
                [(8, 1.0), (8, -1.0), (8, 2.0), (8, -2.0), (32, 0.5), (32, -0.5)]]
-    weights = balance_budgets(samples, world=1)
+    weights = balance_budgets(samples, world=1, mode="mass")
     assert weights == {8: pytest.approx(3.5 / 6), 32: 3.5}
     assert [s.advantage for s in samples] == pytest.approx([3.5 / 6, -3.5 / 6, 7 / 6, -7 / 6, 1.75, -1.75])
     mass = {b: sum(abs(s.advantage) for s in samples if s.think_budget == b) for b in (8, 32)}
     assert mass[8] == pytest.approx(mass[32])  # each budget now carries 3.5
     with pytest.raises(ConfigError, match="budget_balance weighs drawn budgets"):
-        GRPOConfig(train_data="x", budget_balance=True)
-    assert GRPOConfig(train_data="x", rollout_budget_choices="8,32", budget_balance=True).budget_balance
+        GRPOConfig(train_data="x", budget_balance="mass")
+    with pytest.raises(ConfigError, match="budget_balance must be one of"):
+        GRPOConfig(train_data="x", rollout_budget_choices="8,32", budget_balance=True)
+    assert GRPOConfig(train_data="x", rollout_budget_choices="8,32", budget_balance="length").budget_balance == "length"
+
+
+def test_budget_balance_length_equalises_the_push_on_thinking_length():
+    from training.rollout.budget_sampling import balance_budgets
+
+    # Budget 12: the short thought (6 tokens) wins, the long one (16) loses: push sum A x (len - mean)
+    # = 1 x (6 - 11) + (-1) x (16 - 11) = -10. Budget 32: the long one wins by a little: 0.5 x 5 +
+    # (-0.5) x (-5) = +5. Equal pushes: mean size 7.5, so 12 x 0.75 and 32 x 1.5 (pushes -7.5 and +7.5).
+    samples = [SimpleNamespace(think_budget=b, advantage=a, num_thinking_tokens=n) for b, a, n in
+               [(12, 1.0, 6), (12, -1.0, 16), (32, -0.5, 6), (32, 0.5, 16)]]
+    weights = balance_budgets(samples, world=1, mode="length")
+    assert weights == {12: pytest.approx(0.75), 32: pytest.approx(1.5)}
+    push = {b: sum(s.advantage * (s.num_thinking_tokens - 11) for s in samples if s.think_budget == b) for b in (12, 32)}
+    assert push[12] == pytest.approx(-push[32]) == pytest.approx(-7.5)  # cancel on what they share
+    # Equal lengths in a budget: no length push, weight 1, advantages untouched.
+    flat = [SimpleNamespace(think_budget=8, advantage=a, num_thinking_tokens=8) for a in (1.0, -1.0)]
+    assert balance_budgets(flat, world=1, mode="length") == {8: 1.0} and [s.advantage for s in flat] == [1.0, -1.0]

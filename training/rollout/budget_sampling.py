@@ -104,38 +104,50 @@ def budget_advantages(rewards: Tensor, budgets: list[list[int]], scale: bool = T
 
 
 BALANCE_CAP = 4.0  # the most a budget's advantages are scaled up: one lone group must not drive a step
+BALANCE_MODES = ("off", "mass", "length")
 
 
-def balance_weights(mass: dict[int, float], cap: float = BALANCE_CAP) -> dict[int, float]:
-    """Per-budget factors {budget: w} that give every budget with signal the same total |advantage|:
-    `mass` is each budget's sum of |advantage| over the step's kept samples; w = mean mass / own mass,
-    at most `cap`. A budget with no signal (mass 0) gets weight 1 (nothing to scale).
+def balance_weights(push: dict[int, float], cap: float = BALANCE_CAP) -> dict[int, float]:
+    """Per-budget factors {budget: w} that give every budget with signal the same `push` size:
+    w = mean |push| / own |push|, at most `cap`; a budget with no push (0) gets weight 1.
 
     Why: dynamic sampling drops groups whose rewards all agree, and how many survive depends on the
     budget, not on how much that budget needs to change (running sums, `8,32`: most 32-groups are all
     correct and dropped, so the 8-groups outvote them and the policy goes short at every budget; with
-    a length term the balance tips the other way by seed). Equal mass is self-correcting: a budget
+    a length term the balance tips the other way by seed). Equal pushes are self-correcting: a budget
     whose groups grow rare as the policy drifts away from what it wants keeps its full say."""
-    live = {b: m for b, m in mass.items() if m > 0}
+    size = {b: abs(p) for b, p in push.items()}
+    live = {b: m for b, m in size.items() if m > 0}
     if not live:
-        return {b: 1.0 for b in mass}
+        return {b: 1.0 for b in push}
     target = sum(live.values()) / len(live)
-    return {b: min(cap, target / live[b]) if b in live else 1.0 for b in mass}
+    return {b: min(cap, target / live[b]) if b in live else 1.0 for b in push}
 
 
-def balance_budgets(samples: list[Any], world: int) -> dict[int, float]:
-    """Scale each kept sample's `advantage` in place by its budget's `balance_weights` (masses summed
-    over every rank, so all ranks scale alike); returns the weights for logging."""
+def budget_pushes(sums: dict[int, list[float]], mode: str) -> dict[int, float]:
+    """Each budget's push from its sums [Σ|A|, ΣA, ΣA·ℓ, Σℓ, n] (ℓ = thinking tokens):
+    mass = Σ|A| (how much the budget moves the policy at all); length = ΣA·(ℓ − mean ℓ), signed (how
+    hard it pushes thinking longer (+) or shorter (−): the direction budgets disagree on)."""
+    if mode == "mass":
+        return {b: v[0] for b, v in sums.items()}
+    return {b: v[2] - v[3] / v[4] * v[1] for b, v in sums.items()}
+
+
+def balance_budgets(samples: list[Any], world: int, mode: str = "mass") -> dict[int, float]:
+    """Scale each kept sample's `advantage` in place by its budget's `balance_weights` of
+    `budget_pushes` (sums over every rank, so all ranks scale alike); returns the weights for logging."""
     from training import dist
 
-    mass: dict[int, float] = defaultdict(float)
+    sums: dict[int, list[float]] = defaultdict(lambda: [0.0] * 5)
     for s in samples:
-        mass[s.think_budget] += abs(s.advantage)
-    total: dict[int, float] = defaultdict(float)
-    for part in dist.gather(dict(mass), world):
-        for b, m in part.items():
-            total[b] += m
-    weights = balance_weights(dict(total))
+        v = sums[s.think_budget]
+        a, n = s.advantage, s.num_thinking_tokens
+        v[0] += abs(a); v[1] += a; v[2] += a * n; v[3] += n; v[4] += 1  # noqa: E702
+    total: dict[int, list[float]] = defaultdict(lambda: [0.0] * 5)
+    for part in dist.gather(dict(sums), world):
+        for b, v in part.items():
+            total[b] = [x + y for x, y in zip(total[b], v)]
+    weights = balance_weights(budget_pushes(dict(total), mode))
     for s in samples:
         s.advantage *= weights[s.think_budget]
     return weights
