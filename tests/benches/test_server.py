@@ -69,3 +69,14 @@ def test_the_vllm_side_sees_no_thinkcap_entry_points(tmp_path: Path):
     from serving.cli import open_thinking_template
 
     assert template == open_thinking_template(str(ensure_tiny_model()), False)  # what `thinkcap serve` uses
+
+
+def test_median_interval_from_order_statistics():
+    from benches.server import median_interval
+
+    # 5 rounds: no order statistic inside the range reaches 95%, so the range (94% coverage).
+    assert median_interval([1.08, 0.77, 0.87, 0.84, 0.98]) == (0.87, 0.77, 1.08)
+    # 9 rounds: [x(2), x(8)] covers 1 - 2 x (1 + 9) / 512 = 96.1% (x(3), x(7) would be 82%).
+    nine = [0.90, 0.95, 1.00, 1.05, 1.10, 0.85, 0.92, 0.97, 1.02]
+    assert median_interval(nine) == (0.97, 0.90, 1.05)
+    assert median_interval([1.0]) == (1.0, 1.0, 1.0)
