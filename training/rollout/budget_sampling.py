@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +105,6 @@ def budget_advantages(rewards: Tensor, budgets: list[list[int]], scale: bool = T
 
 
 BALANCE_CAP = 4.0  # the most a budget's advantages are scaled up: one lone group must not drive a step
-BALANCE_MODES = ("off", "mass", "length")
 
 
 def balance_weights(push: dict[int, float], cap: float = BALANCE_CAP) -> dict[int, float]:
@@ -138,16 +138,18 @@ def balance_budgets(samples: list[Any], world: int, mode: str = "mass") -> dict[
     `budget_pushes` (sums over every rank, so all ranks scale alike); returns the weights for logging."""
     from training import dist
 
-    sums: dict[int, list[float]] = defaultdict(lambda: [0.0] * 5)
+    def add(into: dict[int, list[float]], budget: int, terms: Sequence[float]) -> None:
+        into[budget] = [x + y for x, y in zip(into.get(budget, [0.0] * 5), terms)]
+
+    sums: dict[int, list[float]] = {}  # budget -> [Σ|A|, ΣA, ΣA·ℓ, Σℓ, n] on this rank
     for s in samples:
-        v = sums[s.think_budget]
         a, n = s.advantage, s.num_thinking_tokens
-        v[0] += abs(a); v[1] += a; v[2] += a * n; v[3] += n; v[4] += 1  # noqa: E702
-    total: dict[int, list[float]] = defaultdict(lambda: [0.0] * 5)
-    for part in dist.gather(dict(sums), world):
+        add(sums, s.think_budget, (abs(a), a, a * n, n, 1))
+    total: dict[int, list[float]] = {}
+    for part in dist.gather(sums, world):
         for b, v in part.items():
-            total[b] = [x + y for x, y in zip(total[b], v)]
-    weights = balance_weights(budget_pushes(dict(total), mode))
+            add(total, b, v)
+    weights = balance_weights(budget_pushes(total, mode))
     for s in samples:
         s.advantage *= weights[s.think_budget]
     return weights
