@@ -24,14 +24,16 @@ def form_table(policy_dir: str, records: list, hints: list[int]) -> dict[int, di
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from budget import build_profile
     from budget.hint import read_policy_hint
+    from scoring.response import Response
     from training.prompts import PromptEncoder
 
     processor = AutoProcessor.from_pretrained(policy_dir)
     model = AutoModelForImageTextToText.from_pretrained(policy_dir).eval()
     _, hint_of = read_policy_hint(policy_dir)  # the hint it was trained with (None: no hint)
     encode = PromptEncoder(processor, hint_of)
-    close = "</think>"
+    profile = build_profile(processor.tokenizer, model_type=model.config.model_type)
     out: dict[int, dict[int, tuple[int, int]]] = {}
     for hint in hints:
         counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
@@ -41,7 +43,8 @@ def form_table(policy_dir: str, records: list, hints: list[int]) -> dict[int, di
             with torch.no_grad():
                 y = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=MAX_NEW_TOKENS,
                                    do_sample=False)  # [1, P + new]
-            thought = processor.tokenizer.decode(y[0, len(ids):], skip_special_tokens=False).split(close)[0]
+            # The project's one id-level split (the prompt opens the thought; 20 tokens may not close it).
+            thought = Response.from_ids(y[0, len(ids):].tolist(), profile, processor.tokenizer, ids).thinking
             terms = len(_ITEM.findall(_prompt_text(record)))
             counts[terms][0] += thought_form(thought) == "short"
             counts[terms][1] += 1
