@@ -90,4 +90,10 @@ def read_policy_hint(policy_dir: str | Path) -> tuple[bool, BudgetHint | None]:
     if not path.is_file():
         return False, None
     data = json.loads(path.read_text()).get("budget_hint")
-    return True, None if data is None else BudgetHint(**data)
+    if data is None:
+        return True, None
+    unknown = sorted(set(data) - {"template"})
+    if unknown:  # e.g. "unlimited", written by an earlier thinkcap: say which file, not a TypeError
+        raise HintError(f"{path}: budget_hint has fields this thinkcap does not know: {unknown}; keep only "
+                        "'template' (the one field a hint has)")
+    return True, BudgetHint(**data)

@@ -43,3 +43,15 @@ def test_off_and_policy_file(tmp_path):
 def test_no_user_message_is_an_error():
     with pytest.raises(HintError, match="last user message"):
         HINT.apply([{"role": "system", "content": "s"}], 4)
+
+
+def test_a_policy_file_with_unknown_hint_fields_is_refused_by_name(tmp_path):
+    import json
+
+    import pytest
+
+    from budget.hint import POLICY_FILE, HintError, read_policy_hint
+
+    (tmp_path / POLICY_FILE).write_text(json.dumps({"budget_hint": {"template": "≤ {budget}", "unlimited": None}}))
+    with pytest.raises(HintError, match=r"thinkcap_policy.json: budget_hint has fields .*\['unlimited'\]"):
+        read_policy_hint(tmp_path)
