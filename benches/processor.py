@@ -36,6 +36,7 @@ class Case:
     wall_tps: list[float] = field(default_factory=list)  # tokens per wall-clock second
     cpu_tps: list[float] = field(default_factory=list)  # tokens per second of this process's CPU
     budget_share: list[float] = field(default_factory=list)  # budget-code time / wall time
+    budget_us: list[float] = field(default_factory=list)  # budget-code time per decode step, microseconds
 
 
 class Stopwatch:
@@ -102,6 +103,40 @@ def entry_points_hidden() -> Iterator[None]:
         lp._load_logitsprocs_plugins = saved
 
 
+def padded_vocab_model(src: Path, vocab: int) -> Path:
+    """A copy of the model at `src` whose vocabulary is padded to `vocab` ids (zero embedding and
+    output rows, as real checkpoints pad theirs: GLM-4.1V's 151552 outputs for a smaller tokenizer).
+    Same tokenizer, same layers: only the output width, and with it the per-step logits, sampling
+    and vocabulary-wide work, become a real model's. Zero output rows score 0, below the best real
+    id of every greedy step, so the decoded ids are the same tokens."""
+    import json
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    out = src.with_name(f"{src.name}-vocab{vocab}")
+    if (out / "config.json").exists():
+        return out
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    shutil.copytree(src, tmp, dirs_exist_ok=True)
+    weights = load_file(tmp / "model.safetensors")
+    for name in ("lm_head.weight", "model.language_model.embed_tokens.weight"):
+        w = weights[name]  # [V0, H]
+        if w.shape[0] > vocab:
+            raise SystemExit(f"--vocab {vocab} is below the model's own vocabulary ({w.shape[0]})")
+        weights[name] = torch.cat([w, w.new_zeros(vocab - w.shape[0], w.shape[1])])  # [vocab, H]
+    save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((tmp / "config.json").read_text())
+    config["text_config"]["vocab_size"] = vocab
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    try:
+        os.rename(tmp, out)
+    except OSError:  # a concurrent build got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def build_engines(model: Path, batch: int, max_tokens: int) -> dict[str, Any]:
     from vllm import LLM
     from vllm.config import ReasoningConfig
@@ -164,7 +199,9 @@ def run_once(llm, prompts: list, case: Case, max_tokens: int, watch: Stopwatch |
     assert n_tokens == max_tokens * len(prompts), "every row must decode exactly max_tokens"
     case.wall_tps.append(n_tokens / wall)
     case.cpu_tps.append(n_tokens / cpu)
-    case.budget_share.append(((watch.seconds if watch else 0.0) - in_budget) / wall)
+    spent = (watch.seconds if watch else 0.0) - in_budget
+    case.budget_share.append(spent / wall)
+    case.budget_us.append(spent / max_tokens * 1e6)  # every row decodes max_tokens steps together
 
 
 def paired_ratio(values: list[float], base: list[float]) -> float:
@@ -173,18 +210,19 @@ def paired_ratio(values: list[float], base: list[float]) -> float:
     return statistics.median(v / b for v, b in zip(values, base))
 
 
-def report(cases: list[Case], batch: int, max_tokens: int, runs: int) -> str:
+def report(cases: list[Case], batch: int, max_tokens: int, runs: int, vocab: int | None = None) -> str:
     """Medians, with throughput ratios to the `none` case."""
     base = cases[0]
     lines = [
-        f"decode throughput, batch {batch}, {max_tokens} tokens/row, {runs} alternating rounds (medians)",
-        f"{'case':<14} {'tok/cpu-s':>9} {'ratio':>7} {'tok/s':>7} {'ratio':>7} {'in budget code':>14}  what",
+        f"decode throughput, batch {batch}, {max_tokens} tokens/row, {runs} alternating rounds (medians)"
+        + (f", vocabulary {vocab}" if vocab else ""),
+        f"{'case':<14} {'tok/cpu-s':>9} {'ratio':>7} {'tok/s':>7} {'ratio':>7} {'in budget code':>14} {'us/step':>7}  what",
     ]
     for c in cases:
         lines.append(
             f"{c.name:<14} {statistics.median(c.cpu_tps):>9.0f} {paired_ratio(c.cpu_tps, base.cpu_tps):>6.3f}x "
             f"{statistics.median(c.wall_tps):>7.0f} {paired_ratio(c.wall_tps, base.wall_tps):>6.3f}x "
-            f"{100 * statistics.median(c.budget_share):>13.2f}%  {c.what}"
+            f"{100 * statistics.median(c.budget_share):>13.2f}% {statistics.median(c.budget_us):>7.1f}  {c.what}"
         )
     ours_all, builtin_all = (c for c in cases if c.name in ("ours-all", "builtin-all"))
     lines.append(f"ours-all / builtin-all throughput: {paired_ratio(ours_all.cpu_tps, builtin_all.cpu_tps):.3f} (cpu-time)")
@@ -200,8 +238,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=64, help="concurrent requests per run (default 64)")
     parser.add_argument("--max-tokens", type=int, default=256, help="tokens decoded per row (default 256)")
     parser.add_argument("--runs", type=int, default=9, help="measured rounds, each runs every case (default 9)")
+    parser.add_argument("--vocab", type=int, default=None,
+                        help="pad the model's vocabulary to this many ids (e.g. 151552, GLM-4.1V's) so the "
+                             "step's vocabulary-wide work is a real model's; default: the model's own (1024 tiny)")
     args = parser.parse_args(argv)
-    for name in ("batch", "max_tokens", "runs"):
+    for name in ("batch", "max_tokens", "runs") + (("vocab",) if args.vocab is not None else ()):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
@@ -218,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         from thinkcap.tiny_model import ensure_tiny_model
 
         args.model = ensure_tiny_model()
+    if args.vocab is not None:
+        args.model = padded_vocab_model(args.model, args.vocab)
     engines = build_engines(args.model, args.batch, args.max_tokens)
     watches = clock_budget_code(engines["thinkcap"])
     prompts = prompts_for(engines["plain"], args.batch)
@@ -230,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases:
             run_once(engines[case.engine], prompts, case, args.max_tokens, watch_for(case))
             if rnd == 0:
-                case.wall_tps.clear(), case.cpu_tps.clear(), case.budget_share.clear()
-    print(report(cases, args.batch, args.max_tokens, args.runs))
+                case.wall_tps.clear(), case.cpu_tps.clear(), case.budget_share.clear(), case.budget_us.clear()
+    print(report(cases, args.batch, args.max_tokens, args.runs, args.vocab))
     return 0
 
 

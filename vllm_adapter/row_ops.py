@@ -74,48 +74,77 @@ class GraceLane:
     `CLOSE_TOP_K` close now (`BudgetRows.close_now`) and the rest get the close tag (and EOS)
     masked by one store.
 
-    The rank test is exact and mostly cheap: a row is cleared as soon as `CLOSE_TOP_K` ids of a
-    small probe set (the lane's highest-scoring ids when it was formed) beat its close tag; only
-    the rows the probes cannot clear are compared over the whole vocabulary. Mid-thought the close
-    tag sits far down, so that full pass is rare."""
+    The rank test is exact and mostly cheap: a row is cleared as soon as `CLOSE_TOP_K` of its
+    probe ids beat its close tag; only the rows their probes cannot clear are compared over the
+    whole vocabulary. A row's probes are its own highest-scoring ids when it joined the lane (or
+    when its probes last failed): a thought's likely next tokens stay high from step to step, and
+    mid-thought the close tag sits far down, so the full pass is rare. Probes are kept per row
+    while other rows come and go, since choosing them is a pass over the row's vocabulary, and
+    they are few, since each is a scattered read (a cache miss on a real vocabulary)."""
 
-    PROBES = 32
+    PROBES = 8
 
     def __init__(self, profile: ThinkProfile, device: Any):
         self.device = device
         self.close = profile.think_close_id
         self._key: tuple[list[int], int] | None = None  # the list object (see `Redirect`)
-        self._rows: torch.Tensor | None = None
+        self._lane: list[int] = []  # batch rows, as in `_rows`
+        self._rows: torch.Tensor | None = None  # [G]
         self._masked_rows = self._masked_ids = self._flat_masked = None
+        self._probes: torch.Tensor | None = None  # [G, P]: each lane row's probe ids
+        self._kept: dict[int, torch.Tensor] = {}  # batch row -> its probe ids [P], across lane changes
+        self._flat_probes: torch.Tensor | None = None  # [G, 1+P]: the close tag, then the probes
 
     def _rebuild(self, plan: StepPlan, width: int) -> None:
+        if self._key is not None and self._key[1] == width and self._probes is not None:
+            self._kept = dict(zip(self._lane, self._probes))
+        elif self._key is None or self._key[1] != width:
+            self._kept = {}
         self._key = (plan.grace, width)
+        self._lane = list(plan.grace)
         self._rows = common.h2d(plan.grace, self.device)  # [G]
         masked_rows, masked_ids = zip(*plan.grace_masked)
         self._masked_rows = common.h2d(list(masked_rows), self.device)  # [M]
         self._masked_ids = common.h2d(list(masked_ids), self.device)  # [M]
         self._flat_masked = flat_index(self._masked_rows, self._masked_ids, width)  # [M]
-        self._flat_close = self._rows * width + self.close  # [G]
-        self._flat_probes = None  # chosen from the lane's first logits
+        self._probes = self._flat_probes = None
+
+    def _place_probes(self, logits: torch.Tensor) -> None:
+        """Probe ids for the rows that have none yet (their own top ids), then the flat gather index."""
+        width = logits.shape[1]
+        missing = [i for i, row in enumerate(self._lane) if row not in self._kept]
+        if missing:
+            sub = logits.index_select(0, self._rows[missing])  # [J, V]
+            top = sub.topk(min(self.PROBES, width), dim=-1).indices  # [J, P]
+            self._kept.update(zip((self._lane[i] for i in missing), top))
+        self._probes = torch.stack([self._kept[row] for row in self._lane])  # [G, P]
+        cols = torch.cat([self._probes.new_full((len(self._lane), 1), self.close), self._probes], dim=1)  # [G, 1+P]
+        self._flat_probes = flat_index(self._rows[:, None], cols, width)  # [G, 1+P]
 
     def _close_in_top_k(self, logits: torch.Tensor) -> list[int]:
-        """Positions in the lane (not batch rows) whose close tag ranks in the top k."""
+        """Positions in the lane (not batch rows) whose close tag ranks in the top k.
+
+        Few ops on purpose: right after the forward pass every distinct tensor op runs cold (about
+        5-10 us each on CPU however small its input), so the common step (no row near closing) is
+        one gather, one compare, one sum and one min read back."""
         if not logits.is_contiguous():  # the plain full comparison
             sub = logits.index_select(0, self._rows)  # [G, V]
             above = torch.gt(sub, sub[:, self.close : self.close + 1]).sum(dim=-1, dtype=torch.int32)  # [G]
             return torch.nonzero(above < CLOSE_TOP_K).flatten().tolist()
         flat = logits.view(-1)
         if self._flat_probes is None:
-            width = logits.shape[1]
-            top = logits.index_select(0, self._rows).amax(dim=0).topk(min(self.PROBES, width)).indices  # [P]
-            self._flat_probes = flat_index(self._rows[:, None], top[None, :], width)  # [G, P]
-        close = flat.take(self._flat_close)  # [G]
-        beaten = torch.gt(flat.take(self._flat_probes), close[:, None]).sum(dim=-1, dtype=torch.int32)  # [G]
-        unsure = torch.nonzero(beaten < CLOSE_TOP_K).flatten()  # [U]: one sync; usually empty
-        if not unsure.numel():
+            self._place_probes(logits)
+        probed = flat.take(self._flat_probes)  # [G, 1+P]
+        beaten = torch.gt(probed, probed[:, :1]).sum(dim=-1, dtype=torch.int32)  # [G] (never beaten by itself)
+        if beaten.min().item() >= CLOSE_TOP_K:  # the one sync; the usual answer
             return []
+        unsure = torch.nonzero(beaten < CLOSE_TOP_K).flatten()  # [U]
         sub = logits.index_select(0, self._rows[unsure])  # [U, V]
-        above = torch.gt(sub, close[unsure, None]).sum(dim=-1, dtype=torch.int32)  # [U]
+        above = torch.gt(sub, probed[unsure, :1]).sum(dim=-1, dtype=torch.int32)  # [U]
+        # These rows' probes failed: their own top ids now, for the next steps.
+        fresh = sub.topk(self._probes.shape[1], dim=-1).indices  # [U, P]
+        self._probes[unsure] = fresh
+        self._flat_probes[unsure, 1:] = flat_index(self._rows[unsure, None], fresh, logits.shape[1])
         return unsure[above < CLOSE_TOP_K].tolist()
 
     def __call__(self, logits: torch.Tensor, plan: StepPlan, rows: BudgetRows) -> None:

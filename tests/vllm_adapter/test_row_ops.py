@@ -112,8 +112,8 @@ def test_grace_lane_masks_in_one_store_when_no_row_closes():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_the_probe_shortcut_is_exact_whatever_the_later_logits(seed):
-    """The probes come from the lane's first logits; later steps' logits share nothing with them
-    (random here), yet the rows found must be exactly those whose close tag ranks in the top k."""
+    """The probes come from earlier logits; later steps' logits share nothing with them (random
+    here), yet the rows found must be exactly those whose close tag ranks in the top k."""
     gen = torch.Generator().manual_seed(seed)
     rows = BudgetRows(PROFILE)
     for i in range(B):
@@ -126,4 +126,32 @@ def test_the_probe_shortcut_is_exact_whatever_the_later_logits(seed):
         boost = torch.rand(B, generator=gen) < 0.3  # some rows near the top
         logits[boost, CLOSE] += 2.5
         expected = [i for i in range(B) if rank_of_close(logits[i]) < CLOSE_TOP_K]
+        assert sorted(lane._close_in_top_k(logits)) == expected
+
+
+def test_probe_ids_outlive_a_lane_change_and_stay_exact():
+    """Rows keep their probe ids while others enter or leave the lane (choosing them is a pass over
+    the row's vocabulary: a real vocabulary's cost); only rows their probes cannot clear choose anew."""
+    gen = torch.Generator().manual_seed(7)
+    rows = BudgetRows(PROFILE)
+    for i in range(B):
+        rows.add(i, BudgetParams(think_budget=0, grace=50), [OPEN], [])
+    lane = GraceLane(PROFILE, "cpu")
+    plan = rows.step()
+    logits = torch.zeros(B, V)
+    logits[:, 30:40] = 1.0  # ten ids above the close tag in every row
+    lane(logits, plan, rows)
+    kept = {row: ids for row, ids in zip(lane._lane, lane._probes)}
+    assert set(lane._probes.flatten().tolist()) <= set(range(30, 40))
+    rows.remove(3)  # the lane changes: new index tensors, the same probe ids
+    for out in rows._by_index.values():
+        out.output.append(21)
+    plan = rows.step()
+    assert 3 not in plan.grace
+    lane(logits, plan, rows)
+    assert all(torch.equal(ids, kept[row]) for row, ids in zip(lane._lane, lane._probes))
+    for _ in range(20):  # random steps: exact, and new probes only when some row was unsure
+        logits = torch.randn(B, V, generator=gen)
+        logits[torch.rand(B, generator=gen) < 0.3, CLOSE] += 2.5
+        expected = [plan.grace.index(i) for i in plan.grace if rank_of_close(logits[i]) < CLOSE_TOP_K]
         assert sorted(lane._close_in_top_k(logits)) == expected
