@@ -61,18 +61,45 @@ def content_of(resp: dict[str, Any] | None) -> str | None:
 # ---- sampling parameters ----------------------------------------------------------------------
 def greedy_equivalent(param: dict[str, Any]) -> Callable[[Target], bool]:
     def probe(t: Target) -> bool:
-        # 12 tokens: the random bf16 model has exact logit ties further on, which argmax and a
-        # top-k/min-p filter may break differently.
-        greedy = t.chat(temperature=0, max_tokens=12)
-        sampled = [t.chat(temperature=1.5, seed=s, max_tokens=12, **param) for s in (1, 2)]
-        plain = [t.chat(temperature=1.5, seed=s, max_tokens=12) for s in (1, 2)]
-        if greedy is None or None in sampled or None in plain:
+        # The random bf16 model has exact logit ties, which argmax and a top-k/min-p filter break
+        # differently, and where they fall depends on the CPU's kernels: take the first prompt whose
+        # greedy run has no tie in its first tokens, and compare up to its first tie.
+        for text in TIE_FREE_CANDIDATES:
+            messages = [{"role": "user", "content": text}]
+            greedy = t.chat(messages=messages, temperature=0, max_tokens=12, logprobs=True, top_logprobs=2)
+            if greedy is None:
+                return False
+            n = untied_prefix(greedy["choices"][0])
+            if n >= 6:
+                break
+        else:
             return False
-        want = greedy["choices"][0]["token_ids"]
+        sampled = [t.chat(messages=messages, temperature=1.5, seed=s, max_tokens=12, **param) for s in (1, 2)]
+        plain = [t.chat(messages=messages, temperature=1.5, seed=s, max_tokens=12) for s in (1, 2)]
+        if None in sampled or None in plain:
+            return False
+        want = greedy["choices"][0]["token_ids"][:n]
         # Takes effect: equals greedy with it, and without it sampling differs from greedy.
-        return all(s["choices"][0]["token_ids"] == want for s in sampled) and \
-            any(p["choices"][0]["token_ids"] != want for p in plain)
+        return all(s["choices"][0]["token_ids"][:n] == want for s in sampled) and \
+            any(p["choices"][0]["token_ids"][:n] != want for p in plain)
     return probe
+
+
+TIE_FREE_CANDIDATES = ("Say something.", "Hello there", "Tell me a story.", "What is 2 + 2?", "Name a colour.",
+                       "Count to five.", "Describe the sea.", "Why is the sky blue?")
+
+
+def untied_prefix(choice: dict[str, Any]) -> int:
+    """How many leading greedy tokens had a unique best logit (the first two log-probs differ)."""
+    steps = (choice.get("logprobs") or {}).get("content") or []
+    ids = choice["token_ids"]
+    if len(steps) != len(ids):  # log-probs that do not line up with the ids: trust the whole run
+        return len(ids)
+    for i, step in enumerate(steps):
+        top = [c["logprob"] for c in step["top_logprobs"]]
+        if len(top) > 1 and top[0] == top[1]:
+            return i
+    return len(ids)
 
 
 def logit_bias(t: Target) -> bool:

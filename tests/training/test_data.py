@@ -100,7 +100,8 @@ def test_chunked_scoring_same_values_and_grads(tiny_model_dir, processor, synthe
         results.append((logp.detach(), ent, {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}))
     (a, ent_a, ga), (b, ent_b, gb) = results
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
-    torch.testing.assert_close(ent_a, ent_b, atol=1e-6, rtol=0)
+    # Entropies near log(1024) ~ 6.9 summed in another order: a few float32 ulps (2.4e-6 seen on AVX-512).
+    torch.testing.assert_close(ent_a, ent_b, atol=1e-5, rtol=0)
     assert ga.keys() == gb.keys() and "lm_head.weight" in ga
     for k in ga:
         torch.testing.assert_close(ga[k], gb[k], atol=1e-5, rtol=1e-4)  # summation order differs
