@@ -90,6 +90,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--budget-balance", choices=("off", "mass", "length"), default="off",
                    help="arm (d): every drawn budget pushes equally hard per step, by total |advantage| (mass) or "
                         "by its push on thinking length (length) (GRPOConfig.budget_balance; default off)")
+    p.add_argument("--form-exploration", type=float, default=0.0,
+                   help="arm (d): share of each group whose thought is opened in a given form, the forms in turn "
+                        "(GRPOConfig.form_exploration; default 0 = off)")
     p.add_argument("--estimator", choices=("grpo", "best"), default="grpo",
                    help="arm (d): advantage estimator (GRPOConfig.advantage_estimator): grpo, or best = only the best "
                         "sample of each (prompt, budget) group is reinforced, one equal vote per group (default grpo)")
@@ -166,9 +169,9 @@ def auc(acc: dict[str, float], xs: dict[str, int]) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if "d" not in args.only and (args.length_coef or args.budget_per != "group" or args.estimator != "grpo"
-                                 or args.length_passed_only or args.budget_balance != "off"):
-        raise SystemExit("--length-coef, --length-passed-only, --budget-balance, --budget-per and --estimator apply to arm (d) only: "
-                         "add d to --only or drop them")
+                                 or args.length_passed_only or args.budget_balance != "off" or args.form_exploration):
+        raise SystemExit("--length-coef, --length-passed-only, --budget-balance, --form-exploration, --budget-per and "
+                         "--estimator apply to arm (d) only: add d to --only or drop them")
     from budget.fit import fit
     from tasks.records import load_records
     from tasks.running_sums import make_arith_dataset
@@ -203,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 drawn = {"rollout_budget_choices": args.ladder_choices,
                          "forced_close_penalty": args.forced_close_penalty, "rollout_budget_per": args.budget_per,
                          "budget_length_coef": args.length_coef, "advantage_estimator": args.estimator,
-                         "budget_length_passed_only": args.length_passed_only, "budget_balance": args.budget_balance}
+                         "budget_length_passed_only": args.length_passed_only, "budget_balance": args.budget_balance,
+                         "form_exploration": args.form_exploration}
             cfg = GRPOConfig(
                 model=warm, train_data=str(rl_data), output_dir=str(run_dir), seed=seed, steps=args.steps,
                 prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,

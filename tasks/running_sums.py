@@ -63,6 +63,13 @@ def worked_thought(record: Any, short: bool = False) -> str | None:
     return " ".join(steps)
 
 
+def form_thoughts(record: Any) -> dict[str, str]:
+    """The record's worked thought in each form, {"long": ..., "short": ...}; {} for other tasks.
+    `form_exploration` opens some rollouts' thoughts with the first tokens that tell them apart."""
+    long, short = worked_thought(record), worked_thought(record, short=True)
+    return {} if long is None or short is None else {"long": long, "short": short}
+
+
 def thought_form(thinking: str) -> str | None:
     """Which of the two forms a running-sum thought is written in: "long" (`a3=3 b5=8`, an `=` per
     step), "short" (`a3 b8`), or None for an empty thought. Logged per budget by training and the

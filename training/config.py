@@ -97,6 +97,13 @@ class GRPOConfig:
                                   "same |sum of advantage x (thinking tokens - the budget's mean)|, so a budget "
                                   "that wants longer thoughts and one that wants shorter ones cancel on what they "
                                   "share and leave what tells them apart (the hint); off")
+    form_exploration: float = setting(0.0, "share of each group whose thought is opened in a given form, the forms "
+                                      "in turn (tasks with thought forms: running_sum's long `a3=` and short `a3 b`): "
+                                      "the opening is part of that sample's prompt (not generated, not trained) and "
+                                      "counts against its budget, so every (prompt, budget) group compares the forms "
+                                      "and the free samples' openings learn which form pays under which budget even "
+                                      "when the policy has stopped writing one; logged form shares count free "
+                                      "samples only. 0 = off")
     vllm_max_model_len: int = setting(2048, "vLLM context length (prompt + response)")
     vllm_gpu_memory_utilization: float = setting(0.3, "GPU memory share of the colocated vLLM engine (ignored on CPU)")
     vllm_max_images: int | None = setting(None, "vLLM's limit_mm_per_prompt for images; null: the most any training record has")
@@ -221,6 +228,11 @@ class GRPOConfig:
         if self.budget_balance != "off" and fixed:
             raise ConfigError("budget_balance weighs drawn budgets against each other: set rollout_budget_choices "
                               "(e.g. '8,32') or leave budget_balance off")
+        if not 0 <= self.form_exploration < 1:
+            raise ConfigError(f"form_exploration is a share of each group in [0, 1); got {self.form_exploration}")
+        if self.form_exploration and self.group_size < 3:
+            raise ConfigError("form_exploration opens one sample per form and keeps one free: group_size must be "
+                              f">= 3; got {self.group_size}")
         if self.budget_length_passed_only and not self.budget_length_coef:
             raise ConfigError("budget_length_passed_only limits budget_length_coef, which is 0: set "
                               "budget_length_coef or leave budget_length_passed_only false")

@@ -41,22 +41,24 @@ class PromptEncoder:
     def __init__(self, processor: Any, hint: BudgetHint | None = None):
         self.processor = processor
         self.hint = hint
-        self._cache: dict[tuple[str, int | None], EncodedPrompt] = {}
+        self._cache: dict[tuple[str, int | None, str], EncodedPrompt] = {}
 
-    def __call__(self, record: Record, budget: int | None = None) -> EncodedPrompt:
+    def __call__(self, record: Record, budget: int | None = None, thought_prefix: str = "") -> EncodedPrompt:
+        """`thought_prefix`: text the thought starts with, part of the prompt (not generated, not
+        trained): `form_exploration` opens some samples' thoughts in each form this way."""
         shown = budget if self.hint is not None else None
-        key = (_content_key(record), shown)
+        key = (_content_key(record), shown, thought_prefix)
         if key not in self._cache:
-            self._cache[key] = self._encode(record, shown)
+            self._cache[key] = self._encode(record, shown, thought_prefix)
         return self._cache[key]
 
     def messages(self, record: Record, budget: int | None) -> list[dict[str, Any]]:
         """The record's conversation as the model sees it under `budget` (hinted when a hint is set)."""
         return record.messages if self.hint is None else self.hint.apply(record.messages, budget)
 
-    def _encode(self, record: Record, budget: int | None) -> EncodedPrompt:
+    def _encode(self, record: Record, budget: int | None, thought_prefix: str = "") -> EncodedPrompt:
         text = self.processor.apply_chat_template(self.messages(record, budget), add_generation_prompt=True,
-                                                  tokenize=False)
+                                                  tokenize=False) + thought_prefix
         images = [Image.open(p).convert("RGB") for p in record.images]
         videos = [load_video(p) for p in record.videos]
         kwargs: dict[str, Any] = {}

@@ -216,7 +216,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         stats = [{"group": f"{rank}:{s.group}", "task": got.records[s.group].task, "reward": s.reward,
                   "response_len": len(s.response_ids), "think_len": s.num_thinking_tokens,
                   "forced": s.answer_forced, "truncated": s.truncated, "think_budget": s.think_budget,
-                  "form": s.form}
+                  "form": s.form if s.opened is None else None, "opened": s.opened}
                  for s in got.samples]
         every = [x for part in dist.gather(stats, world) for x in part]
         metrics = summarize(every, cfg.pass_threshold) | budget_metrics(every)

@@ -175,6 +175,8 @@ def budget_metrics(stats: list[dict[str, Any]]) -> dict[str, float]:
             out[f"budget/{b}/reward"] = sum(r["reward"]["reward"] for r in rows) / len(rows)
             out[f"budget/{b}/accuracy"] = sum(r["reward"].get("accuracy", 0.0) for r in rows) / len(rows)
             out.update(form_metrics(f"budget/{b}", rows))
+            opened = [{**r, "form": r["opened"]} for r in rows if r.get("opened") is not None]
+            out.update({k: v for k, v in form_metrics(f"budget/{b}/opened", opened).items() if k.endswith("_accuracy")})
     return out
 
 

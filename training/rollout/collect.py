@@ -10,7 +10,7 @@ used this step, until full or `max_refill_rounds` extra rounds are spent.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ from tasks.records import Record
 from tasks.running_sums import TASK as RUNNING_SUM, thought_form
 from training.prompts import PromptEncoder
 from training.rollout.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
+from training.rollout.form_exploration import Opening, forced_slots, openings
 from training.learner.grpo import advantages_of
 from scoring.response import Response
 from scoring.rewards import RewardFn
@@ -116,7 +117,10 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     budgets = [[ctx.budget if ctx.drawn is None else p.think_budget for p in row] for row in params]
     # With a budget hint each sample's prompt shows the budget the engine enforces on it.
     prompts = [[ctx.encode(r, p.think_budget) for p in row] for r, row in zip(mine, params)]  # [N][G]
-    if ctx.drawn is None:
+    opened = _open_forms(ctx, mine, prompts, params) if cfg.form_exploration else [[None] * G for _ in mine]
+    if any(o is not None for row in opened for o in row):  # prompts differ within a group: one request each
+        groups = _generate_drawn(ctx, prompts, params, seeds, per_sample=True)
+    elif ctx.drawn is None:
         groups = ctx.engine.generate([row[0] for row in prompts], G, temperature=cfg.temperature, top_p=cfg.top_p,
                                      max_tokens=cfg.max_new_tokens, budget=ctx.params if cfg.forced_answering else None,
                                      seeds=seeds)
@@ -125,8 +129,14 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     samples = []
     for g, group in enumerate(groups):
         for k, c in enumerate(group):
-            s = to_sample(c, base + g, prompts[g][k], ctx.profile, params[g][k], budgets[g][k], cfg.forced_answering)
-            s.think_budget = budgets[g][k]
+            o = opened[g][k]
+            b = budgets[g][k]
+            own = b if o is None or b is None else max(0, b - o.num_tokens)  # the opening is thinking too
+            s = to_sample(c, base + g, prompts[g][k], ctx.profile, params[g][k], own, cfg.forced_answering)
+            s.think_budget = b
+            if o is not None:
+                s.opened = o.form
+                s.num_thinking_tokens += o.num_tokens
             samples.append(s)
     for i, s in enumerate(samples):
         record = mine[s.group - base]
@@ -136,7 +146,9 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         used = params[i // G][i % G] if cfg.forced_answering else None  # what the engine forced with
         response = Response.from_ids(s.response_ids, ctx.profile, ctx.tokenizer, s.prompt.input_ids, used)
         s.text = ctx.tokenizer.decode(s.response_ids, skip_special_tokens=False)
-        s.form = thought_form(response.thinking) if record.task == RUNNING_SUM else None
+        opening = opened[s.group - base][i % G]
+        thinking = response.thinking if opening is None else opening.text + response.thinking
+        s.form = thought_form(thinking) if record.task == RUNNING_SUM else None
         s.reward = ctx.reward_fns[record.domain](response, record.answer)
         s.reward = with_budget_terms(s.reward, cfg, s)
     rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
@@ -177,13 +189,45 @@ def with_budget_terms(reward: dict[str, float], cfg: GRPOConfig, s: Sample) -> d
 
 
 def _generate_drawn(ctx: RolloutContext, prompts: list[list[Any]], params: list[list[BudgetParams]],
-                    seeds: list[int]) -> list[list[Any]]:
+                    seeds: list[int], per_sample: bool = False) -> list[list[Any]]:
     """Rollouts under drawn budgets. One budget per group: one request of G samples per prompt. One
-    per sample: G requests of one sample each, sample k seeded seed + k as vLLM seeds the k-th of n."""
+    per sample (or `per_sample`: the prompts of a group differ): G requests of one sample each,
+    sample k seeded seed + k as vLLM seeds the k-th of n."""
     cfg, G = ctx.cfg, ctx.cfg.group_size
     kw = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_new_tokens}
-    if cfg.rollout_budget_per == "group":
+    if cfg.rollout_budget_per == "group" and not per_sample:
         return ctx.engine.generate([row[0] for row in prompts], G, budget=[row[0] for row in params], seeds=seeds, **kw)
+    budget = [b for row in params for b in row] if cfg.forced_answering or ctx.drawn is not None else None
     rows = ctx.engine.generate([p for row in prompts for p in row], 1, seeds=[s + k for s in seeds for k in range(G)],
-                               budget=[b for row in params for b in row], **kw)
+                               budget=budget, **kw)
     return [[c for row in rows[g * G:(g + 1) * G] for c in row] for g in range(len(prompts))]
+
+
+def _open_forms(ctx: RolloutContext, mine: list[Record], prompts: list[list[Any]],
+                params: list[list[BudgetParams]]) -> list[list[Opening | None]]:
+    """`form_exploration`: the last samples of each group start their thought in a given form (the
+    opening appended to the prompt, the engine budget shortened by it). Edits `prompts` and `params`
+    in place; returns each sample's opening or None."""
+    G = ctx.cfg.group_size
+    out: list[list[Opening | None]] = []
+    for g, record in enumerate(mine):
+        forms = openings(record, ctx.tokenizer)
+        if not forms:
+            raise ValueError(f"form_exploration needs a task whose thoughts have forms (running_sum); record "
+                             f"{record.id!r} (task {record.task!r}) has none: set form_exploration to 0")
+        row: list[Opening | None] = []
+        for k, slot in enumerate(forced_slots(G, ctx.cfg.form_exploration, len(forms))):
+            if slot is None:
+                row.append(None)
+                continue
+            o, p = forms[slot], params[g][k]
+            plain = prompts[g][k]
+            prompts[g][k] = ctx.encode(record, p.think_budget, o.text)  # the hint shows the sample's budget
+            if prompts[g][k].input_ids[: len(plain.input_ids)] != plain.input_ids or \
+                    len(prompts[g][k].input_ids) != len(plain.input_ids) + o.num_tokens:
+                raise ValueError(f"the {o.form} opening {o.text!r} does not tokenize the same after the prompt")
+            if p.think_budget is not None:
+                params[g][k] = replace(p, think_budget=max(0, p.think_budget - o.num_tokens))
+            row.append(o)
+        out.append(row)
+    return out

@@ -55,6 +55,7 @@ class Sample:
     think_budget: int | None = None  # the budget this sample was rolled out under (drawn or fixed)
     text: str = ""
     form: str | None = None  # the thought's form where the task names forms (`tasks.running_sums.thought_form`)
+    opened: str | None = None  # the form `form_exploration` opened this sample's thought in (None: free)
     reward: dict[str, float] = field(default_factory=dict)
     advantage: float = 0.0
 

@@ -1,0 +1,55 @@
+"""`form_exploration`: open some samples' thoughts in each form, so every group compares the forms.
+
+Budget conditioning has to learn which form of thought to write under which budget (running sums:
+the short form `a3 b8 c10` fits small budgets, the long form `a3=3 b5=8` is the more accurate when
+it fits). Left to itself, GRPO loses a form within a few steps at every budget at once (docs/training.md,
+e23-e30): both ends are absorbing, since a form nobody writes casts no vote, however well it would have
+done. Here a fixed share of each group is started in each form: the opening tokens (the first ones where
+the task's worked thoughts in the two forms differ: `a3=` and `a3 b`) are appended to that sample's prompt,
+so they are neither generated nor trained, and the rest of the thought is the policy's own continuation.
+The free samples of the group then get their advantages against samples of both forms under the same
+budget: a budget where the long form does better pushes the free samples' short openings down there,
+whatever the policy currently prefers. That is the signal the hint needs, and it cannot die out.
+
+The opening counts against the sample's budget (its engine budget is shortened by it, its thinking length
+includes it), the hint still shows the sample's budget, and the logged form shares count free samples only,
+so they stay the policy's own preference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.records import Record
+from tasks.running_sums import form_thoughts
+
+
+@dataclass(frozen=True)
+class Opening:
+    form: str
+    text: str  # appended to the prompt, after the chat template's opened thought
+    num_tokens: int
+
+
+def openings(record: Record, tokenizer: Any) -> list[Opening]:
+    """Each form's opening for `record`: its worked thought up to and including the first token
+    where the forms' token ids differ. [] for a task without forms."""
+    thoughts = form_thoughts(record)
+    if len(thoughts) < 2:
+        return []
+    ids = {form: tokenizer.encode(text, add_special_tokens=False) for form, text in sorted(thoughts.items())}
+    cut = 0
+    while all(cut < len(seq) for seq in ids.values()) and len({seq[cut] for seq in ids.values()}) == 1:
+        cut += 1
+    return [Opening(form, tokenizer.decode(seq[: cut + 1]), len(seq[: cut + 1])) for form, seq in ids.items()]
+
+
+def forced_slots(group_size: int, share: float, n_forms: int) -> list[int | None]:
+    """For each sample of a group: the index of the form it is opened in, or None (free). The last
+    round(share * group_size) samples are forced, cycling through the forms; at least one per form
+    when share > 0 and the group has room for it and a free sample."""
+    if share <= 0 or n_forms == 0:
+        return [None] * group_size
+    forced = min(group_size - 1, max(n_forms, round(share * group_size)))
+    return [None] * (group_size - forced) + [i % n_forms for i in range(forced)]
