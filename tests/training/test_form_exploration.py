@@ -8,6 +8,7 @@ import torch
 from transformers import AutoProcessor
 
 from budget import build_profile
+from budget.state import Phase, prompt_phase
 from scoring.rewards import build_reward_fns
 from tasks.records import Record, load_records
 from tasks.running_sums import make_arith_dataset, worked_thought
@@ -78,7 +79,10 @@ def test_opened_samples_start_in_their_form_and_count_the_opening_as_thinking(tm
             assert s.prompt.input_ids == plain.input_ids
             continue
         o = next(o for o in openings(record, tok) if o.form == s.opened)
-        assert s.prompt.input_ids == plain.input_ids + tok.encode(o.text, add_special_tokens=False)
+        # GLM-4.1V's template leaves `<think>` to the model: the opening comes after it, inside the thought
+        assert prompt_phase(profile, plain.input_ids) != Phase.THINKING
+        assert s.prompt.input_ids == plain.input_ids + [profile.think_open_id] + tok.encode(o.text, add_special_tokens=False)
+        assert prompt_phase(profile, s.prompt.input_ids) == Phase.THINKING
         assert s.num_thinking_tokens <= s.think_budget  # the opening counted against the budget
         if s.answer_forced:
             assert s.num_thinking_tokens == s.think_budget

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from budget import BudgetParams, ThinkProfile
+from budget.state import Phase, prompt_phase
 from training import dist
 from training.config import GRPOConfig
 from training.curriculum import Curriculum, DynamicSampling
@@ -222,10 +223,13 @@ def _open_forms(ctx: RolloutContext, mine: list[Record], prompts: list[list[Any]
                 continue
             o, p = forms[slot], params[g][k]
             plain = prompts[g][k]
-            prompts[g][k] = ctx.encode(record, p.think_budget, o.text)  # the hint shows the sample's budget
+            # A template that leaves the thought to the model (GLM-4.1V's) gets `<think>` first.
+            opens = prompt_phase(ctx.profile, plain.input_ids) != Phase.THINKING
+            lead = ctx.tokenizer.decode([ctx.profile.think_open_id]) if opens else ""
+            prompts[g][k] = ctx.encode(record, p.think_budget, lead + o.text)  # the hint shows the sample's budget
             if prompts[g][k].input_ids[: len(plain.input_ids)] != plain.input_ids or \
-                    len(prompts[g][k].input_ids) != len(plain.input_ids) + o.num_tokens:
-                raise ValueError(f"the {o.form} opening {o.text!r} does not tokenize the same after the prompt")
+                    len(prompts[g][k].input_ids) != len(plain.input_ids) + opens + o.num_tokens:
+                raise ValueError(f"the {o.form} opening {lead + o.text!r} does not tokenize the same after the prompt")
             if p.think_budget is not None:
                 params[g][k] = replace(p, think_budget=max(0, p.think_budget - o.num_tokens))
             row.append(o)
