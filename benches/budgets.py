@@ -103,6 +103,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--held-out", type=int, default=200, help="held-out records (default 200)")
     p.add_argument("--sft-steps", type=int, default=1000, help="cold-start SFT steps (default 1000)")
     p.add_argument("--sft-lr", type=float, default=3e-3, help="cold-start SFT learning rate (default 3e-3)")
+    p.add_argument("--items", default="3-6", help="terms per running sum, MIN-MAX (default 3-6): longer sums make "
+                   "the short form's mental addition less accurate, so the long form pays more where it fits")
     p.add_argument("--short-thoughts", type=float, default=0.5, help="share of cold-start thoughts written short "
                    "(`a3 b8 c10`, 2 tokens a step, less accurate) instead of `a3=3 b5=8 c2=10` (4 tokens a step): "
                    "the choice GRPO can make under a budget (default 0.5)")
@@ -119,6 +121,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def parse_items(text: str) -> tuple[int, int]:
+    """`--items MIN-MAX` -> (MIN, MAX), 1 <= MIN <= MAX <= 8 (the labels a-h)."""
+    try:
+        lo, hi = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise SystemExit(f"--items takes MIN-MAX, e.g. 3-6; got {text!r}") from None
+    if not 1 <= lo <= hi <= 8:
+        raise SystemExit(f"--items {text}: need 1 <= MIN <= MAX <= 8 (one label a-h per term)")
+    return lo, hi
+
+
 def cold_start(args: argparse.Namespace, data: Path, sft_dir: Path, hint_budgets: list[int]) -> str:
     """SFT on worked thoughts, or OUT/sft as an earlier run left it when made with the same settings
     (the marker file names them), so a second `--quick` run skips the slowest part."""
@@ -127,6 +140,7 @@ def cold_start(args: argparse.Namespace, data: Path, sft_dir: Path, hint_budgets
 
     hint = None if args.hint.strip().lower() == "off" else args.hint
     settings = {"n": args.n, "sft_steps": args.sft_steps, "sft_lr": args.sft_lr, "short_thoughts": args.short_thoughts,
+                **({"items": args.items} if args.items != "3-6" else {}),
                 "batch_size": SFT_BATCH, "hint": hint, "hint_budgets": hint_budgets, "version": 3}
     marker = sft_dir / "bench_sft.json"
     if marker.exists() and json.loads(marker.read_text()) == settings:
@@ -189,9 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     closing = _closing_len(resolve_model("tiny"))
     xs = {("full" if b is None else str(b)): fit(b, max_new_tokens, closing, 16, prefix_tokens=1).think_budget
           for b in budgets}
-    data = make_arith_dataset(out / "data", n=args.n, seed=0)
-    held_out = load_records(make_arith_dataset(out / "held_out", n=args.held_out, seed=1))
-    rl_data = data if args.rl_prompts == "sft" else make_arith_dataset(out / "rl_data", n=args.n, seed=2)
+    items = parse_items(args.items)
+    data = make_arith_dataset(out / "data", n=args.n, seed=0, items=items)
+    held_out = load_records(make_arith_dataset(out / "held_out", n=args.held_out, seed=1, items=items))
+    rl_data = data if args.rl_prompts == "sft" else make_arith_dataset(out / "rl_data", n=args.n, seed=2, items=items)
     warm = args.sft_model or cold_start(args, data, out / "sft", sorted(set(xs.values())))
     sft_s = time.monotonic() - t0
     engine, evals, runs = None, {}, {}

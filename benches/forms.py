@@ -1,12 +1,17 @@
 """Which thought form a running-sum policy writes, by problem size and by the budget its hint shows.
 
     python -m benches.forms runs/e20/best-policy runs/e20/held_out/train.jsonl --hints 8,16,32
+    python -m benches.forms runs/i38/sft runs/i38/held_out/train.jsonl --hints 12,16,32 --opened
 
 Greedy (HF generate, no budget enforced: the form is decided in the first thought tokens) on the
 policy's own prompt with its recorded hint (`thinkcap_policy.json`) at each budget. Prints, per hint,
 short-form thoughts / records for each number of terms in the sum. A policy that reads its hint
 changes its rows with the hint; one that picks its form by the problem has the same row at every hint
 (docs/training.md, "The form follows the problem, not the hint").
+
+With `--opened`: accuracy instead, greedy under the budget the hint shows (enforced, answer forced at
+it), for the policy's free choice and with its thought opened in each form (`form_exploration`'s
+openings): what reading the hint could be worth to this policy at each budget, by problem size.
 """
 
 from __future__ import annotations
@@ -52,6 +57,45 @@ def form_table(policy_dir: str, records: list, hints: list[int]) -> dict[int, di
     return out
 
 
+def opened_table(policy_dir: str, records: list, budgets: list[int]) -> dict[int, dict[str, dict[int, float]]]:
+    """{budget: {"free" | form: {terms: accuracy, "all": accuracy}}}: greedy, the budget enforced and
+    shown in the hint, the thought free or opened in each form."""
+    from transformers import AutoProcessor
+
+    from budget import BudgetParams, build_profile
+    from budget.hint import read_policy_hint
+    from scoring.rewards import build_reward_fns
+    from training.learner.policy import load_policy
+    from training.prompts import PromptEncoder
+    from training.rollout.form_exploration import openings
+    from training.rollout.generate import generate_and_score
+    from training.rollout.samples import HFEngine
+
+    processor = AutoProcessor.from_pretrained(policy_dir)
+    tok = processor.tokenizer
+    policy = load_policy(policy_dir)
+    profile = build_profile(tok, model_type=policy.config.model_type)
+    engine = HFEngine(policy, profile, tok.pad_token_id, list(profile.eos_token_ids))
+    encode = PromptEncoder(processor, read_policy_hint(policy_dir)[1])
+    rewards, lead = build_reward_fns(), tok.decode([profile.think_open_id])
+    out: dict[int, dict[str, dict[int, float]]] = {}
+    for budget in budgets:
+        out[budget] = {}
+        for form in ("free", "long", "short"):
+            right: dict[int, list[float]] = defaultdict(list)
+            for record in records:
+                o = next((o for o in openings(record, tok) if o.form == form), None)
+                prompt = encode(record, budget, lead + o.text if o else "")
+                params = BudgetParams(think_budget=max(0, budget - (o.num_tokens if o else 0)))
+                (scored,), = generate_and_score(engine, [record], [prompt], params=params, reward_fns=rewards,
+                                                profile=profile, tokenizer=tok, n=1, temperature=0.0, top_p=1.0,
+                                                max_tokens=budget + 40, seeds=[0])
+                right[len(_ITEM.findall(_prompt_text(record)))].append(scored.score["accuracy"])
+            every = [a for v in right.values() for a in v]
+            out[budget][form] = {k: sum(v) / len(v) for k, v in sorted(right.items())} | {"all": sum(every) / len(every)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from tasks.records import load_records
 
@@ -60,9 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("records", help="running-sum records (JSONL), e.g. a bench's held_out/train.jsonl")
     p.add_argument("--hints", default="8,16,32", help="budgets shown in the hint (default 8,16,32)")
     p.add_argument("--limit", type=int, default=0, help="first N records only (default 0 = all)")
+    p.add_argument("--opened", action="store_true", help="accuracy under each hinted budget, free and with the "
+                   "thought opened in each form, instead of the free choice's form")
     args = p.parse_args(argv)
     records = load_records(args.records)
     records = records[: args.limit] if args.limit else records
+    if args.opened:
+        for budget, row in opened_table(args.policy, records, [int(h) for h in args.hints.split(",")]).items():
+            cells = [f"{form}: " + " ".join(f"{t}={a:.2f}" for t, a in acc.items()) for form, acc in row.items()]
+            print(f"budget {budget}: " + " | ".join(cells))
+        return 0
     table = form_table(args.policy, records, [int(h) for h in args.hints.split(",")])
     for hint, row in table.items():
         print(f"hint {hint}: " + "  ".join(f"{terms} terms {s}/{n}" for terms, (s, n) in row.items()))

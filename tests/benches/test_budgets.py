@@ -78,3 +78,12 @@ def test_arm_d_options_without_arm_d_are_refused():
                   ["--budget-balance", "mass"]):
         with pytest.raises(SystemExit, match="arm \\(d\\) only"):
             main(["--only", "abc", *extra])
+
+
+def test_items_range_is_parsed_and_bounded():
+    from benches.budgets import parse_items
+
+    assert parse_items("3-8") == (3, 8) and parse_items("4-4") == (4, 4)
+    for bad in ("3", "8-3", "0-4", "3-9", "a-b"):
+        with pytest.raises(SystemExit, match="--items"):
+            parse_items(bad)

@@ -33,3 +33,20 @@ def test_form_table_counts_every_record_by_size_and_hint(tmp_path, tiny_model_di
 
     assert main([str(policy), str(tmp_path / "data" / "train.jsonl"), "--hints", "8", "--limit", "2"]) == 0
     assert capsys.readouterr().out.startswith("hint 8: ")
+
+
+def test_opened_table_scores_free_and_each_opened_form_per_size(tmp_path, tiny_model_dir, capsys):
+    policy = tmp_path / "policy"
+    shutil.copytree(tiny_model_dir, policy)
+    write_policy_hint(policy, BudgetHint("Think for at most {budget} tokens."))
+    path = make_arith_dataset(tmp_path / "data", n=3, seed=0)
+    sizes = sorted({len(_ITEM.findall(_prompt_text(r))) for r in load_records(path)})
+    assert main([str(policy), str(path), "--hints", "8,16", "--opened"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["budget 8", "budget 16"]
+    for line in lines:
+        cells = line.split(": ", 1)[1].split(" | ")
+        assert [c.split(":")[0] for c in cells] == ["free", "long", "short"]
+        for cell in cells:  # one accuracy per problem size, then all
+            keys = [kv.split("=")[0] for kv in cell.split(": ")[1].split()]
+            assert keys == [str(n) for n in sizes] + ["all"]
