@@ -99,11 +99,11 @@ class GRPOConfig:
                                   "share and leave what tells them apart (the hint); off")
     form_exploration: float = setting(0.0, "share of each group whose thought is opened in a given form, the forms "
                                       "in turn (tasks with thought forms: running_sum's long `a3=` and short `a3 b`): "
-                                      "the opening is part of that sample's prompt (not generated, not trained) and "
-                                      "counts against its budget, so every (prompt, budget) group compares the forms "
-                                      "and the free samples' openings learn which form pays under which budget even "
-                                      "when the policy has stopped writing one; logged form shares count free "
-                                      "samples only. 0 = off")
+                                      "the opening is part of that sample's prompt and counts against its budget; "
+                                      "opened samples are not trained on, they only join their (prompt, budget) "
+                                      "group's baseline, so the free samples' advantages say which form pays under "
+                                      "that budget even when the policy has stopped writing one; logged form shares "
+                                      "count free samples only. 0 = off")
     vllm_max_model_len: int = setting(2048, "vLLM context length (prompt + response)")
     vllm_gpu_memory_utilization: float = setting(0.3, "GPU memory share of the colocated vLLM engine (ignored on CPU)")
     vllm_max_images: int | None = setting(None, "vLLM's limit_mm_per_prompt for images; null: the most any training record has")

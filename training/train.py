@@ -188,7 +188,10 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         tier_weights = curriculum.weights()
         got = collect(ctx, step, curriculum, oversampling)
         keep = got.kept(local_prompts, cfg.dynamic_sampling)
-        kept = [s for s in got.samples if s.group in keep]
+        # Samples whose thought `form_exploration` opened are the free samples' baseline only: their
+        # advantages say which form pays under their budget, but training on them would teach the
+        # form's content to be bad wherever it is the wrong choice (it is the same content everywhere).
+        kept = [s for s in got.samples if s.group in keep and s.opened is None]
         balance = balance_budgets(kept, world, cfg.budget_balance) if cfg.budget_balance != "off" else {}
         if cfg.vllm_sleep_mode:
             engine.sleep()  # rollout memory (weights, KV cache) goes back to training until the push below

@@ -3,6 +3,8 @@ real tokenizer, chat template and HF rollout engine on the tiny model."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import AutoProcessor
@@ -88,3 +90,21 @@ def test_opened_samples_start_in_their_form_and_count_the_opening_as_thinking(tm
             assert s.num_thinking_tokens == s.think_budget
         if s.opened == "long":
             assert s.form == "long"  # classified on opening + continuation
+
+
+def test_training_keeps_opened_samples_out_of_the_update(tmp_path, tiny_model_dir, monkeypatch):
+    """A GRPO step rolls out opened samples (logged by form, in every group) but updates on the free
+    ones only: the opened ones are the baseline their advantages were computed against."""
+    import training.train as train_mod
+    from tests.training.e2e_run import config
+
+    data = make_arith_dataset(tmp_path / "data", n=8, seed=0)
+    cfg = dataclasses.replace(config("hf", str(tiny_model_dir), str(data), str(tmp_path / "run")),
+                              rollout_budget_choices="8,16", form_exploration=0.5, dynamic_sampling=False, steps=1,
+                              save_every=0)
+    trained, rolled = [], []
+    real_prepare = train_mod.prepare
+    monkeypatch.setattr(train_mod, "prepare", lambda kept, *a, **k: trained.extend(kept) or real_prepare(kept, *a, **k))
+    train_mod.train(cfg, on_step=lambda step, samples: rolled.extend(samples))
+    assert sum(s.opened is not None for s in rolled) == len(rolled) // 2  # half of each group opened
+    assert trained and all(s.opened is None for s in trained)

@@ -6,10 +6,13 @@ it fits). Left to itself, GRPO loses a form within a few steps at every budget a
 e23-e30): both ends are absorbing, since a form nobody writes casts no vote, however well it would have
 done. Here a fixed share of each group is started in each form: the opening tokens (the first ones where
 the task's worked thoughts in the two forms differ: `a3=` and `a3 b`) are appended to that sample's prompt,
-so they are neither generated nor trained, and the rest of the thought is the policy's own continuation.
-The free samples of the group then get their advantages against samples of both forms under the same
-budget: a budget where the long form does better pushes the free samples' short openings down there,
-whatever the policy currently prefers. That is the signal the hint needs, and it cannot die out.
+and the rest of the thought is the policy's own continuation. The free samples of the group get their
+advantages against samples of both forms under the same budget: a budget where the long form does better
+pushes the free samples' short openings down there, whatever the policy currently prefers. That is the
+signal the hint needs, and it cannot die out. Opened samples are not trained on (`training/train.py`): at a
+budget where their form is the wrong one they lose, and training on that would teach the form's content,
+which is the same under every budget, to be bad everywhere (measured: with them trained, 3 of 3 seeds lost
+the short form at every budget, docs/training.md).
 
 The opening counts against the sample's budget (its engine budget is shortened by it, its thinking length
 includes it), the hint still shows the sample's budget, and the logged form shares count free samples only,
