@@ -11,7 +11,9 @@ changes its rows with the hint; one that picks its form by the problem has the s
 
 With `--opened`: accuracy instead, greedy under the budget the hint shows (enforced, answer forced at
 it), for the policy's free choice and with its thought opened in each form (`form_exploration`'s
-openings): what reading the hint could be worth to this policy at each budget, by problem size.
+openings): what reading the hint could be worth to this policy at each budget, by problem size. HF
+`generate` in float32: the learning bench's held-out figures come from vLLM in bf16 and can differ by
+several points for the same policy, so compare numbers within one tool.
 """
 
 from __future__ import annotations
