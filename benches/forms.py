@@ -11,9 +11,9 @@ changes its rows with the hint; one that picks its form by the problem has the s
 
 With `--opened`: accuracy instead, greedy under the budget the hint shows (enforced, answer forced at
 it), for the policy's free choice and with its thought opened in each form (`form_exploration`'s
-openings): what reading the hint could be worth to this policy at each budget, by problem size. HF
-`generate` in float32: the learning bench's held-out figures come from vLLM in bf16 and can differ by
-several points for the same policy, so compare numbers within one tool.
+openings): what reading the hint could be worth to this policy at each budget, by problem size. It runs
+on the rollout engine the learning bench evaluates with (`--engine auto`: vLLM where importable, bf16);
+`--engine hf` (float32) can differ by several points for the same policy.
 """
 
 from __future__ import annotations
@@ -59,40 +59,49 @@ def form_table(policy_dir: str, records: list, hints: list[int]) -> dict[int, di
     return out
 
 
-def opened_table(policy_dir: str, records: list, budgets: list[int]) -> dict[int, dict[str, dict[int, float]]]:
+def opened_table(policy_dir: str, records: list, budgets: list[int],
+                 engine_kind: str = "auto") -> dict[int, dict[str, dict[int, float]]]:
     """{budget: {"free" | form: {terms: accuracy, "all": accuracy}}}: greedy, the budget enforced and
-    shown in the hint, the thought free or opened in each form."""
+    shown in the hint, the thought free or opened in each form, on the rollout engine training uses
+    (`engine_kind` as `GRPOConfig.rollout_engine`: auto = vLLM where importable, as the learning bench)."""
     from transformers import AutoProcessor
 
     from budget import BudgetParams, build_profile
     from budget.hint import read_policy_hint
     from scoring.rewards import build_reward_fns
+    from training.config import GRPOConfig
     from training.learner.policy import load_policy
     from training.prompts import PromptEncoder
     from training.rollout.form_exploration import openings
     from training.rollout.generate import generate_and_score
-    from training.rollout.samples import HFEngine
+    from training.train import make_engine
 
     processor = AutoProcessor.from_pretrained(policy_dir)
     tok = processor.tokenizer
     policy = load_policy(policy_dir)
     profile = build_profile(tok, model_type=policy.config.model_type)
-    engine = HFEngine(policy, profile, tok.pad_token_id, list(profile.eos_token_ids))
+    cfg = GRPOConfig(model=policy_dir, train_data="-", rollout_engine=engine_kind, vllm_log_level="warning")
+    engine = make_engine(cfg, policy_dir, policy, profile, processor, 1, records)
     encode = PromptEncoder(processor, read_policy_hint(policy_dir)[1])
     rewards, lead = build_reward_fns(), tok.decode([profile.think_open_id])
+    sizes = [len(_ITEM.findall(_prompt_text(r))) for r in records]
     out: dict[int, dict[str, dict[int, float]]] = {}
     for budget in budgets:
         out[budget] = {}
         for form in ("free", "long", "short"):
             right: dict[int, list[float]] = defaultdict(list)
-            for record in records:
-                o = next((o for o in openings(record, tok) if o.form == form), None)
-                prompt = encode(record, budget, lead + o.text if o else "")
-                params = BudgetParams(think_budget=max(0, budget - (o.num_tokens if o else 0)))
-                (scored,), = generate_and_score(engine, [record], [prompt], params=params, reward_fns=rewards,
-                                                profile=profile, tokenizer=tok, n=1, temperature=0.0, top_p=1.0,
-                                                max_tokens=budget + 40, seeds=[0])
-                right[len(_ITEM.findall(_prompt_text(record)))].append(scored.score["accuracy"])
+            for cut in sorted({o.num_tokens for r in records for o in openings(r, tok)} if form != "free" else {0}):
+                # one batch per opening length: every prompt of a batch runs under one BudgetParams
+                mine = [(r, o) for r in records
+                        for o in [next((o for o in openings(r, tok) if o.form == form), None)]
+                        if (o.num_tokens if o else 0) == cut]
+                prompts = [encode(r, budget, lead + o.text if o else "") for r, o in mine]
+                groups = generate_and_score(engine, [r for r, _ in mine], prompts,
+                                            params=BudgetParams(think_budget=max(0, budget - cut)), reward_fns=rewards,
+                                            profile=profile, tokenizer=tok, n=1, temperature=0.0, top_p=1.0,
+                                            max_tokens=budget + 40, seeds=[0] * len(prompts))
+                for (r, _), (scored,) in zip(mine, groups):
+                    right[sizes[records.index(r)]].append(scored.score["accuracy"])
             every = [a for v in right.values() for a in v]
             out[budget][form] = {k: sum(v) / len(v) for k, v in sorted(right.items())} | {"all": sum(every) / len(every)}
     return out
@@ -108,11 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="first N records only (default 0 = all)")
     p.add_argument("--opened", action="store_true", help="accuracy under each hinted budget, free and with the "
                    "thought opened in each form, instead of the free choice's form")
+    p.add_argument("--engine", default="auto", choices=("auto", "vllm", "hf"),
+                   help="--opened: generation engine (default auto: vLLM where importable, as the learning bench)")
     args = p.parse_args(argv)
     records = load_records(args.records)
     records = records[: args.limit] if args.limit else records
     if args.opened:
-        for budget, row in opened_table(args.policy, records, [int(h) for h in args.hints.split(",")]).items():
+        for budget, row in opened_table(args.policy, records, [int(h) for h in args.hints.split(",")], args.engine).items():
             cells = [f"{form}: " + " ".join(f"{t}={a:.2f}" for t, a in acc.items()) for form, acc in row.items()]
             print(f"budget {budget}: " + " | ".join(cells))
         return 0
