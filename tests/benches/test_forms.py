@@ -36,13 +36,14 @@ def test_form_table_counts_every_record_by_size_and_hint(tmp_path, tiny_model_di
 
 
 def test_opened_table_scores_free_and_each_opened_form_per_size(tmp_path, tiny_model_dir, capsys):
-    """On the learning bench's engine (vLLM here): one accuracy per problem size and in all, per budget and form."""
+    """One accuracy per problem size and in all, per budget and form (HF engine: no in-process vLLM engine in
+    the test session, as the other bench tests)."""
     policy = tmp_path / "policy"
     shutil.copytree(tiny_model_dir, policy)
     write_policy_hint(policy, BudgetHint("Think for at most {budget} tokens."))
     path = make_arith_dataset(tmp_path / "data", n=3, seed=0)
     sizes = sorted({len(_ITEM.findall(_prompt_text(r))) for r in load_records(path)})
-    assert main([str(policy), str(path), "--hints", "8,16", "--opened"]) == 0
+    assert main([str(policy), str(path), "--hints", "8,16", "--opened", "--engine", "hf"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("budget ")]  # not the engine's log
     assert [line.split(":")[0] for line in lines] == ["budget 8", "budget 16"]
     for line in lines:
