@@ -135,7 +135,8 @@ def thinking_message(turn: Turn, ended: bool) -> dict:
     # Gradio drops a message with no text; a lone ellipsis shows the block is alive.
     message = {"role": "assistant", "content": turn.thinking or "…"}
     seconds = turn.thinking_seconds if turn.timed_thought else None
-    duration = {"duration": round(seconds, 1)} if seconds else {}
+    # Gradio shows one decimal; a thought that took under 0.05 s still took time, so it shows 0.1, not 0.0.
+    duration = {"duration": max(round(seconds, 1), 0.1)} if seconds else {}
     if not ended:  # "pending": a spinner beside the title, the block open
         title = f"Thinking… {meter(turn)}" if turn.thinking_so_far else "Thinking…"
         message["metadata"] = {"title": title, "status": "pending"}

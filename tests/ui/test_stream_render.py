@@ -107,6 +107,13 @@ def test_messages_while_thinking_then_finished() -> None:
     assert answer_text(done[1]["content"]) == folded(chunks).answer  # notes cut off again
 
 
+def test_a_thought_faster_than_a_tenth_of_a_second_shows_a_tenth_not_zero() -> None:
+    turn = Turn(started_at=0.0)
+    for i, chunk in enumerate(forced_stream(), start=1):
+        turn.feed(chunk, now=0.01 * i)  # the whole stream within 0.07 s
+    assert assistant_messages(turn)[0]["metadata"]["duration"] == 0.1
+
+
 def test_error_before_any_token_is_a_lone_note() -> None:
     [message] = assistant_messages(Turn(), error="Cannot reach <the> server")
     assert "metadata" not in message
