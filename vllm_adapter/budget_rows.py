@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
 
 from budget import BudgetParams, Phase, ThinkProfile, ThinkState
 
@@ -46,20 +45,6 @@ class Row:
     seen: int = 0  # output ids already fed to `state`
     due: int = 0  # step at which a sleeping row wakes up
     alive: bool = True
-
-
-_output_of = attrgetter("output")
-_last = itemgetter(-1)
-
-
-def _none_ends_in(rows: dict[Row, None] | dict[Row, bool], ids: frozenset[int]) -> bool:
-    """True when no row's last output id is in `ids`: the common step, decided without a Python
-    loop (C getters mapped over the rows: about a tenth of the bytecode loop's cost). False also when
-    some row has no output yet, so the caller's exact loop decides."""
-    try:
-        return ids.isdisjoint(map(_last, map(_output_of, rows)))
-    except IndexError:  # a row without output ids (chunked prefill)
-        return False
 
 
 @dataclass(slots=True)
@@ -145,13 +130,13 @@ class BudgetRows:
         for row in self._sleeping.pop(self.step_no, ()):
             if row.alive and row.due == self.step_no:
                 self._hot[row] = None
-        if self._watch and not _none_ends_in(self._watch, self._wake_ids):
+        if self._watch:
             wake = self._wake_ids
             for row in self._watch:
                 output = row.output
                 if output and output[-1] in wake:  # thinking opened or closed: re-plan the row
                     self._hot[row] = None
-        if self._grace and not _none_ends_in(self._grace, self._grace_wake):
+        if self._grace:
             wake = self._grace_wake
             for row in self._grace:
                 output = row.output
