@@ -72,7 +72,7 @@ def opened_table(policy_dir: str, records: list, budgets: list[int],
     from training.config import GRPOConfig
     from training.learner.policy import load_policy
     from training.prompts import PromptEncoder
-    from training.rollout.form_exploration import openings
+    from training.rollout.form_exploration import opened_prompt, openings
     from training.rollout.generate import generate_and_score
     from training.train import make_engine
 
@@ -83,25 +83,26 @@ def opened_table(policy_dir: str, records: list, budgets: list[int],
     cfg = GRPOConfig(model=policy_dir, train_data="-", rollout_engine=engine_kind, vllm_log_level="warning")
     engine = make_engine(cfg, policy_dir, policy, profile, processor, 1, records)
     encode = PromptEncoder(processor, read_policy_hint(policy_dir)[1])
-    rewards, lead = build_reward_fns(), tok.decode([profile.think_open_id])
+    rewards = build_reward_fns()
     sizes = [len(_ITEM.findall(_prompt_text(r))) for r in records]
+    forms = [{o.form: o for o in openings(r, tok)} for r in records]  # [R]: each record's openings by form
     out: dict[int, dict[str, dict[int, float]]] = {}
     for budget in budgets:
         out[budget] = {}
         for form in ("free", "long", "short"):
+            opened = [f.get(form) for f in forms]  # [R]: None = free
             right: dict[int, list[float]] = defaultdict(list)
-            for cut in sorted({o.num_tokens for r in records for o in openings(r, tok)} if form != "free" else {0}):
+            for cut in sorted({o.num_tokens if o else 0 for o in opened}):
                 # one batch per opening length: every prompt of a batch runs under one BudgetParams
-                mine = [(r, o) for r in records
-                        for o in [next((o for o in openings(r, tok) if o.form == form), None)]
-                        if (o.num_tokens if o else 0) == cut]
-                prompts = [encode(r, budget, lead + o.text if o else "") for r, o in mine]
-                groups = generate_and_score(engine, [r for r, _ in mine], prompts,
+                mine = [i for i, o in enumerate(opened) if (o.num_tokens if o else 0) == cut]
+                prompts = [opened_prompt(encode, records[i], budget, opened[i], profile, tok) if opened[i]
+                           else encode(records[i], budget) for i in mine]
+                groups = generate_and_score(engine, [records[i] for i in mine], prompts,
                                             params=BudgetParams(think_budget=max(0, budget - cut)), reward_fns=rewards,
                                             profile=profile, tokenizer=tok, n=1, temperature=0.0, top_p=1.0,
                                             max_tokens=budget + 40, seeds=[0] * len(prompts))
-                for (r, _), (scored,) in zip(mine, groups):
-                    right[sizes[records.index(r)]].append(scored.score["accuracy"])
+                for i, (scored,) in zip(mine, groups):
+                    right[sizes[i]].append(scored.score["accuracy"])
             every = [a for v in right.values() for a in v]
             out[budget][form] = {k: sum(v) / len(v) for k, v in sorted(right.items())} | {"all": sum(every) / len(every)}
     return out

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from budget import BudgetParams, ThinkProfile
-from budget.state import Phase, prompt_phase
 from training import dist
 from training.config import GRPOConfig
 from training.curriculum import Curriculum, DynamicSampling
@@ -24,7 +23,7 @@ from tasks.records import Record
 from tasks.running_sums import TASK as RUNNING_SUM, thought_form
 from training.prompts import PromptEncoder
 from training.rollout.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
-from training.rollout.form_exploration import Opening, forced_slots, openings
+from training.rollout.form_exploration import Opening, forced_slots, opened_prompt, openings
 from training.learner.grpo import advantages_of
 from scoring.response import Response
 from scoring.rewards import RewardFn
@@ -222,14 +221,7 @@ def _open_forms(ctx: RolloutContext, mine: list[Record], prompts: list[list[Any]
                 row.append(None)
                 continue
             o, p = forms[slot], params[g][k]
-            plain = prompts[g][k]
-            # A template that leaves the thought to the model (GLM-4.1V's) gets `<think>` first.
-            opens = prompt_phase(ctx.profile, plain.input_ids) != Phase.THINKING
-            lead = ctx.tokenizer.decode([ctx.profile.think_open_id]) if opens else ""
-            prompts[g][k] = ctx.encode(record, p.think_budget, lead + o.text)  # the hint shows the sample's budget
-            if prompts[g][k].input_ids[: len(plain.input_ids)] != plain.input_ids or \
-                    len(prompts[g][k].input_ids) != len(plain.input_ids) + opens + o.num_tokens:
-                raise ValueError(f"the {o.form} opening {lead + o.text!r} does not tokenize the same after the prompt")
+            prompts[g][k] = opened_prompt(ctx.encode, record, p.think_budget, o, ctx.profile, ctx.tokenizer)
             if p.think_budget is not None:
                 params[g][k] = replace(p, think_budget=max(0, p.think_budget - o.num_tokens))
             row.append(o)

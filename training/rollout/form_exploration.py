@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from budget import ThinkProfile
+from budget.state import Phase, prompt_phase
 from tasks.records import Record
 from tasks.running_sums import form_thoughts
 
@@ -46,6 +48,21 @@ def openings(record: Record, tokenizer: Any) -> list[Opening]:
     while all(cut < len(seq) for seq in ids.values()) and len({seq[cut] for seq in ids.values()}) == 1:
         cut += 1
     return [Opening(form, tokenizer.decode(seq[: cut + 1]), len(seq[: cut + 1])) for form, seq in ids.items()]
+
+
+def opened_prompt(encode: Any, record: Record, budget: int | None, opening: Opening, profile: ThinkProfile,
+                  tokenizer: Any) -> Any:
+    """`record`'s prompt under `budget` (the hint shows it) with the thought opened by `opening`: after
+    `<think>` where the chat template leaves the thought to the model (GLM-4.1V's). Refuses an opening
+    that does not tokenize as its own ids after the prompt (its budget accounting would be off)."""
+    plain = encode(record, budget)
+    opens = prompt_phase(profile, plain.input_ids) != Phase.THINKING
+    lead = tokenizer.decode([profile.think_open_id]) if opens else ""
+    prompt = encode(record, budget, lead + opening.text)
+    if prompt.input_ids[: len(plain.input_ids)] != plain.input_ids or \
+            len(prompt.input_ids) != len(plain.input_ids) + opens + opening.num_tokens:
+        raise ValueError(f"the {opening.form} opening {lead + opening.text!r} does not tokenize the same after the prompt")
+    return prompt
 
 
 def forced_slots(group_size: int, share: float, n_forms: int) -> list[int | None]:
