@@ -96,10 +96,10 @@ class GraceLane:
         self._flat_probes: torch.Tensor | None = None  # [G, 1+P]: the close tag, then the probes
 
     def _rebuild(self, plan: StepPlan, width: int) -> None:
-        if self._key is not None and self._key[1] == width and self._probes is not None:
+        if self._key is None or self._key[1] != width:
+            self._kept = {}  # probe ids of another vocabulary width mean nothing here
+        elif self._probes is not None:  # the current lane's probes, refreshed ones included
             self._kept = dict(zip(self._lane, self._probes))
-        elif self._key is None or self._key[1] != width:
-            self._kept = {}
         self._key = (plan.grace, width)
         self._lane = list(plan.grace)
         self._rows = common.h2d(plan.grace, self.device)  # [G]
