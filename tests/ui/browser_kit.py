@@ -78,3 +78,15 @@ def thinking_text(page) -> str:
 
 def toast_texts(page) -> list[str]:
     return page.locator(".toast-body").all_inner_texts()
+
+
+def requests_about(fake, text: str, since: int = 0) -> list[dict]:
+    """The fake server's requests since index `since` whose messages contain `text`, in arrival
+    order. Picking a test's requests by its own prompt, not by position, keeps a late request of an
+    earlier test (the shared server outlives each page) out of the count."""
+    def mentions(message: dict) -> bool:
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [{"text": content or ""}]
+        return any(text in (p.get("text") or "") for p in parts if isinstance(p, dict))
+
+    return [r for r in fake.requests[since:] if any(mentions(m) for m in r.get("messages", []))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.browser_kit import MARKS, finished_answer, send, set_number
+from tests.ui.browser_kit import MARKS, finished_answer, requests_about, send, set_number
 from tests.ui.test_browser_compare import column, compare, open_compare
 
 pytestmark = MARKS
@@ -70,7 +70,7 @@ def test_compare_independent_applies_them_to_each_sample(page, shared_fake) -> N
     open_compare(page, "4, 6", "Independent samples")
     before = len(shared_fake.requests)
     texts = compare(page, "two budgets", columns=2)
-    sent = shared_fake.requests[before:]
+    sent = requests_about(shared_fake, "two budgets", before)
     assert len(sent) == 2 and all(r["think_budget_grace"] == 8
                                   and r["think_budget_message"] == " So" for r in sent)
     assert all("closed at a sentence end in the grace window" in t for t in texts)
@@ -83,7 +83,7 @@ def test_compare_cut_applies_them_to_the_shared_thought_only(page, shared_fake) 
     open_compare(page, "4, 8")
     before = len(shared_fake.requests)
     texts = compare(page, "cut me", columns=2)
-    thought, cut = shared_fake.requests[before:]
+    thought, cut = requests_about(shared_fake, "cut me", before)
     assert (thought["think_budget"], thought["think_budget_grace"]) == (8, 8)
     assert cut["think_budget"] == 0 and not set(CONTROLS) & set(cut)
     assert "Answer forced after 4 thinking tokens" in texts[0]

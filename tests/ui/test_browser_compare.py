@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.browser_kit import MARKS, send
+from tests.ui.browser_kit import MARKS, requests_about, send
 from tests.ui.ui_fake_server import LONG_BOX, WORDS
 
 pytestmark = MARKS
@@ -40,6 +40,7 @@ def test_one_thought_cut_at_each_budget(page, shared_fake, media) -> None:
     open_compare(page, "4, 8, unlimited")
     before = len(shared_fake.requests)
     texts = compare(page, "How many red circles?", [media.shapes])
+    sent = requests_about(shared_fake, "How many red circles?", before)
     # Issue 21 (4): the thought is generated once; 4 and 8 are cuts of it, answered there.
     assert thought(page, 0).split() == "".join(WORDS[:4]).split()
     assert thought(page, 1).split() == "".join(WORDS[:8]).split()
@@ -49,7 +50,6 @@ def test_one_thought_cut_at_each_budget(page, shared_fake, media) -> None:
     assert "Finished thinking on its own after 12 tokens" in texts[2]
     assert [column(page, i).locator(".tc-box").inner_text() for i in range(3)] == ["4", "8", "3"]
 
-    sent = shared_fake.requests[before:]
     assert [r["think_budget"] for r in sent[:1]] == [None]  # the thought, at the largest budget
     cuts = sorted(sent[1:], key=lambda r: len(r["messages"][-1]["content"]))
     assert len(cuts) == 2 and all(r["think_budget"] == 0 and r["continue_final_message"]
@@ -83,7 +83,7 @@ def test_independent_samples_side_by_side(page, shared_fake, media) -> None:
         assert " s · " in column(page, i).locator(".tc-stats").inner_text()
         assert "I see 1 images" in texts[i]
     assert "How many red circles?" in page.locator("#tc-compare-question").inner_text()
-    sent = shared_fake.requests[before:]
+    sent = requests_about(shared_fake, "How many red circles?", before)
     assert sorted(r["think_budget"] or 10**9 for r in sent) == [4, 64, 10**9]
     assert shared_fake.app.state.concurrency.most >= 2  # streamed in parallel, not one by one
 
