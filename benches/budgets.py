@@ -11,6 +11,10 @@ the same seeds, steps, prompts and samples:
     (d) budget-conditioned GRPO                 a budget per prompt group drawn from the whole test ladder
                                                 (--ladder-choices), budget-aware advantages, and a
                                                 penalty for a thought the budget cut (--forced-close-penalty)
+    (e) anytime (AnytimeReasoner)               thoughts at the largest ladder budget, each also cut at the
+                                                smaller test budgets and answered there (--anytime-cuts);
+                                                credit from every cut (GRPOConfig.anytime_cuts; opt-in:
+                                                --only abcde)
 
 With `--hint` (the default) the model is told its budget in the prompt (`budget.hint`, the function
 `thinkcap serve` uses): the cold start shows a budget drawn from the ladder on every example, drawn
@@ -46,6 +50,7 @@ ARMS = {
     # One budget per prompt group: with 7 ladder budgets and 8 samples, a budget per sample leaves
     # same-budget subgroups of one or two samples, whose advantages are 0 (measured: no signal).
     "d: budget-conditioned GRPO (hint, ladder)": {"budget_aware_advantages": True, "rollout_budget_per": "group"},
+    "e: anytime (answers at cuts of one thought)": {},
 }
 DEFAULT_HINT = "Think for at most {budget} tokens."
 SFT = "SFT cold start (before GRPO)"
@@ -96,6 +101,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--estimator", choices=("grpo", "best"), default="grpo",
                    help="arm (d): advantage estimator (GRPOConfig.advantage_estimator): grpo, or best = only the best "
                         "sample of each (prompt, budget) group is reinforced, one equal vote per group (default grpo)")
+    p.add_argument("--anytime-cuts", default="",
+                   help="arm (e): thinking budgets where each thought is cut and answered (GRPOConfig.anytime_cuts; "
+                        "default: the held-out budgets below the largest --ladder-choices budget, at which the "
+                        "thoughts are rolled out)")
+    p.add_argument("--anytime-answers", type=int, default=2,
+                   help="arm (e): answers sampled per cut (GRPOConfig.anytime_answers; default 2)")
     p.add_argument("--kl-coef", type=float, default=0.0,
                    help="k3 KL to the cold start, every arm (GRPOConfig.kl_coef; default 0 = none): keeps both "
                         "thought forms in the samples while the policy learns which budget wants which")
@@ -182,6 +193,8 @@ def auc(acc: dict[str, float], xs: dict[str, int]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if "e" not in args.only and (args.anytime_cuts or args.anytime_answers != 2):
+        raise SystemExit("--anytime-cuts and --anytime-answers apply to arm (e) only: add e to --only or drop them")
     if "d" not in args.only and (args.length_coef or args.budget_per != "group" or args.estimator != "grpo"
                                  or args.length_passed_only or args.budget_balance != "off" or args.form_exploration):
         raise SystemExit("--length-coef, --length-passed-only, --budget-balance, --form-exploration, --budget-per and "
@@ -217,16 +230,22 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = out / f"arm-{label[0]}-seed{seed}"
             shutil.rmtree(run_dir, ignore_errors=True)
             drawn = {"rollout_budget_choices": args.choices} if overrides.get("budget_aware_advantages") else {}
+            budget = args.budget
             if label[0] == "d":
                 drawn = {"rollout_budget_choices": args.ladder_choices,
                          "forced_close_penalty": args.forced_close_penalty, "rollout_budget_per": args.budget_per,
                          "budget_length_coef": args.length_coef, "advantage_estimator": args.estimator,
                          "budget_length_passed_only": args.length_passed_only, "budget_balance": args.budget_balance,
                          "form_exploration": args.form_exploration}
+            if label[0] == "e":
+                budget = max(ladder)
+                drawn = {"anytime_cuts": args.anytime_cuts or ",".join(
+                             str(b) for b in budgets if b is not None and b < budget),
+                         "anytime_answers": args.anytime_answers}
             cfg = GRPOConfig(
                 model=warm, train_data=str(rl_data), output_dir=str(run_dir), seed=seed, steps=args.steps,
                 prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,
-                rollout_engine=args.engine, max_new_tokens=max_new_tokens, rollout_think_budget=args.budget,
+                rollout_engine=args.engine, max_new_tokens=max_new_tokens, rollout_think_budget=budget,
                 answer_reserve=16, save_every=0, resume=False, progress_bar=False, budget_hint=hint,
                 temperature=args.temperature, kl_coef=args.kl_coef,
                 **{**overrides, **drawn})

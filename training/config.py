@@ -23,7 +23,7 @@ from typing import Any
 
 from training import config_load
 from budget.hint import BudgetHint, HintError
-from training.config_checks import check_eval, check_fits, check_lora, parse_eval_budgets
+from training.config_checks import check_anytime, check_eval, check_fits, check_lora, parse_eval_budgets
 from training.config_load import ConfigError, load_yaml, setting
 
 
@@ -104,6 +104,13 @@ class GRPOConfig:
                                       "group's baseline, so the free samples' advantages say which form pays under "
                                       "that budget even when the policy has stopped writing one; logged form shares "
                                       "count free samples only. 0 = off")
+    anytime_cuts: str = setting("", "AnytimeReasoner's arm: thinking budgets below rollout_think_budget, e.g. '4,8,16', where "
+                                "each rollout's thought is also cut (the closing sequence forced there, as the server "
+                                "does) and answered; the thought's advantage is its mean reward over the cuts and its "
+                                "own ending, each answer's is against the answers from the same prefix "
+                                "(training/rollout/anytime.py); empty = off")
+    anytime_answers: int = setting(2, "with anytime_cuts: answers sampled per cut (the rollout's own answer is one of "
+                                   "them at its ending); 1 = the thoughts are trained, the answers are not")
     vllm_max_model_len: int = setting(2048, "vLLM context length (prompt + response)")
     vllm_gpu_memory_utilization: float = setting(0.3, "GPU memory share of the colocated vLLM engine (ignored on CPU)")
     vllm_max_images: int | None = setting(None, "vLLM's limit_mm_per_prompt for images; null: the most any training record has")
@@ -215,6 +222,7 @@ class GRPOConfig:
         if fixed and budget is not None:
             check_fits(self, budget, "rollout_think_budget")
         self._check_budget_choices()
+        check_anytime(self)
         if not self.forced_answering and budget is None:
             raise ConfigError("forced_answering=false cuts samples at rollout_think_budget; set a budget")
         self.hint()  # parses, or raises naming the field

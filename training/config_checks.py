@@ -79,3 +79,34 @@ def parse_eval_budgets(text: str) -> list[int]:
     if not budgets or min(budgets) < 0 or len(set(budgets)) != len(budgets):
         raise ConfigError(f"eval_think_budgets: need distinct budgets >= 0, got {text!r}")
     return budgets
+
+
+def check_anytime(cfg: Any) -> None:
+    """`anytime_cuts` cuts each thought of one fixed budget, scores every cut, and sets advantages
+    itself: the settings that would change the budget per sample or the advantages are refused."""
+    if not cfg.anytime_cuts.strip():
+        if cfg.anytime_answers != 2:
+            raise ConfigError("anytime_answers set but anytime_cuts is empty (the arm is off): set anytime_cuts")
+        return
+    from training.rollout.anytime import parse_cuts
+
+    try:
+        cuts = parse_cuts(cfg.anytime_cuts)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    budget = cfg.rollout_think_budget
+    if budget is None or cfg.rollout_budget_choices.strip():
+        raise ConfigError("anytime_cuts cuts thoughts rolled out under one fixed rollout_think_budget: set it and "
+                          "leave rollout_budget_choices empty")
+    if cuts[-1] >= budget:
+        raise ConfigError(f"anytime_cuts must be below rollout_think_budget ({budget}), which is always the last "
+                          f"cut; got {cfg.anytime_cuts!r}")
+    if cfg.anytime_answers < 1:
+        raise ConfigError(f"anytime_answers must be >= 1; got {cfg.anytime_answers}")
+    clashes = {"forced_answering": not cfg.forced_answering,
+               "form_exploration": cfg.form_exploration, "forced_close_penalty": cfg.forced_close_penalty,
+               "budget_length_coef": cfg.budget_length_coef}
+    if on := [name for name, set_ in clashes.items() if set_]:
+        raise ConfigError(f"anytime_cuts scores every cut of a thought with the task's reward and sets the "
+                          f"advantages itself; it does not combine with {', '.join(on)}: leave "
+                          f"{'it' if len(on) == 1 else 'them'} at the default or anytime_cuts empty")

@@ -24,6 +24,21 @@ class EncodedPrompt:
     mm_token_type_ids: list[int]
     vllm_mm_data: dict[str, Any]
     tensors: dict[str, torch.Tensor]  # pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw
+    # The prompt's ids before the processor expanded its media placeholders: what vLLM takes as a token
+    # prompt (it expands them itself). Set by `extended` from the text's ids plus the new ids: a prompt
+    # extended by generated ids goes to vLLM as ids, since those need not survive a decode and re-encode.
+    vllm_ids: list[int] | None = None
+    text_ids: list[int] | None = None
+
+    def extended(self, ids: list[int]) -> EncodedPrompt:
+        """This prompt followed by `ids` (text tokens: a thought cut and its closing sequence), the
+        media unchanged. `text` stays the original prompt's: the ids are the truth here."""
+        if self.text_ids is None:
+            raise ValueError("extended() needs the prompt's unexpanded ids (text_ids): encode it with PromptEncoder")
+        return EncodedPrompt(text=self.text, input_ids=self.input_ids + list(ids),
+                             mm_token_type_ids=self.mm_token_type_ids + [0] * len(ids),
+                             vllm_mm_data=self.vllm_mm_data, tensors=self.tensors,
+                             vllm_ids=self.text_ids + list(ids))
 
 
 class PromptEncoder:
@@ -82,6 +97,7 @@ class PromptEncoder:
             else [0] * enc["input_ids"].shape[1],
             vllm_mm_data=mm_data,
             tensors={k: enc[k] for k in tensor_keys if k in enc},
+            text_ids=self.processor.tokenizer(text, add_special_tokens=False)["input_ids"],
         )
 
 

@@ -220,7 +220,7 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
                   "response_len": len(s.response_ids), "think_len": s.num_thinking_tokens,
                   "forced": s.answer_forced, "truncated": s.truncated, "think_budget": s.think_budget,
                   "form": s.form if s.opened is None else None, "opened": s.opened}
-                 for s in got.samples]
+                 for s in got.samples if s.cut is None]  # rollouts; `anytime_cuts` answers are in their reward
         every = [x for part in dist.gather(stats, world) for x in part]
         metrics = summarize(every, cfg.pass_threshold) | budget_metrics(every)
         metrics.update(dist.mean(local, world, device))

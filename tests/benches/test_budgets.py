@@ -21,10 +21,10 @@ def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
     rc = learning.main(["--arms", "budget", "--out", str(out), "--n", "16", "--held-out", "4",
                               "--sft-model", str(warm_model_dir), "--steps", "1", "--seeds", "1", "--prompts", "2", "--group", "2",
                               "--choices", "0,4", "--ladder-choices", "0,4", "--budget", "8", "--eval-budgets", "0,full",
-                              "--engine", "hf", "--budget-balance", "length"])
+                              "--engine", "hf", "--budget-balance", "length", "--only", "abcde"])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
-    assert len(results["accuracy"]) == 5  # the SFT model and four arms
+    assert len(results["accuracy"]) == 6  # the SFT model and five arms
     assert set(results["auc"]) == set(results["accuracy"]) and all(0 <= a[0] <= 1 for a in results["auc"].values())
     assert set(results["short_share"]) == set(results["accuracy"])
     hinted = json.loads((out / "arm-d-seed0" / "checkpoints" / "step-000001" / "policy" / "thinkcap_policy.json").read_text())
@@ -40,6 +40,8 @@ def test_bench_budget_arms_smoke(tmp_path, warm_model_dir):
     assert all(0 < w <= 4 for w in weights.values())
     assert set(results["think_tokens"]) == set(results["accuracy"])
     assert results["think_tokens"][next(iter(results["think_tokens"]))]["0"] == 0  # budget 0: no thought at all
+    anytime = json.loads((out / "arm-e-seed0" / "metrics.jsonl").read_text().splitlines()[0])
+    assert "reward/cut0_accuracy" in anytime  # thoughts at 4 (the ladder's top), cut at 0 (the held-out budget below)
     best = json.loads((out / "best-policy" / "bench_source.json").read_text())
     assert best["arm"] in results["accuracy"] and (out / "best-policy" / "model.safetensors").exists()
 
@@ -78,6 +80,9 @@ def test_arm_d_options_without_arm_d_are_refused():
                   ["--budget-balance", "mass"]):
         with pytest.raises(SystemExit, match="arm \\(d\\) only"):
             main(["--only", "abc", *extra])
+    for extra in (["--anytime-cuts", "4"], ["--anytime-answers", "1"]):
+        with pytest.raises(SystemExit, match="arm \\(e\\) only"):
+            main(["--only", "abcd", *extra])
 
 
 def test_items_range_is_parsed_and_bounded():

@@ -71,6 +71,12 @@ def engine_checks(engine, policy, initial: dict[str, torch.Tensor], processor, d
         "lm_head_equal": torch.equal(got["lm_head"], named["lm_head.weight"].detach().bfloat16().float()),
     }
     prompts = [PromptEncoder(processor)(r) for r in load_records(data)[:3]]
+    # A prompt extended by generated ids (`anytime_cuts` answers from a cut thought) goes to vLLM as
+    # ids, images included: its greedy continuation is the rest of the text prompt's.
+    (whole,), = engine.generate(prompts[:1], 1, temperature=0.0, top_p=1.0, max_tokens=12, budget=None, seeds=[3])
+    (rest,), = engine.generate([prompts[0].extended(whole.token_ids[:5])], 1, temperature=0.0, top_p=1.0,
+                               max_tokens=7, budget=None, seeds=[3])
+    out["token_prompt_continues"] = rest.token_ids == whole.token_ids[5:] and len(whole.token_ids) == 12
     groups = engine.generate(prompts, 2, temperature=1.0, top_p=1.0, max_tokens=24, budget=None, seeds=[11, 13, 17])
     rows = [Sample(group=0, prompt=p, response_ids=c.token_ids, loss_mask=[1] * len(c.token_ids),
                    num_thinking_tokens=0, outcome=Outcome.STOPPED, engine_logprobs=c.engine_logprobs)

@@ -52,6 +52,7 @@ def test_vllm_rollouts_sync_mask_and_resume(warm_model_dir: Path, synthetic_data
     # The rollout engine got the new weights: tensors vLLM keeps as-is equal the policy's in bf16, and
     # its log-probs match the trained policy much better than the initial one.
     assert res["embed_equal"] and res["lm_head_equal"]
+    assert res["token_prompt_continues"]  # ids-only prompts (anytime answers) reach vLLM as ids, images kept
     assert res["mismatch_trained"] < 0.1 and 5 * res["mismatch_trained"] < res["mismatch_initial"]
     check_forced_tokens_masked(res["samples"], warm_model_dir)
     # Killed after step 3 (last checkpoint: step 2) and resumed: bit-identical to the uninterrupted run.

@@ -22,12 +22,13 @@ from training.curriculum import Curriculum, DynamicSampling
 from tasks.records import Record
 from tasks.running_sums import TASK as RUNNING_SUM, thought_form
 from training.prompts import PromptEncoder
+from training.rollout.anytime import anytime_credit
 from training.rollout.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
 from training.rollout.form_exploration import Opening, forced_slots, opened_prompt, openings
 from training.learner.grpo import advantages_of
 from scoring.response import Response
 from scoring.rewards import RewardFn
-from training.rollout.generate import ROUND_STREAM, request_seeds, step_key
+from training.rollout.generate import ANYTIME_STREAM, ROUND_STREAM, request_seeds, step_key
 from training.rollout.samples import Sample, rollout_params, to_sample
 
 
@@ -151,8 +152,15 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         s.form = thought_form(thinking) if record.task == RUNNING_SUM else None
         s.reward = ctx.reward_fns[record.domain](response, record.answer)
         s.reward = with_budget_terms(s.reward, cfg, s)
-    rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
     passes = [s.reward["accuracy"] >= cfg.pass_threshold for s in samples]  # the curriculum's pass rule too
+    if cfg.anytime_cuts:  # answers at cuts of each thought: its own advantages (training/rollout/anytime.py)
+        samples, valid = anytime_credit(ctx, samples, mine, base,
+                                        step_key(cfg.seed, step, round_ * ROUND_STREAM + ANYTIME_STREAM))
+        out.records += mine
+        out.samples += samples
+        out.valid += valid
+        return [(r.id, passes[g * G:(g + 1) * G]) for g, r in enumerate(mine)]
+    rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
     passed = torch.tensor(passes).view(len(mine), G)  # [N, G]
     estimator, scale = cfg.advantage_estimator, cfg.scale_advantages
     if cfg.budget_aware_advantages:

@@ -23,6 +23,7 @@ from training.rollout.samples import Completion
 # whose stream is the refill round times ROUND_STREAM.
 ROUND_STREAM = 7_919
 EVAL_STREAM = 4_999
+ANYTIME_STREAM = 3_001  # answers at the cuts of a round's thoughts (`anytime_cuts`)
 
 
 def step_key(seed: int, step: int, stream: int) -> int:

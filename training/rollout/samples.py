@@ -56,6 +56,7 @@ class Sample:
     text: str = ""
     form: str | None = None  # the thought's form where the task names forms (`tasks.running_sums.thought_form`)
     opened: str | None = None  # the form `form_exploration` opened this sample's thought in (None: free)
+    cut: int | None = None  # `anytime_cuts`: an answer from the thought cut at this budget (None: a rollout)
     reward: dict[str, float] = field(default_factory=dict)
     advantage: float = 0.0
 

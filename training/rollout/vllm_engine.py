@@ -81,7 +81,8 @@ class VLLMEngine:
 
         requests: list[dict[str, Any]] = []
         for prompt, seed, params_of in zip(prompts, seeds, per_prompt(budget, len(prompts)), strict=True):
-            request: dict[str, Any] = {"prompt": prompt.text}
+            request: dict[str, Any] = ({"prompt": prompt.text} if prompt.vllm_ids is None
+                                       else {"prompt_token_ids": prompt.vllm_ids})
             if prompt.vllm_mm_data:
                 request["multi_modal_data"] = prompt.vllm_mm_data
             requests.append((request, {
