@@ -225,6 +225,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         metrics = summarize(every, cfg.pass_threshold) | budget_metrics(every)
         metrics.update(dist.mean(local, world, device))
         metrics.update({f"budget/{b}/balance_weight": w for b, w in balance.items()})
+        if cfg.anytime_cuts:  # answers from cut thoughts that carried a gradient this step
+            metrics["anytime/answers_trained"] = sum(dist.all_sum([sum(s.cut is not None for s in kept)], world, device))
         metrics.update({f"curriculum/tier{t}_weight": w for t, w in enumerate(tier_weights)})
         metrics.update({"sampling/invalid_rate": 1.0 - sum(dist.all_sum([sum(got.valid)], world, device)) / got.drawn,
                         "sampling/expansion": oversampling.expansion, "sampling/rounds": float(got.rounds),

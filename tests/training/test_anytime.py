@@ -112,4 +112,6 @@ def test_training_steps_on_thoughts_and_answers(tmp_path, tiny_model_dir, monkey
     thoughts = [s for s in trained if s.cut is None]
     assert len(thoughts) == cfg.prompts_per_step * cfg.group_size  # every rollout, as its thought
     assert all(s.advantage != 0 for s in trained if s.cut is not None)  # answers only where they carry a gradient
-    assert "reward/anytime_score" in result["history"][-1] and "reward/cut4_accuracy" in result["history"][-1]
+    last = result["history"][-1]
+    assert "reward/anytime_score" in last and "reward/cut4_accuracy" in last
+    assert last["anytime/answers_trained"] == len(trained) - len(thoughts)

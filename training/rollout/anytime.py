@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from budget import BudgetParams, ThinkProfile, replay
+from budget.cuts import Cut, plan_cuts
 from scoring.response import Response
 from training.learner.grpo import advantages_of
 from training.rollout.samples import Completion, Outcome, Sample
@@ -64,12 +65,15 @@ def prefixes(i: int, s: Sample, cuts: list[int], params: BudgetParams, profile: 
     the rollout budget. A thought that never closed (EOS or max tokens inside it) has no ending to answer
     from: those cuts score as the rollout itself."""
     state = replay(profile, params, s.prompt.input_ids, s.response_ids)
-    start, length = state.think_start, state.num_thinking_tokens
-    out = [Prefix(i, [b], s.response_ids[: start + b] + list(profile.closing_ids), BudgetParams(think_budget=b))
-           for b in cuts if start is not None and b < length]
+    start = state.think_start
+    # The rule `thinkcap eval --ladder` and the demo's Compare cut by: below the thought's length a
+    # budget keeps its first `budget` tokens, at or past it the whole thought and its own answer.
+    plan = plan_cuts([*cuts, params.think_budget], state.num_thinking_tokens, state.answer_forced) \
+        if start is not None else [Cut(b, 0, False, False) for b in [*cuts, params.think_budget]]
+    out = [Prefix(i, [c.budget], s.response_ids[: start + c.budget] + list(profile.closing_ids),
+                  BudgetParams(think_budget=c.budget)) for c in plan if c.cut]
     if state.answer_start is not None:
-        own = Prefix(i, [b for b in cuts if b >= length] + [params.think_budget],
-                     s.response_ids[: state.answer_start], params, own=True)
+        own = Prefix(i, [c.budget for c in plan if not c.cut], s.response_ids[: state.answer_start], params, own=True)
         own.answers.append(Completion(s.prompt.input_ids, s.response_ids[state.answer_start:],
                                       "length" if s.outcome is Outcome.LENGTH else "stop",
                                       s.engine_logprobs[state.answer_start:] if s.engine_logprobs else None))
