@@ -239,9 +239,11 @@ def main(argv: list[str] | None = None) -> int:
                          "form_exploration": args.form_exploration}
             if label[0] == "e":
                 budget = max(ladder)
-                drawn = {"anytime_cuts": args.anytime_cuts or ",".join(
-                             str(b) for b in budgets if b is not None and b < budget),
-                         "anytime_answers": args.anytime_answers}
+                cuts = args.anytime_cuts or ",".join(str(b) for b in budgets if b is not None and b < budget)
+                if not cuts:
+                    raise SystemExit(f"arm (e) cuts thoughts of budget {budget} (the largest --ladder-choices) at the "
+                                     "held-out budgets below it, and --eval-budgets has none: pass --anytime-cuts")
+                drawn = {"anytime_cuts": cuts, "anytime_answers": args.anytime_answers}
             cfg = GRPOConfig(
                 model=warm, train_data=str(rl_data), output_dir=str(run_dir), seed=seed, steps=args.steps,
                 prompts_per_step=args.prompts, group_size=args.group, num_minibatches=2, lr=args.lr,

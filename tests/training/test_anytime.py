@@ -76,8 +76,10 @@ def test_each_thought_is_answered_at_every_cut_below_its_length(rolled):
     assert len(thoughts) == 6
     for s in thoughts:
         state = replay(profile, params, s.prompt.input_ids, s.response_ids)
-        assert state.num_thinking_tokens == 8 and state.answer_start == len(s.response_ids)  # it ends where the answer starts
-        assert s.loss_mask == [0 if i in state.forced_positions else 1 for i in range(len(s.response_ids))]
+        assert state.num_thinking_tokens == 8 and state.answer_forced
+        # The whole rollout, the forced close and the answer masked: the answer is trained as an answer.
+        start = state.answer_start
+        assert s.loss_mask == [0 if i in state.forced_positions or i >= start else 1 for i in range(len(s.response_ids))]
         per_cut = [s.reward["cut2_accuracy"], s.reward["cut5_accuracy"]]
         assert per_cut == [0.0, 0.0]  # `accuracy` is thinking >= 8: the cuts at 2 and 5 fail, the ending passes
         # The score averages the cuts' rewards (length / 10, answer parity on top) and the ending's.
@@ -115,3 +117,37 @@ def test_training_steps_on_thoughts_and_answers(tmp_path, tiny_model_dir, monkey
     last = result["history"][-1]
     assert "reward/anytime_score" in last and "reward/cut4_accuracy" in last
     assert last["anytime/answers_trained"] == len(trained) - len(thoughts)
+
+
+def test_every_rank_makes_the_same_answer_calls_and_rooms_are_per_prefix():
+    """A tensor-parallel engine's ranks generate together: a rank with no cuts (or no prompts) still
+    makes each answer call. Each answer is held to what max_new_tokens leaves after its own prefix."""
+    from types import SimpleNamespace
+
+    from training.rollout.anytime import Prefix, _within, sample_answers
+    from training.rollout.samples import Completion
+
+    calls = []
+
+    class Engine:
+        def generate(self, prompts, n, **kw):
+            calls.append((len(prompts), n, kw["max_tokens"]))
+            return [[Completion(p.input_ids, list(range(kw["max_tokens"])), "length") for _ in range(n)] for p in prompts]
+
+    for answers, expected in ((2, [(0, 2, 1), (0, 1, 1)]), (1, [(0, 1, 1)])):
+        calls.clear()
+        cfg = SimpleNamespace(anytime_answers=answers, max_new_tokens=20, temperature=1.0, top_p=1.0)
+        sample_answers(SimpleNamespace(cfg=cfg, engine=Engine(), rank=0, world=2), [], [], 0)
+        assert calls == expected
+    assert _within(Completion([], [5, 6, 7], "stop", [0.1, 0.2, 0.3]), 2) == Completion([], [5, 6], "length", [0.1, 0.2])
+
+    from training.prompts import EncodedPrompt
+
+    prompt = EncodedPrompt("q", [1, 2], [0, 0], {}, {}, text_ids=[1, 2])
+    rollout = SimpleNamespace(prompt=prompt)
+    found = [Prefix(0, [4], [9] * 4, BudgetParams(think_budget=4)), Prefix(0, [8], [9] * 12, BudgetParams(think_budget=8))]
+    calls.clear()
+    cfg = SimpleNamespace(anytime_answers=1, max_new_tokens=20, temperature=1.0, top_p=1.0)
+    sample_answers(SimpleNamespace(cfg=cfg, engine=Engine(), rank=0, world=1), [rollout], found, 0)
+    assert calls == [(2, 1, 16)]  # generated to the most any prefix leaves ...
+    assert [len(p.answers[0].token_ids) for p in found] == [16, 8]  # ... then each held to its own room

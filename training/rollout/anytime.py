@@ -13,8 +13,9 @@ thought is credited with how good it is wherever it is stopped:
 
 So the thinking gets dense credit from every cut, and the answer learns to make the best of a cut
 thought (it has the rest of `max_new_tokens` to finish what the thought started). A rollout becomes
-several samples for the loss: its thought (the forced closing stays masked, as always) and one sample
-per answer, whose prompt is the record's prompt plus the prefix and closing sequence (not trained).
+several samples for the loss: its thought (the whole rollout with its answer masked; the forced closing
+stays masked, as always) and one sample per answer, whose prompt is the record's prompt plus the prefix
+and closing sequence (not trained).
 Answer samples with zero advantage carry no gradient and are left out of the update; with one answer
 per prefix (`anytime_answers` 1) only the thoughts are trained.
 """
@@ -30,7 +31,10 @@ from budget import BudgetParams, ThinkProfile, replay
 from budget.cuts import Cut, plan_cuts
 from scoring.response import Response
 from training.learner.grpo import advantages_of
-from training.rollout.samples import Completion, Outcome, Sample
+from training.rollout.generate import request_seeds
+from training.rollout.samples import Completion, Outcome, Sample, ended
+
+OWN_STREAM = 5_003  # seed keys of the answers at rollouts' own endings, apart from those at cuts
 
 
 def parse_cuts(text: str) -> list[int]:
@@ -83,24 +87,34 @@ def prefixes(i: int, s: Sample, cuts: list[int], params: BudgetParams, profile: 
 
 
 def sample_answers(ctx: Any, rollouts: list[Sample], found: list[Prefix], seed_key: int) -> None:
-    """Add answers to each prefix until it has `anytime_answers` (a rollout's own ending starts with
-    its own answer): one engine request per prefix, prompt = rollout prompt + prefix ids."""
+    """Add answers to each prefix until it has `anytime_answers` (a rollout's own ending already holds
+    its own answer): one engine request per prefix, prompt = rollout prompt + prefix ids, under the
+    prefix's own params, so an answer may not be empty (`answer_required`) as when served. Every rank
+    makes both calls, with prompts or without: a tensor-parallel engine's ranks generate together."""
     cfg = ctx.cfg
     for own in (False, True):
-        batch = [p for p in found if p.own is own and len(p.answers) < cfg.anytime_answers]
-        if not batch:
-            continue
-        n = cfg.anytime_answers - len(batch[0].answers)
-        # What max_new_tokens leaves after the longest prefix: a rollout's own ending leaves at least
-        # answer_reserve, a cut more (room to finish what the thought started).
-        room = max(1, cfg.max_new_tokens - max(len(p.ids) for p in batch))
-        # request_seeds' rule, spaced anytime_answers apart whatever n is: no two requests share a stream.
-        seeds = [(seed_key + ctx.rank + ctx.world * (2 * k + own)) * cfg.anytime_answers for k in range(len(batch))]
+        n = cfg.anytime_answers - own
+        if n < 1:
+            continue  # one answer per prefix: the own endings have theirs (the same on every rank)
+        batch = [p for p in found if p.own is own]
+        # One request per prefix, each given what max_new_tokens leaves after it (as the rollout's own
+        # answer was): generated to the most any needs, then each cut to its own room, which is what a
+        # per-request limit gives (the tokens before a limit do not depend on it).
+        most = max((cfg.max_new_tokens - len(p.ids) for p in batch), default=1)
         got = ctx.engine.generate([rollouts[p.thought].prompt.extended(p.ids) for p in batch], n,
-                                  temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=room, budget=None,
-                                  seeds=seeds)
+                                  temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=max(1, most),
+                                  budget=[p.params for p in batch],
+                                  seeds=request_seeds(seed_key + own * OWN_STREAM, len(batch), cfg.anytime_answers,
+                                                      ctx.rank, ctx.world))
         for p, group in zip(batch, got, strict=True):
-            p.answers += group
+            p.answers += [_within(c, cfg.max_new_tokens - len(p.ids)) for c in group]
+
+
+def _within(c: Completion, room: int) -> Completion:
+    if len(c.token_ids) <= room:
+        return c
+    return replace(c, token_ids=c.token_ids[:room], finish_reason="length",
+                   engine_logprobs=c.engine_logprobs[:room] if c.engine_logprobs else None)
 
 
 def score_answers(ctx: Any, rollouts: list[Sample], found: list[Prefix], record_of: Any) -> None:
@@ -139,10 +153,10 @@ def credit(ctx: Any, rollouts: list[Sample], found: list[Prefix], cuts: list[int
     out: list[Sample] = []
     valid = [False] * (len(rollouts) // G)
     for i, (s, adv) in enumerate(zip(rollouts, thought_adv)):
+        # The whole rollout, its answer masked: the answer is trained as one of its ending's answers.
         own = next((p for p in by_thought.get(i, []) if p.own), None)
         end = len(own.ids) if own is not None else len(s.response_ids)
-        out.append(replace(s, response_ids=s.response_ids[:end], loss_mask=s.loss_mask[:end],
-                           engine_logprobs=s.engine_logprobs[:end] if s.engine_logprobs else None, advantage=adv))
+        out.append(replace(s, loss_mask=s.loss_mask[:end] + [0] * (len(s.response_ids) - end), advantage=adv))
         valid[i // G] |= adv != 0
     full = [p for p in found if len(p.answers) == cfg.anytime_answers]
     if cfg.anytime_answers > 1 and full:
@@ -157,7 +171,7 @@ def credit(ctx: Any, rollouts: list[Sample], found: list[Prefix], cuts: list[int
                 mask = s.loss_mask[len(p.ids):] if p.own and k == 0 else [1] * len(c.token_ids)
                 out.append(Sample(group=s.group, prompt=s.prompt.extended(p.ids), response_ids=c.token_ids,
                                   loss_mask=mask, num_thinking_tokens=0,
-                                  outcome=Outcome.LENGTH if c.finish_reason == "length" else Outcome.STOPPED,
+                                  outcome=ended(c),
                                   engine_logprobs=c.engine_logprobs, think_budget=p.cuts[0], reward=r,
                                   advantage=adv, cut=p.cuts[0]))
                 valid[p.thought // G] = True

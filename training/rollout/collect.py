@@ -22,7 +22,7 @@ from training.curriculum import Curriculum, DynamicSampling
 from tasks.records import Record
 from tasks.running_sums import TASK as RUNNING_SUM, thought_form
 from training.prompts import PromptEncoder
-from training.rollout.anytime import anytime_credit
+from training.rollout.anytime import anytime_credit, sample_answers
 from training.rollout.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
 from training.rollout.form_exploration import Opening, forced_slots, opened_prompt, openings
 from training.learner.grpo import advantages_of
@@ -103,6 +103,8 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         # rank without prompts this round must join its group's call (it gets nothing back).
         ctx.engine.generate([], cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_tokens=cfg.max_new_tokens, budget=None, seeds=[])
+        if cfg.anytime_cuts:  # and the answer calls at cuts
+            sample_answers(ctx, [], [], 0)
         return []
     # vLLM seeds sample k of a request with seed + k: space the requests' seeds G apart so that
     # no two samples of a step share a random stream.

@@ -110,7 +110,7 @@ def to_sample(c: Completion, group: int, prompt: EncodedPrompt, profile: ThinkPr
         state = replay(profile, params, c.prompt_ids, ids)
         forced = set(state.forced_positions)
         mask = [0 if i in forced else 1 for i in range(len(ids))]
-        outcome = Outcome.FORCED if state.answer_forced else _ended(c)
+        outcome = Outcome.FORCED if state.answer_forced else ended(c)
         return Sample(group=group, prompt=prompt, response_ids=ids, loss_mask=mask,
                       num_thinking_tokens=state.num_thinking_tokens, outcome=outcome, engine_logprobs=c.engine_logprobs)
     state = replay(profile, BudgetParams(), c.prompt_ids, ids)
@@ -123,10 +123,10 @@ def to_sample(c: Completion, group: int, prompt: EncodedPrompt, profile: ThinkPr
                       num_thinking_tokens=min(budget, state.num_thinking_tokens), outcome=Outcome.TRUNCATED,
                       engine_logprobs=logprobs)
     return Sample(group=group, prompt=prompt, response_ids=ids, loss_mask=[1] * len(ids),
-                  num_thinking_tokens=state.num_thinking_tokens, outcome=_ended(c), engine_logprobs=c.engine_logprobs)
+                  num_thinking_tokens=state.num_thinking_tokens, outcome=ended(c), engine_logprobs=c.engine_logprobs)
 
 
-def _ended(c: Completion) -> Outcome:
+def ended(c: Completion) -> Outcome:
     return Outcome.LENGTH if c.finish_reason == "length" else Outcome.STOPPED
 
 
