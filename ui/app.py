@@ -129,9 +129,11 @@ def fit_controls(client: ChatClient):
     def fit(budget: float, max_tokens: float) -> tuple:
         limit = client.max_model_len
         top, most = controls.budget_limit(limit), controls.token_limit(limit)
-        return (gr.Slider(maximum=top, value=min(budget, top)),
-                gr.Slider(maximum=most, value=min(max_tokens, most),
-                          info=f"Thinking and answer together (this server: at most {most})."),
+        # The value only where it must come down: these are the values at page load, and a number
+        # the user typed since (while the server was asked its limits) must not be put back.
+        return (gr.Slider(maximum=top, **({"value": top} if budget > top else {})),
+                gr.Slider(maximum=most, info=f"Thinking and answer together (this server: at most {most}).",
+                          **({"value": most} if max_tokens > most else {})),
                 gr.Radio(info=controls.effort_info(limit)))
     return fit
 

@@ -41,9 +41,17 @@ def serve_demo(api_base: str, media) -> str:
 
 
 def set_number(page, elem_id: str, value: float) -> None:
+    from playwright.sync_api import expect
+
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
     box.press("Enter")
+    # A slider commits the typed number asynchronously: a message sent at once could still carry the
+    # old value (seen once on a loaded machine: budget 256 sent where 300 was typed). Wait until the
+    # slider itself shows it, where it can (an out-of-range value is clamped and explained instead).
+    slider = page.locator(f"#{elem_id} input[type=range]")
+    if slider.count() and float(slider.get_attribute("min")) <= value <= float(slider.get_attribute("max")):
+        expect(slider).to_have_value(str(int(value)) if float(value).is_integer() else str(value))
 
 
 def attach(page, files: list[Path], box: str = "tc-input") -> None:

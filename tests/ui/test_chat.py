@@ -186,3 +186,19 @@ def test_presets_fill_the_slider_and_make_room_in_max_tokens() -> None:
     assert matching_effort(4096, True) == "Unlimited"
     assert "lower the think budget of 4096" in capped_warning(Settings(4096, 2048, 0.0))
     assert capped_warning(Settings(8, 64, 0.0)) is None
+
+
+def test_page_load_fits_the_sliders_without_undoing_a_typed_value() -> None:
+    """The load handler reads the sliders' values at page load and answers after the server is asked
+    its limits: it sets a value only where that must come down, so a budget typed meanwhile stays
+    (a browser test typed 300 and sent 256, the load-time value, on a loaded machine)."""
+    from ui.app import fit_controls
+    from ui.controls import budget_limit, token_limit
+
+    client = SimpleNamespace(max_model_len=8192)
+    budget, max_tokens, _ = fit_controls(client)(256, 1024)
+    assert budget.constructor_args == {"maximum": budget_limit(8192)}  # the range only
+    assert "value" not in max_tokens.constructor_args and max_tokens.constructor_args["maximum"] == token_limit(8192)
+    small = SimpleNamespace(max_model_len=512)
+    budget, max_tokens, _ = fit_controls(small)(4096, 4096)
+    assert budget.constructor_args["value"] == budget_limit(512) and max_tokens.constructor_args["value"] == token_limit(512)
