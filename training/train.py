@@ -98,7 +98,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
           stop_after: int | None = None, on_step: Callable[[int, list[Sample]], None] | None = None) -> dict[str, Any]:
     """Run (or resume) training. `reward_fns` replaces the domain → reward registry; `engine` reuses
     a rollout engine across runs (tests, benchmark); `stop_after` returns right after that step, as
-    if killed; `on_step` sees each step's samples after the update."""
+    if killed; `on_step` sees each step's samples after the update (with `anytime_cuts`, each
+    round's rollouts and then its answer samples that carried a gradient, `cut` set)."""
     from transformers import AutoProcessor
 
     # ------------------------------------------------------------------------------------------

@@ -35,7 +35,8 @@ from training.rollout.samples import Sample, rollout_params, to_sample
 @dataclass
 class Collected:
     records: list[Record] = field(default_factory=list)  # this rank's groups, in order
-    samples: list[Sample] = field(default_factory=list)  # G per group; s.group indexes `records`
+    # G rollouts per group (`anytime_cuts` adds answer samples, `cut` set); s.group indexes `records`
+    samples: list[Sample] = field(default_factory=list)
     valid: list[bool] = field(default_factory=list)  # per group: rewards not all equal
     drawn: int = 0  # prompts drawn over all ranks and rounds
     rounds: int = 0
