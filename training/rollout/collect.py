@@ -159,12 +159,21 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     if cfg.anytime_cuts:  # answers at cuts of each thought: its own advantages (training/rollout/anytime.py)
         samples, valid = anytime_credit(ctx, samples, mine, base,
                                         step_key(cfg.seed, step, round_ * ROUND_STREAM + ANYTIME_STREAM))
-        out.records += mine
-        out.samples += samples
-        out.valid += valid
-        return [(r.id, passes[g * G:(g + 1) * G]) for g, r in enumerate(mine)]
-    rewards = torch.tensor([s.reward["reward"] for s in samples]).view(len(mine), G)  # [N, G]
-    passed = torch.tensor(passes).view(len(mine), G)  # [N, G]
+    else:
+        valid = _group_advantages(cfg, samples, budgets, passes, len(mine))
+    out.records += mine
+    out.samples += samples
+    out.valid += valid
+    return [(r.id, passes[g * G:(g + 1) * G]) for g, r in enumerate(mine)]
+
+
+def _group_advantages(cfg: GRPOConfig, samples: list[Sample], budgets: list[list[int | None]], passes: list[bool],
+                      n: int) -> list[bool]:
+    """Set each sample's advantage against its group (or same-budget subgroup); per group, whether
+    it carries a signal."""
+    G = cfg.group_size
+    rewards = torch.tensor([s.reward["reward"] for s in samples]).view(n, G)  # [N, G]
+    passed = torch.tensor(passes).view(n, G)  # [N, G]
     estimator, scale = cfg.advantage_estimator, cfg.scale_advantages
     if cfg.budget_aware_advantages:
         advantages = budget_advantages(rewards, budgets, scale, estimator, passed)  # [N, G]
@@ -177,10 +186,7 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
         valid = (advantages.abs().sum(dim=1) > 0).tolist()
     for s, adv in zip(samples, advantages.view(-1).tolist()):
         s.advantage = adv
-    out.records += mine
-    out.samples += samples
-    out.valid += valid
-    return [(r.id, passes[g * G:(g + 1) * G]) for g, r in enumerate(mine)]
+    return valid
 
 
 def with_budget_terms(reward: dict[str, float], cfg: GRPOConfig, s: Sample) -> dict[str, float]:
