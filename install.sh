@@ -18,13 +18,26 @@ VENV=${THINKCAP_VENV:-.venv}
 PY=${PYTHON:-python3}
 # --isolated: this machine's pip config adds a find-links folder with torch-2.13.0+cpu, which pip
 # would prefer for torch==2.13.0; the standard wheel is the one torchvision works with.
-PIP_FLAGS=(--isolated --disable-pip-version-check)
+# --no-cache-dir: the CPU route's torch wheels (~3 GB of CUDA libraries) would otherwise be kept twice.
+PIP_FLAGS=(--isolated --disable-pip-version-check --no-cache-dir)
 
 device=${THINKCAP_DEVICE:-}
 if [[ -z "$device" ]]; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then device=gpu; else device=cpu; fi
 fi
 echo "[install] device route: $device"
+
+# A full disk fails deep inside pip ("[Errno 28] No space left on device") after minutes of downloads;
+# say it up front instead. A new venv takes ~7 GB (torch's CUDA libraries come with the standard wheel).
+need_gb=${THINKCAP_NEED_GB:-8}
+if [[ ! -x "$VENV/bin/python" ]]; then
+  free_kb=$(df -Pk "$(dirname "$(realpath -m "$VENV")")" | awk 'NR==2 {print $4}')
+  if (( free_kb < need_gb * 1024 * 1024 )); then
+    echo "[install] error: $((free_kb / 1024 / 1024)) GB free where $VENV goes; a new venv needs about" \
+         "$need_gb GB (set THINKCAP_NEED_GB to override)" >&2
+    exit 1
+  fi
+fi
 
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip "${PIP_FLAGS[@]}" "$@"; }
