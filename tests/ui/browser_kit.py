@@ -106,3 +106,19 @@ def requests_about(fake, text: str, since: int = 0) -> list[dict]:
         return any(text in (p.get("text") or "") for p in parts if isinstance(p, dict))
 
     return [r for r in fake.requests[since:] if any(mentions(m) for m in r.get("messages", []))]
+
+
+def request_for(fake, prompt: str) -> dict:
+    """The fake server's last request whose last user message is `prompt` (its text part, for a
+    message with attachments). Not `requests[-1]`: the shared server outlives each page, and a
+    late request of an earlier test (a Retry or Compare still streaming when it ended) can be last."""
+    def last_user_text(request: dict) -> str:
+        users = [m for m in request.get("messages", []) if m.get("role") == "user"]
+        content = users[-1].get("content") if users else ""
+        if isinstance(content, list):
+            return " ".join(p.get("text") or "" for p in content if isinstance(p, dict)).strip()
+        return (content or "").strip()
+
+    matches = [r for r in fake.requests if last_user_text(r) == prompt]
+    assert matches, f"no request for {prompt!r} among {len(fake.requests)}"
+    return matches[-1]

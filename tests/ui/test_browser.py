@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from ui.server_proc import free_port, wait_ready
-from tests.ui.browser_kit import (MARKS, REPO, attach, finished_answer, send, serve_demo,
-                                  set_number, thinking_text, toast_texts)
+from tests.ui.browser_kit import (MARKS, REPO, attach, finished_answer, request_for, requests_about,
+                                  send, serve_demo, set_number, thinking_text, toast_texts)
 from tests.ui.ui_fake_server import LONG_THINKING, WORDS
 
 pytestmark = MARKS
@@ -31,7 +31,10 @@ def chat_text(page) -> str:
 def test_forced_answer_stats_copy_and_system_prompt(page, shared_fake, media) -> None:
     expect(page.get_by_label("Your message")).to_be_visible()  # 10: the textbox has a name
     page.locator("#tc-advanced").get_by_text("Advanced").click()
+    # The box must show the text before sending (a typed value is what the send handler reads).
     page.fill("#tc-system textarea", "Answer in one word.")
+    expect(page.locator("#tc-system textarea")).to_have_value("Answer in one word.")
+    mark = len(shared_fake.requests)
     send(page, "How many red circles?", [media.shapes], budget=8)
 
     stats = finished_answer(page).inner_text()
@@ -41,7 +44,9 @@ def test_forced_answer_stats_copy_and_system_prompt(page, shared_fake, media) ->
     assert re.search(r"Thought for 8 tokens\s*\(\d+(\.\d+)?s\)", chat_text(page))
     assert page.locator("#tc-chat .tc-box").last.inner_text() == "3"
     assert thinking_text(page).startswith("Let me look at the picture")
-    sent = shared_fake.requests[-1]
+    # This test's own request, picked by its prompt: the shared server may get a late request of an
+    # earlier test, so the last one is not necessarily ours.
+    [sent] = requests_about(shared_fake, "How many red circles?", mark)
     assert sent["think_budget"] == 8
     assert sent["messages"][0] == {"role": "system", "content": "Answer in one word."}
 
@@ -71,7 +76,7 @@ def test_example_unlimited_follow_up_then_retry_at_another_budget(page, shared_f
     stats = finished_answer(page, nth=1).inner_text()
     assert "Finished thinking on its own" in stats and "unlimited budget" in stats
     assert "capped" not in stats  # issue 21 (9): unlimited is not announced as capped
-    assert shared_fake.requests[-1]["think_budget"] is None
+    assert request_for(shared_fake, "Are you sure?")["think_budget"] is None
 
     # Retry with another budget: the question is asked again, and (issue 21) the answer it
     # replaces stays in the chat, folded under its headline, to compare with the new one.
@@ -85,8 +90,9 @@ def test_example_unlimited_follow_up_then_retry_at_another_budget(page, shared_f
     expect(unlimited_stats).to_be_hidden()  # folded until asked for
     earlier.click()  # unfolds: the earlier answer, with its own stats line
     expect(unlimited_stats).to_be_visible()
-    assert shared_fake.requests[-1]["think_budget"] == 4
-    assert [m["role"] for m in shared_fake.requests[-1]["messages"]] == ["user", "assistant", "user"]
+    retried = request_for(shared_fake, "Are you sure?")
+    assert retried["think_budget"] == 4
+    assert [m["role"] for m in retried["messages"]] == ["user", "assistant", "user"]
 
 
 def test_refusals_leave_the_conversation_alone(page, media, text_file) -> None:
@@ -178,7 +184,7 @@ def test_presets_follow_the_slider_and_stay_inside_the_context(page, shared_fake
     expect(preset.get_by_label("High")).to_be_checked()
     send(page, "hi at high")
     assert "Answer forced" not in finished_answer(page).inner_text()  # no 400: it answered
-    assert shared_fake.requests[-1]["max_tokens"] == 4096
+    assert request_for(shared_fake, "hi at high")["max_tokens"] == 4096
     preset.get_by_label("Unlimited").click()
     expect(page.locator("#tc-unlimited input")).to_be_checked()
     expect(max_tokens).to_have_value("4096")
@@ -190,8 +196,9 @@ def test_presets_follow_the_slider_and_stay_inside_the_context(page, shared_fake
     send(page, "hi at medium")
     finished_answer(page, nth=2)
     assert "rejected" not in chat_text(page)
-    assert [r["max_tokens"] for r in shared_fake.requests[-3:]] == [4096] * 3
-    assert [r["think_budget"] for r in shared_fake.requests[-3:]] == [3072, None, 1024]
+    sent = [request_for(shared_fake, p) for p in ("hi at high", "hi unlimited", "hi at medium")]
+    assert [r["max_tokens"] for r in sent] == [4096] * 3
+    assert [r["think_budget"] for r in sent] == [3072, None, 1024]
 
     # 5: lowered by hand, max tokens would cap the budget: say so before sending, with the
     # number the reply will show (issue 21, 9: it said "about 96" where the reply said 110).
@@ -199,7 +206,7 @@ def test_presets_follow_the_slider_and_stay_inside_the_context(page, shared_fake
     send(page, "hi")
     page.get_by_text("lower the think budget of 1024 to 110.").wait_for()
     assert "budget 110 (asked 1024, capped by max tokens)" in finished_answer(page, nth=3).inner_text()
-    assert shared_fake.requests[-1]["max_tokens"] == 128
+    assert request_for(shared_fake, "hi")["max_tokens"] == 128
 
 
 def test_a_dead_server_is_told_apart_and_rechecked(browser, media) -> None:

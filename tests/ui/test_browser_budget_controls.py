@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.browser_kit import MARKS, finished_answer, requests_about, send, set_number
+from tests.ui.browser_kit import (MARKS, finished_answer, request_for, requests_about, send,
+                                  set_number)
 from tests.ui.test_browser_compare import column, compare, open_compare
 
 pytestmark = MARKS
@@ -31,12 +32,12 @@ def test_grace_and_message_reach_the_request_and_the_close_is_named(page, shared
     # Unset controls are not sent: the server's own defaults apply.
     send(page, "hi", budget=4)
     finished_answer(page)
-    assert not set(CONTROLS) & set(shared_fake.requests[-1])
+    assert not set(CONTROLS) & set(request_for(shared_fake, "hi"))
 
     set_controls(page, grace=8, message=" So")
     send(page, "hi again", budget=4)
     stats = finished_answer(page, nth=1)
-    sent = shared_fake.requests[-1]
+    sent = request_for(shared_fake, "hi again")
     assert (sent["think_budget"], sent["think_budget_grace"], sent["think_budget_message"]) \
         == (4, 8, " So")
     assert "think_budget_action" not in sent  # "Server default"
@@ -52,14 +53,14 @@ def test_grace_and_message_reach_the_request_and_the_close_is_named(page, shared
     stats = finished_answer(page, nth=2)
     expect(stats).to_contain_text("no sentence end in the grace window: cut at its end "
                                   "(budget 4 + grace 2)")
-    assert "think_budget_message" not in shared_fake.requests[-1]
+    assert "think_budget_message" not in request_for(shared_fake, "no sentence end")
 
 
 def test_truncate_says_there_is_no_answer_and_why(page, shared_fake) -> None:
     set_controls(page, action="Stop there, no answer")
     send(page, "hi", budget=4)
     stats = finished_answer(page)
-    assert shared_fake.requests[-1]["think_budget_action"] == "truncate"
+    assert request_for(shared_fake, "hi")["think_budget_action"] == "truncate"
     expect(stats).to_contain_text("Stopped at the budget after 4 thinking tokens, no answer")
     expect(stats).not_to_contain_text("stopped at max tokens")
     expect(page.locator("#tc-chat .tc-note").last).to_contain_text("(truncate)")

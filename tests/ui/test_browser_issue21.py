@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.ui.browser_kit import attach, finished_answer, send, set_number, MARKS
+from tests.ui.browser_kit import MARKS, attach, finished_answer, request_for, send, set_number
 
 pytestmark = MARKS
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
@@ -51,7 +51,7 @@ def test_out_of_range_numbers_are_explained_not_tracebacks(page, shared_fake, ca
     expect(page.locator("#tc-budget input[type=number]")).to_have_value("0")
     send(page, "hi")
     finished_answer(page)
-    assert shared_fake.requests[-1]["think_budget"] == 0
+    assert request_for(shared_fake, "hi")["think_budget"] == 0
     err = capfd.readouterr().err
     assert "Traceback" not in err, err[-3000:]
 
@@ -91,7 +91,7 @@ def test_an_mp4v_video_is_shown_converted(page, shared_fake, tmp_path) -> None:
     assert ".display-" in video.get_attribute("src")
     # Chromium decodes it: the player knows the picture's size (0 for the mp4v original).
     page.wait_for_function("v => v.videoWidth === 96", arg=video.element_handle())
-    parts = shared_fake.requests[-1]["messages"][-1]["content"]
+    parts = request_for(shared_fake, "Which way does it roll?")["messages"][-1]["content"]
     assert parts[0]["video_url"]["url"].startswith("data:video/mp4;base64,")
 
 
