@@ -98,6 +98,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--form-exploration", type=float, default=0.0,
                    help="arm (d): share of each group whose thought is opened in a given form, the forms in turn "
                         "(GRPOConfig.form_exploration; default 0 = off)")
+    p.add_argument("--form-credit", type=float, default=0.0,
+                   help="arm (d), with --form-exploration: credit the choice of form itself, one one-token sample "
+                        "per form where the forms part, advantage F x (form's mean reward - mean over forms) "
+                        "(GRPOConfig.form_credit; default 0 = off)")
     p.add_argument("--estimator", choices=("grpo", "best"), default="grpo",
                    help="arm (d): advantage estimator (GRPOConfig.advantage_estimator): grpo, or best = only the best "
                         "sample of each (prompt, budget) group is reinforced, one equal vote per group (default grpo)")
@@ -196,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     if "e" not in args.only and (args.anytime_cuts or args.anytime_answers != 2):
         raise SystemExit("--anytime-cuts and --anytime-answers apply to arm (e) only: add e to --only or drop them")
     if "d" not in args.only and (args.length_coef or args.budget_per != "group" or args.estimator != "grpo"
-                                 or args.length_passed_only or args.budget_balance != "off" or args.form_exploration):
-        raise SystemExit("--length-coef, --length-passed-only, --budget-balance, --form-exploration, --budget-per and "
+                                 or args.length_passed_only or args.budget_balance != "off" or args.form_exploration
+                                 or args.form_credit):
+        raise SystemExit("--length-coef, --length-passed-only, --budget-balance, --form-exploration, --form-credit, "
+                         "--budget-per and "
                          "--estimator apply to arm (d) only: add d to --only or drop them")
     from budget.fit import fit
     from tasks.records import load_records
@@ -236,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                          "forced_close_penalty": args.forced_close_penalty, "rollout_budget_per": args.budget_per,
                          "budget_length_coef": args.length_coef, "advantage_estimator": args.estimator,
                          "budget_length_passed_only": args.length_passed_only, "budget_balance": args.budget_balance,
-                         "form_exploration": args.form_exploration}
+                         "form_exploration": args.form_exploration, "form_credit": args.form_credit}
             if label[0] == "e":
                 budget = max(ladder)
                 cuts = args.anytime_cuts or ",".join(str(b) for b in budgets if b is not None and b < budget)

@@ -104,6 +104,13 @@ class GRPOConfig:
                                       "group's baseline, so the free samples' advantages say which form pays under "
                                       "that budget even when the policy has stopped writing one; logged form shares "
                                       "count free samples only. 0 = off")
+    form_credit: float = setting(0.0, "with form_exploration: credit the choice of form itself. Each (prompt, budget) "
+                                 "subgroup whose two forms score differently (opened and free samples of each form "
+                                 "pooled) adds one one-token sample per form: the token where the forms part, after "
+                                 "the prompt and their shared first tokens, with advantage form_credit x (that form's "
+                                 "mean reward - the mean over forms). The choice is pushed towards the form that pays "
+                                 "under that budget even when the policy no longer writes the other one, and nothing "
+                                 "else of an opened sample is trained. 0 = off")
     anytime_cuts: str = setting("", "AnytimeReasoner's arm: thinking budgets below rollout_think_budget, e.g. '4,8,16', where "
                                 "each rollout's thought is also cut (the closing sequence forced there, as the server "
                                 "does) and answered; the thought's advantage is its mean reward over the cuts and its "
@@ -241,6 +248,11 @@ class GRPOConfig:
         if self.form_exploration and self.group_size < 3:
             raise ConfigError("form_exploration opens one sample per form and keeps one free: group_size must be "
                               f">= 3; got {self.group_size}")
+        if self.form_credit < 0:
+            raise ConfigError(f"form_credit must be >= 0; got {self.form_credit}")
+        if self.form_credit and not self.form_exploration:
+            raise ConfigError("form_credit credits the form choice from opened samples: set form_exploration "
+                              "(e.g. 0.25) or leave form_credit at 0")
         if self.budget_length_passed_only and not self.budget_length_coef:
             raise ConfigError("budget_length_passed_only limits budget_length_coef, which is 0: set "
                               "budget_length_coef or leave budget_length_passed_only false")

@@ -193,7 +193,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         # advantages say which form pays under their budget, but training on them would teach the
         # form's content to be bad wherever it is the wrong choice (it is the same content everywhere).
         kept = [s for s in got.samples if s.group in keep and s.opened is None]
-        balance = balance_budgets(kept, world, cfg.budget_balance) if cfg.budget_balance != "off" else {}
+        rollouts = [s for s in kept if not s.form_choice]  # form choices keep form_credit's scale
+        balance = balance_budgets(rollouts, world, cfg.budget_balance) if cfg.budget_balance != "off" else {}
         if cfg.vllm_sleep_mode:
             engine.sleep()  # rollout memory (weights, KV cache) goes back to training until the push below
 
@@ -212,20 +213,24 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         # Log: every reward component, pass rates, lengths, forced-answer rate, clipping, entropy,
         # tiers; then checkpoint
         local = {f"train/{k}": sum(v) / len(v) for k, v in update_stats.items()} | rollout_stats
-        if kept[0].engine_logprobs is not None:  # vLLM: how far its log-probs are from the trainer's
+        if any(s.engine_logprobs is not None for s in kept):  # vLLM: how far its log-probs are from the trainer's
             pairs = [(m.batch, m.old_logp) for mb in minibatches for m in mb.micros if m.weight]
+            # Tokens the engine gave a log-prob for (not a form choice's token, which was prompt to it)
+            masks = [b.loss_mask * (b.engine_logprobs != 0) for b, _ in pairs]
             local["rollout/logprob_mismatch"] = sum(
-                ((b.engine_logprobs - o).abs() * b.loss_mask).sum().item() / b.loss_mask.sum().clamp(min=1).item()
-                for b, o in pairs) / len(pairs)
+                ((b.engine_logprobs - o).abs() * m).sum().item() / m.sum().clamp(min=1).item()
+                for (b, o), m in zip(pairs, masks)) / len(pairs)
         stats = [{"group": f"{rank}:{s.group}", "task": got.records[s.group].task, "reward": s.reward,
                   "response_len": len(s.response_ids), "think_len": s.num_thinking_tokens,
                   "forced": s.answer_forced, "truncated": s.truncated, "think_budget": s.think_budget,
                   "form": s.form if s.opened is None else None, "opened": s.opened}
-                 for s in got.samples if s.cut is None]  # rollouts; `anytime_cuts` answers are in their reward
+                 for s in got.samples if s.cut is None and not s.form_choice]  # rollouts only
         every = [x for part in dist.gather(stats, world) for x in part]
         metrics = summarize(every, cfg.pass_threshold) | budget_metrics(every)
         metrics.update(dist.mean(local, world, device))
         metrics.update({f"budget/{b}/balance_weight": w for b, w in balance.items()})
+        if cfg.form_credit:  # form choices trained this step (two per subgroup whose forms differed)
+            metrics["form/choices_trained"] = sum(dist.all_sum([sum(s.form_choice for s in kept)], world, device))
         if cfg.anytime_cuts:  # answers from cut thoughts that carried a gradient this step
             metrics["anytime/answers_trained"] = sum(dist.all_sum([sum(s.cut is not None for s in kept)], world, device))
         metrics.update({f"curriculum/tier{t}_weight": w for t, w in enumerate(tier_weights)})

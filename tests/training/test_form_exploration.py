@@ -19,8 +19,8 @@ from training.learner.policy import load_policy
 from training.prompts import PromptEncoder
 from training.rollout.budget_sampling import parse_budget_choices
 from training.rollout.collect import Collected, RolloutContext, _roll
-from training.rollout.form_exploration import forced_slots, openings
-from training.rollout.samples import HFEngine, rollout_params
+from training.rollout.form_exploration import forced_slots, form_choices, openings
+from training.rollout.samples import HFEngine, Outcome, Sample, rollout_params
 
 
 def test_forced_slots_cycle_the_forms_at_the_end_of_the_group():
@@ -37,6 +37,10 @@ def test_config_refuses_what_it_cannot_honour():
     with pytest.raises(ConfigError, match="group_size must be >= 3"):
         GRPOConfig(train_data="x", form_exploration=0.25, group_size=2)
     assert GRPOConfig(train_data="x", form_exploration=0.25).form_exploration == 0.25
+    with pytest.raises(ConfigError, match="form_credit credits the form choice from opened samples"):
+        GRPOConfig(train_data="x", form_credit=1.0)
+    with pytest.raises(ConfigError, match="form_credit must be >= 0"):
+        GRPOConfig(train_data="x", form_exploration=0.25, form_credit=-1.0)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +112,62 @@ def test_training_keeps_opened_samples_out_of_the_update(tmp_path, tiny_model_di
     train_mod.train(cfg, on_step=lambda step, samples: rolled.extend(samples))
     assert sum(s.opened is not None for s in rolled) == len(rolled) // 2  # half of each group opened
     assert trained and all(s.opened is None for s in trained)
+
+
+def test_form_choices_credit_each_form_with_its_value_under_the_budget(tmp_path, tiny_model_dir, processor):
+    """Per (group, budget): one one-token sample per form where the forms' mean rewards differ, the
+    token where they part after the prompt + `<think>` + their shared tokens, advantage
+    credit x (form value - mean over forms); none where the forms tie or one form has no sample."""
+    tok = processor.tokenizer
+    profile = build_profile(tok, model_type=load_policy(str(tiny_model_dir)).config.model_type)
+    encode = PromptEncoder(processor, GRPOConfig(train_data="x", budget_hint="At most {budget}.").hint())
+    records = load_records(make_arith_dataset(tmp_path, n=2, seed=0))
+
+    def sample(group: int, budget: int, reward: float, form: str | None = None, opened: str | None = None) -> Sample:
+        return Sample(group=group, prompt=encode(records[group - 10], budget), response_ids=[1], loss_mask=[1],
+                      num_thinking_tokens=3, outcome=Outcome.STOPPED, think_budget=budget, form=form, opened=opened,
+                      reward={"reward": reward})
+
+    samples = [
+        # group 10, budget 12: long (opened 0, free 0) = 0.0, short (opened 1, free 0.5) = 0.75
+        sample(10, 12, 0.0, opened="long"), sample(10, 12, 0.0, form="long"),
+        sample(10, 12, 1.0, opened="short", form="long"), sample(10, 12, 0.5, form="short"),
+        sample(10, 12, 1.0, form=None),  # no form to its thought: not counted
+        sample(10, 32, 1.0, opened="long"), sample(10, 32, 1.0, opened="short"),  # a tie: no choice
+        sample(11, 32, 1.0, opened="long"), sample(11, 32, 0.0, form="long"),  # no short sample: no choice
+    ]
+    got = form_choices(encode, records, 10, samples, 2.0, profile, tok)
+    assert [(s.group, s.think_budget, s.form) for s in got] == [(10, 12, "long"), (10, 12, "short")]
+    assert [s.advantage for s in got] == pytest.approx([2.0 * -0.375, 2.0 * 0.375])
+    plain = encode(records[0], 12).input_ids
+    ids = {o.form: tok.encode(o.text, add_special_tokens=False) for o in openings(records[0], tok)}
+    for s in got:
+        assert s.form_choice and s.loss_mask == [1] and s.response_ids == ids[s.form][-1:]
+        assert s.prompt.input_ids == plain + [profile.think_open_id] + ids[s.form][:-1]  # shared context
+        assert "At most 12." in s.prompt.text  # the hint of the subgroup's budget
+    assert got[0].prompt.input_ids == got[1].prompt.input_ids and got[0].response_ids != got[1].response_ids
+
+
+def test_training_with_form_credit_updates_on_form_choices_too(tmp_path, tiny_model_dir, monkeypatch):
+    """`form_credit`: the update gets the free samples and one-token form choices (never opened
+    samples); rollout statistics count rollouts only, and the number of choices is logged."""
+    import training.train as train_mod
+    from tests.training.e2e_run import config
+
+    data = make_arith_dataset(tmp_path / "data", n=8, seed=0)
+    cfg = dataclasses.replace(config("hf", str(tiny_model_dir), str(data), str(tmp_path / "run")),
+                              rollout_budget_choices="8,16", form_exploration=0.5, form_credit=1.0,
+                              dynamic_sampling=False, steps=1, save_every=0, group_size=4)
+    trained = []
+    real_prepare = train_mod.prepare
+    monkeypatch.setattr(train_mod, "prepare", lambda kept, *a, **k: trained.extend(kept) or real_prepare(kept, *a, **k))
+    # A reward that differs from sample to sample (the random model's thoughts differ in length)
+    by_length = {d: (lambda response, answer: {"reward": len(response.thinking) % 5 / 4, "accuracy": 0.0})
+                 for d in build_reward_fns()}
+    history = train_mod.train(cfg, reward_fns=by_length)["history"]
+    choices = [s for s in trained if s.form_choice]
+    assert choices, "no subgroup's forms differed: the test's rewards give no signal"
+    assert all(s.opened is None for s in trained)
+    assert history[0]["form/choices_trained"] == len(choices)
+    assert all(len(s.response_ids) == 1 and s.advantage != 0 for s in choices)
+    assert {s.form for s in choices} <= {"long", "short"} and len(choices) % 2 == 0

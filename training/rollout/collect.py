@@ -24,7 +24,7 @@ from tasks.running_sums import TASK as RUNNING_SUM, thought_form
 from training.prompts import PromptEncoder
 from training.rollout.anytime import anytime_credit, sample_answers
 from training.rollout.budget_sampling import BudgetDistribution, budget_advantages, draw_budgets
-from training.rollout.form_exploration import Opening, forced_slots, opened_prompt, openings
+from training.rollout.form_exploration import Opening, forced_slots, form_choices, opened_prompt, openings
 from training.learner.grpo import advantages_of
 from scoring.response import Response
 from scoring.rewards import RewardFn
@@ -35,7 +35,8 @@ from training.rollout.samples import Sample, rollout_params, to_sample
 @dataclass
 class Collected:
     records: list[Record] = field(default_factory=list)  # this rank's groups, in order
-    # G rollouts per group (`anytime_cuts` adds answer samples, `cut` set); s.group indexes `records`
+    # G rollouts per group (`anytime_cuts` adds answer samples, `cut` set; `form_credit` one-token
+    # form choices, `form_choice` set); s.group indexes `records`
     samples: list[Sample] = field(default_factory=list)
     valid: list[bool] = field(default_factory=list)  # per group: rewards not all equal
     drawn: int = 0  # prompts drawn over all ranks and rounds
@@ -161,6 +162,8 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
                                         step_key(cfg.seed, step, round_ * ROUND_STREAM + ANYTIME_STREAM))
     else:
         valid = _group_advantages(cfg, samples, budgets, passes, len(mine))
+        if cfg.form_credit:  # the choice of form, credited with each form's value under its budget
+            samples += form_choices(ctx.encode, mine, base, samples, cfg.form_credit, ctx.profile, ctx.tokenizer)
     out.records += mine
     out.samples += samples
     out.valid += valid

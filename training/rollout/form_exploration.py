@@ -17,6 +17,15 @@ the short form at every budget, docs/training.md).
 The opening counts against the sample's budget (its engine budget is shortened by it, its thinking length
 includes it), the hint still shows the sample's budget, and the logged form shares count free samples only,
 so they stay the policy's own preference.
+
+`form_credit` goes one step further: the free samples' advantages only reach the form choice through
+the forms the policy still samples, so once it writes one form at a budget nothing there pushes it
+back. `form_choices` credits the choice itself: per (prompt, budget) subgroup, each form's value is
+the mean reward of its samples (opened and free), and one sample per form holds just the token where
+the forms part (the context is the prompt, `<think>` and the forms' shared first tokens), with
+advantage form_credit x (that form's value - the mean over forms). Both forms are credited in every
+subgroup where they differ, whatever the policy's current preference, and only that one token is
+trained: the form's content is left to the free samples.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from budget import ThinkProfile
 from budget.state import Phase, prompt_phase
 from tasks.records import Record
 from tasks.running_sums import form_thoughts
+from training.rollout.samples import Outcome, Sample
 
 
 @dataclass(frozen=True)
@@ -73,3 +83,33 @@ def forced_slots(group_size: int, share: float, n_forms: int) -> list[int | None
         return [None] * group_size
     forced = min(group_size - 1, max(n_forms, round(share * group_size)))
     return [None] * (group_size - forced) + [i % n_forms for i in range(forced)]
+
+
+def form_choices(encode: Any, records: list[Record], base: int, samples: list[Sample], credit: float,
+                 profile: ThinkProfile, tokenizer: Any) -> list[Sample]:
+    """`form_credit`: one one-token sample per form for each (group, budget) of `samples` (one round's,
+    group `base + i` being `records[i]`) whose forms' mean rewards differ; the token is where the forms
+    part, its advantage credit x (the form's mean reward - the mean over forms)."""
+    by_key: dict[tuple[int, int | None], dict[str, list[float]]] = {}
+    for s in samples:
+        form = s.opened or s.form  # an opened sample is in its opening's form, whatever followed
+        if form is not None and s.cut is None:
+            by_key.setdefault((s.group, s.think_budget), {}).setdefault(form, []).append(s.reward["reward"])
+    out = []
+    for (group, budget), rewards in sorted(by_key.items(), key=lambda kv: (kv[0][0], kv[0][1] or -1)):
+        record = records[group - base]
+        forms = {o.form: o for o in openings(record, tokenizer)}
+        if set(rewards) != set(forms):  # a form with no sample in this subgroup: no comparison
+            continue
+        value = {f: sum(r) / len(r) for f, r in rewards.items()}
+        mean = sum(value.values()) / len(value)
+        if max(value.values()) == min(value.values()):
+            continue
+        plain = encode(record, budget)
+        for form, o in sorted(forms.items()):
+            ids = opened_prompt(encode, record, budget, o, profile, tokenizer).input_ids[len(plain.input_ids):]
+            out.append(Sample(group=group, prompt=plain.extended(ids[:-1]), response_ids=ids[-1:], loss_mask=[1],
+                              num_thinking_tokens=0, outcome=Outcome.STOPPED, think_budget=budget,
+                              form=form, form_choice=True, reward={"reward": value[form]},
+                              advantage=credit * (value[form] - mean)))
+    return out

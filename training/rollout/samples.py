@@ -57,6 +57,7 @@ class Sample:
     form: str | None = None  # the thought's form where the task names forms (`tasks.running_sums.thought_form`)
     opened: str | None = None  # the form `form_exploration` opened this sample's thought in (None: free)
     cut: int | None = None  # `anytime_cuts`: an answer from the thought cut at this budget (None: a rollout)
+    form_choice: bool = False  # `form_credit`: one token, where the forms part (`form_exploration.form_choices`)
     reward: dict[str, float] = field(default_factory=dict)
     advantage: float = 0.0
 
