@@ -109,8 +109,10 @@ class GRPOConfig:
                                  "pooled) adds one one-token sample per form: the token where the forms part, after "
                                  "the prompt and their shared first tokens, with advantage form_credit x (that form's "
                                  "mean reward - the mean over forms). The choice is pushed towards the form that pays "
-                                 "under that budget even when the policy no longer writes the other one, and nothing "
-                                 "else of an opened sample is trained. 0 = off")
+                                 "under that budget even when the policy no longer writes the other one. The rest is "
+                                 "content: every sample, opened ones included, is then trained with its advantage "
+                                 "against the samples of its own form under its budget, so each form's content is "
+                                 "trained whichever form the policy prefers. 0 = off")
     anytime_cuts: str = setting("", "AnytimeReasoner's arm: thinking budgets below rollout_think_budget, e.g. '4,8,16', where "
                                 "each rollout's thought is also cut (the closing sequence forced there, as the server "
                                 "does) and answered; the thought's advantage is its mean reward over the cuts and its "

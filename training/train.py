@@ -192,7 +192,8 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         # Samples whose thought `form_exploration` opened are the free samples' baseline only: their
         # advantages say which form pays under their budget, but training on them would teach the
         # form's content to be bad wherever it is the wrong choice (it is the same content everywhere).
-        kept = [s for s in got.samples if s.group in keep and s.opened is None]
+        # With `form_credit` their advantages are within their form, so they train its content.
+        kept = [s for s in got.samples if s.group in keep and (s.opened is None or cfg.form_credit)]
         rollouts = [s for s in kept if not s.form_choice]  # form choices keep form_credit's scale
         balance = balance_budgets(rollouts, world, cfg.budget_balance) if cfg.budget_balance != "off" else {}
         if cfg.vllm_sleep_mode:

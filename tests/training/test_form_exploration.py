@@ -149,8 +149,9 @@ def test_form_choices_credit_each_form_with_its_value_under_the_budget(tmp_path,
 
 
 def test_training_with_form_credit_updates_on_form_choices_too(tmp_path, tiny_model_dir, monkeypatch):
-    """`form_credit`: the update gets the free samples and one-token form choices (never opened
-    samples); rollout statistics count rollouts only, and the number of choices is logged."""
+    """`form_credit`: the update gets every sample, each compared with its own form under its budget,
+    and one-token form choices; rollout statistics count rollouts only, and the number of choices is
+    logged."""
     import training.train as train_mod
     from tests.training.e2e_run import config
 
@@ -167,7 +168,13 @@ def test_training_with_form_credit_updates_on_form_choices_too(tmp_path, tiny_mo
     history = train_mod.train(cfg, reward_fns=by_length)["history"]
     choices = [s for s in trained if s.form_choice]
     assert choices, "no subgroup's forms differed: the test's rewards give no signal"
-    assert all(s.opened is None for s in trained)
+    # Opened samples train their form's content: advantages against their own form's samples only
+    assert any(s.opened for s in trained)
+    by_key: dict = {}
+    for s in trained:
+        if not s.form_choice:
+            by_key.setdefault((s.group, s.think_budget, s.opened or s.form), []).append(s.advantage)
+    assert all(abs(sum(a)) < 1e-4 for a in by_key.values())  # centred within each (group, budget, form)
     assert history[0]["form/choices_trained"] == len(choices)
     assert all(len(s.response_ids) == 1 and s.advantage != 0 for s in choices)
     assert {s.form for s in choices} <= {"long", "short"} and len(choices) % 2 == 0

@@ -160,25 +160,32 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     if cfg.anytime_cuts:  # answers at cuts of each thought: its own advantages (training/rollout/anytime.py)
         samples, valid = anytime_credit(ctx, samples, mine, base,
                                         step_key(cfg.seed, step, round_ * ROUND_STREAM + ANYTIME_STREAM))
+    elif cfg.form_credit:
+        # Content within the form, choice between forms: each sample (opened ones too) is compared with
+        # the samples of its own form under its budget, and the choice itself gets the form choices.
+        keys = [[(b, s.opened or s.form) for b, s in zip(row, samples[g * G:(g + 1) * G])]
+                for g, row in enumerate(budgets)]
+        valid = _group_advantages(cfg, samples, keys, passes, len(mine), within=True)
+        choices = form_choices(ctx.encode, mine, base, samples, cfg.form_credit, ctx.profile, ctx.tokenizer)
+        valid = [ok or any(c.group == base + g for c in choices) for g, ok in enumerate(valid)]
+        samples += choices
     else:
         valid = _group_advantages(cfg, samples, budgets, passes, len(mine))
-        if cfg.form_credit:  # the choice of form, credited with each form's value under its budget
-            samples += form_choices(ctx.encode, mine, base, samples, cfg.form_credit, ctx.profile, ctx.tokenizer)
     out.records += mine
     out.samples += samples
     out.valid += valid
     return [(r.id, passes[g * G:(g + 1) * G]) for g, r in enumerate(mine)]
 
 
-def _group_advantages(cfg: GRPOConfig, samples: list[Sample], budgets: list[list[int | None]], passes: list[bool],
-                      n: int) -> list[bool]:
-    """Set each sample's advantage against its group (or same-budget subgroup); per group, whether
-    it carries a signal."""
+def _group_advantages(cfg: GRPOConfig, samples: list[Sample], budgets: list[list[Any]], passes: list[bool],
+                      n: int, within: bool = False) -> list[bool]:
+    """Set each sample's advantage against its group (or same-budget subgroup; `within`: the subgroup
+    of samples sharing its key in `budgets`); per group, whether it carries a signal."""
     G = cfg.group_size
     rewards = torch.tensor([s.reward["reward"] for s in samples]).view(n, G)  # [N, G]
     passed = torch.tensor(passes).view(n, G)  # [N, G]
     estimator, scale = cfg.advantage_estimator, cfg.scale_advantages
-    if cfg.budget_aware_advantages:
+    if cfg.budget_aware_advantages or within:
         advantages = budget_advantages(rewards, budgets, scale, estimator, passed)  # [N, G]
         valid = (advantages.abs().sum(dim=1) > 0).tolist()  # some same-budget subgroup disagrees
     elif estimator == "grpo":
