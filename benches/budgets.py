@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--length-coef, --length-passed-only, --budget-balance, --form-exploration, --form-credit, "
                          "--budget-per and "
                          "--estimator apply to arm (d) only: add d to --only or drop them")
+    if args.form_credit and not args.form_exploration:
+        raise SystemExit("--form-credit credits the form choice from opened samples: add --form-exploration "
+                         "(e.g. 0.5) or drop --form-credit")
     from budget.fit import fit
     from tasks.records import load_records
     from tasks.running_sums import make_arith_dataset

@@ -27,6 +27,9 @@ from training.config_checks import check_anytime, check_eval, check_fits, check_
 from training.config_load import ConfigError, load_yaml, setting
 
 
+FORMS = 2  # thought forms of the tasks that have them (running_sum: long and short)
+
+
 @dataclass
 class GRPOConfig:
     # ---- model and data ------------------------------------------------------------------------
@@ -254,7 +257,18 @@ class GRPOConfig:
             raise ConfigError(f"form_credit must be >= 0; got {self.form_credit}")
         if self.form_credit and not self.form_exploration:
             raise ConfigError("form_credit credits the form choice from opened samples: set form_exploration "
-                              "(e.g. 0.25) or leave form_credit at 0")
+                              "(e.g. 0.5) or leave form_credit at 0")
+        if self.form_credit and round(self.form_exploration * self.group_size) < 2 * FORMS:
+            # One opened sample of a form the policy no longer writes is alone in its (budget, form)
+            # subgroup: advantage 0, so that form's content would go untrained after all.
+            raise ConfigError(f"form_credit trains each form's content against its own samples, so each group needs "
+                              f"at least 2 opened samples per form ({2 * FORMS}): round(form_exploration x group_size) "
+                              f"is {round(self.form_exploration * self.group_size)}; raise form_exploration "
+                              f"(e.g. 0.5 with group_size 8) or group_size")
+        if self.form_credit and self.rollout_budget_choices.strip() and self.rollout_budget_per == "sample":
+            raise ConfigError("form_credit compares the forms within a (prompt, budget) group, and budgets drawn per "
+                              "sample split each group into subgroups too small to hold both forms: set "
+                              "rollout_budget_per 'group' or leave form_credit at 0")
         if self.budget_length_passed_only and not self.budget_length_coef:
             raise ConfigError("budget_length_passed_only limits budget_length_coef, which is 0: set "
                               "budget_length_coef or leave budget_length_passed_only false")

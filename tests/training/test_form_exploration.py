@@ -15,6 +15,7 @@ from scoring.rewards import build_reward_fns
 from tasks.records import Record, load_records
 from tasks.running_sums import make_arith_dataset, worked_thought
 from training.config import ConfigError, GRPOConfig
+from training.learner.grpo import group_advantages
 from training.learner.policy import load_policy
 from training.prompts import PromptEncoder
 from training.rollout.budget_sampling import parse_budget_choices
@@ -40,7 +41,14 @@ def test_config_refuses_what_it_cannot_honour():
     with pytest.raises(ConfigError, match="form_credit credits the form choice from opened samples"):
         GRPOConfig(train_data="x", form_credit=1.0)
     with pytest.raises(ConfigError, match="form_credit must be >= 0"):
-        GRPOConfig(train_data="x", form_exploration=0.25, form_credit=-1.0)
+        GRPOConfig(train_data="x", form_exploration=0.5, form_credit=-1.0)
+    # One opened sample per form would be alone in its (budget, form) subgroup: no content training
+    with pytest.raises(ConfigError, match="at least 2 opened samples per form"):
+        GRPOConfig(train_data="x", form_exploration=0.25, form_credit=1.0, group_size=8)
+    assert GRPOConfig(train_data="x", form_exploration=0.25, form_credit=1.0, group_size=16).form_credit == 1.0
+    with pytest.raises(ConfigError, match="set rollout_budget_per 'group'"):
+        GRPOConfig(train_data="x", form_exploration=0.5, form_credit=1.0, rollout_budget_choices="8,32",
+                   rollout_budget_per="sample")
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +165,8 @@ def test_training_with_form_credit_updates_on_form_choices_too(tmp_path, tiny_mo
 
     data = make_arith_dataset(tmp_path / "data", n=8, seed=0)
     cfg = dataclasses.replace(config("hf", str(tiny_model_dir), str(data), str(tmp_path / "run")),
-                              rollout_budget_choices="8,16", form_exploration=0.5, form_credit=1.0,
-                              dynamic_sampling=False, steps=1, save_every=0, group_size=4)
+                              rollout_budget_choices="8,16", form_exploration=0.7, form_credit=1.0,
+                              dynamic_sampling=False, steps=1, save_every=0, group_size=6)
     trained = []
     real_prepare = train_mod.prepare
     monkeypatch.setattr(train_mod, "prepare", lambda kept, *a, **k: trained.extend(kept) or real_prepare(kept, *a, **k))
@@ -170,11 +178,21 @@ def test_training_with_form_credit_updates_on_form_choices_too(tmp_path, tiny_mo
     assert choices, "no subgroup's forms differed: the test's rewards give no signal"
     # Opened samples train their form's content: advantages against their own form's samples only
     assert any(s.opened for s in trained)
+    rollouts = [s for s in trained if not s.form_choice]
+    assert len(rollouts) == cfg.prompts_per_step * cfg.group_size  # every sample, opened ones included
     by_key: dict = {}
-    for s in trained:
-        if not s.form_choice:
-            by_key.setdefault((s.group, s.think_budget, s.opened or s.form), []).append(s.advantage)
-    assert all(abs(sum(a)) < 1e-4 for a in by_key.values())  # centred within each (group, budget, form)
+    for s in rollouts:
+        by_key.setdefault((s.group, s.think_budget, s.opened or s.form), []).append(s)
+    assert {form is None for _, _, form in by_key} == {True, False}  # both kinds are in the step
+    for (group, budget, form), members in by_key.items():
+        if form is not None:  # centred within each (group, budget, form)
+            assert abs(sum(s.advantage for s in members)) < 1e-4
+            continue
+        # no form (the random model's free thoughts): against the whole (group, budget) subgroup
+        subgroup = [s for s in rollouts if (s.group, s.think_budget) == (group, budget)]
+        want = group_advantages(torch.tensor([[s.reward["reward"] for s in subgroup]]))[0].tolist()
+        got = {id(s): a for s, a in zip(subgroup, want)}
+        assert all(s.advantage == pytest.approx(got[id(s)], abs=1e-5) for s in members)
     assert history[0]["form/choices_trained"] == len(choices)
     assert all(len(s.response_ids) == 1 and s.advantage != 0 for s in choices)
     assert {s.form for s in choices} <= {"long", "short"} and len(choices) % 2 == 0

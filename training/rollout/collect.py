@@ -162,10 +162,20 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
                                         step_key(cfg.seed, step, round_ * ROUND_STREAM + ANYTIME_STREAM))
     elif cfg.form_credit:
         # Content within the form, choice between forms: each sample (opened ones too) is compared with
-        # the samples of its own form under its budget, and the choice itself gets the form choices.
-        keys = [[(b, s.opened or s.form) for b, s in zip(row, samples[g * G:(g + 1) * G])]
-                for g, row in enumerate(budgets)]
-        valid = _group_advantages(cfg, samples, keys, passes, len(mine), within=True)
+        # the samples of its own form under its budget, and the choice itself gets the form choices. A
+        # sample with no form (no thought, or cut at the budget) is compared with its whole budget
+        # subgroup, as without form_credit: skipping or overrunning the thought stays pushed down.
+        forms = [s.opened or s.form for s in samples]
+        if None in forms:  # the budget subgroup's advantages, kept for the samples with no form
+            valid = _group_advantages(cfg, samples, budgets, passes, len(mine), within=True)
+            whole = [s.advantage for s in samples]
+        keys = [[(b, f) for b, f in zip(row, forms[g * G:(g + 1) * G])] for g, row in enumerate(budgets)]
+        by_form = _group_advantages(cfg, samples, keys, passes, len(mine), within=True)
+        if None in forms:
+            for s, f, a in zip(samples, forms, whole):
+                s.advantage = a if f is None else s.advantage
+            by_form = [x or y for x, y in zip(valid, by_form)]
+        valid = by_form
         choices = form_choices(ctx.encode, mine, base, samples, cfg.form_credit, ctx.profile, ctx.tokenizer)
         valid = [ok or any(c.group == base + g for c in choices) for g, ok in enumerate(valid)]
         samples += choices

@@ -26,7 +26,8 @@ the forms part (the context is the prompt, `<think>` and the forms' shared first
 advantage form_credit x (that form's value - the mean over forms). Both forms are credited in every
 subgroup where they differ, whatever the policy's current preference. The content is then trained
 within each form: every sample, opened ones included, gets its advantage against the samples of its
-own form under its budget (`collect._roll`). A form the policy stopped writing keeps its content
+own form under its budget (`collect._roll`; a sample with no form, no thought or one cut at the
+budget, against its whole budget subgroup). A form the policy stopped writing keeps its content
 trained by its opened samples (measured without that: on the default task the long form's opened
 samples at budget 32 fell from 1.00 to 0.01 correct within 40 steps once the free samples were all
 short, and its value fell with them).
@@ -110,8 +111,11 @@ def form_choices(encode: Any, records: list[Record], base: int, samples: list[Sa
         if max(value.values()) == min(value.values()):
             continue
         plain = encode(record, budget)
-        for form, o in sorted(forms.items()):
-            ids = opened_prompt(encode, record, budget, o, profile, tokenizer).input_ids[len(plain.input_ids):]
+        tails = {f: opened_prompt(encode, record, budget, o, profile, tokenizer).input_ids[len(plain.input_ids):]
+                 for f, o in forms.items()}
+        if len({tuple(ids[:-1]) for ids in tails.values()}) != 1:  # the choice is one token in one context
+            raise ValueError(f"the forms' openings of record {record.id!r} differ before their last token: {tails}")
+        for form, ids in sorted(tails.items()):
             out.append(Sample(group=group, prompt=plain.extended(ids[:-1]), response_ids=ids[-1:], loss_mask=[1],
                               num_thinking_tokens=0, outcome=Outcome.STOPPED, think_budget=budget,
                               form=form, form_choice=True, reward={"reward": value[form]},
