@@ -196,3 +196,36 @@ def test_training_with_form_credit_updates_on_form_choices_too(tmp_path, tiny_mo
     assert history[0]["form/choices_trained"] == len(choices)
     assert all(len(s.response_ids) == 1 and s.advantage != 0 for s in choices)
     assert {s.form for s in choices} <= {"long", "short"} and len(choices) % 2 == 0
+
+
+def test_form_credit_advantages_and_signal_per_group(tmp_path, tiny_model_dir, processor):
+    """`collect._form_credit` on one round: advantages within each (budget, form); a formless sample
+    against its whole budget subgroup; a group whose forms differ carries a signal even when every
+    sample equals the rest of its form (all advantages 0: only the choices move); a tied group none."""
+    from training.rollout.collect import _form_credit
+
+    tok = processor.tokenizer
+    cfg = GRPOConfig(train_data="x", form_exploration=0.5, form_credit=1.0, group_size=8, rollout_think_budget=12,
+                     budget_hint="At most {budget}.")
+    profile = build_profile(tok, model_type=load_policy(str(tiny_model_dir)).config.model_type)
+    encode = PromptEncoder(processor, cfg.hint())
+    ctx = RolloutContext(cfg, None, encode, profile, tok, {}, rollout_params(12, cfg, profile), 12, 0, 1,
+                         torch.device("cpu"))
+    records = load_records(make_arith_dataset(tmp_path, n=2, seed=0))
+    rows = [  # (opened, form, reward) per sample
+        [(None, "long", 0.0), (None, "long", 0.0), (None, "short", 1.0), (None, None, 0.0),
+         ("long", "long", 0.0), ("short", "short", 1.0), ("long", "long", 0.0), ("short", "short", 1.0)],
+        [(None, "long", 1.0)] * 4 + [("long", "long", 1.0), ("short", "short", 1.0)] * 2,
+    ]
+    samples = [Sample(group=g, prompt=encode(records[g], 12), response_ids=[1], loss_mask=[1], num_thinking_tokens=3,
+                      outcome=Outcome.STOPPED, think_budget=12, opened=o, form=f, reward={"reward": r, "accuracy": r})
+               for g, row in enumerate(rows) for o, f, r in row]
+    passes = [s.reward["accuracy"] >= cfg.pass_threshold for s in samples]
+    out, valid = _form_credit(ctx, samples, records, 0, [[12] * 8, [12] * 8], passes)
+    assert valid == [True, False]
+    rollouts, choices = out[:16], out[16:]
+    assert [(c.group, c.form, c.advantage) for c in choices] == [(0, "long", -0.5), (0, "short", 0.5)]
+    whole = group_advantages(torch.tensor([[r for _, _, r in rows[0]]]))[0]  # [G]
+    assert rollouts[3].advantage == pytest.approx(whole[3].item())  # the formless one: vs its whole subgroup
+    assert rollouts[3].advantage < 0
+    assert all(s.advantage == 0 for i, s in enumerate(rollouts) if i != 3)  # each form's samples agree

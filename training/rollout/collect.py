@@ -160,25 +160,8 @@ def _roll(ctx: RolloutContext, step: int, round_: int, mine: list[Record], out: 
     if cfg.anytime_cuts:  # answers at cuts of each thought: its own advantages (training/rollout/anytime.py)
         samples, valid = anytime_credit(ctx, samples, mine, base,
                                         step_key(cfg.seed, step, round_ * ROUND_STREAM + ANYTIME_STREAM))
-    elif cfg.form_credit:
-        # Content within the form, choice between forms: each sample (opened ones too) is compared with
-        # the samples of its own form under its budget, and the choice itself gets the form choices. A
-        # sample with no form (no thought, or cut at the budget) is compared with its whole budget
-        # subgroup, as without form_credit: skipping or overrunning the thought stays pushed down.
-        forms = [s.opened or s.form for s in samples]
-        if None in forms:  # the budget subgroup's advantages, kept for the samples with no form
-            valid = _group_advantages(cfg, samples, budgets, passes, len(mine), within=True)
-            whole = [s.advantage for s in samples]
-        keys = [[(b, f) for b, f in zip(row, forms[g * G:(g + 1) * G])] for g, row in enumerate(budgets)]
-        by_form = _group_advantages(cfg, samples, keys, passes, len(mine), within=True)
-        if None in forms:
-            for s, f, a in zip(samples, forms, whole):
-                s.advantage = a if f is None else s.advantage
-            by_form = [x or y for x, y in zip(valid, by_form)]
-        valid = by_form
-        choices = form_choices(ctx.encode, mine, base, samples, cfg.form_credit, ctx.profile, ctx.tokenizer)
-        valid = [ok or any(c.group == base + g for c in choices) for g, ok in enumerate(valid)]
-        samples += choices
+    elif cfg.form_credit:  # content within the form, choice between forms
+        samples, valid = _form_credit(ctx, samples, mine, base, budgets, passes)
     else:
         valid = _group_advantages(cfg, samples, budgets, passes, len(mine))
     out.records += mine
@@ -207,6 +190,28 @@ def _group_advantages(cfg: GRPOConfig, samples: list[Sample], budgets: list[list
     for s, adv in zip(samples, advantages.view(-1).tolist()):
         s.advantage = adv
     return valid
+
+
+def _form_credit(ctx: RolloutContext, samples: list[Sample], mine: list[Record], base: int,
+                 budgets: list[list[int | None]], passes: list[bool]) -> tuple[list[Sample], list[bool]]:
+    """`form_credit`: each sample (opened ones too) gets its advantage against the samples of its own
+    form under its budget, and the one-token form choices (`form_exploration.form_choices`) are added.
+    A sample with no form (no thought, or cut at the budget) keeps its advantage against its whole
+    budget subgroup, as without form_credit: skipping or overrunning the thought stays pushed down.
+    Returns the samples with the choices appended, and per group whether it carries a signal (a group
+    whose forms differ does, even when every sample equals the rest of its form)."""
+    cfg, G, n = ctx.cfg, ctx.cfg.group_size, len(mine)
+    forms = [s.opened or s.form for s in samples]
+    _group_advantages(cfg, samples, budgets, passes, n, within=True)
+    whole = [s.advantage for s in samples]
+    keys = [[(b, f) for b, f in zip(row, forms[g * G:(g + 1) * G])] for g, row in enumerate(budgets)]
+    _group_advantages(cfg, samples, keys, passes, n, within=True)
+    for s, f, a in zip(samples, forms, whole):
+        s.advantage = a if f is None else s.advantage
+    choices = form_choices(ctx.encode, mine, base, samples, cfg.form_credit, ctx.profile, ctx.tokenizer)
+    chosen = {c.group for c in choices}
+    valid = [base + g in chosen or any(s.advantage != 0 for s in samples[g * G:(g + 1) * G]) for g in range(n)]
+    return samples + choices, valid
 
 
 def with_budget_terms(reward: dict[str, float], cfg: GRPOConfig, s: Sample) -> dict[str, float]:
