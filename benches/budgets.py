@@ -71,7 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--choices", default="0,4,8,16", help="budgets drawn by arm (b) (default 0,4,8,16)")
     p.add_argument("--eval-budgets", default="0,4,8,12,16,20,32,full",
                    help="held-out budgets (default 0,4,8,12,16,20,32,full)")
-    p.add_argument("--ladder-choices", default="0,4,8,12,16,20,32", help="budgets drawn by arm (d) (default 0,4,8,12,16,20,32)")
+    p.add_argument("--ladder-choices", default="0,4,8,12,16,20,32",
+                   help="budgets drawn by arm (d); 'full' = a request's budget without one, what max_new_tokens leaves "
+                        "(the held-out 'full' column; the hint shows that number) (default 0,4,8,12,16,20,32)")
     p.add_argument("--forced-close-penalty", type=float, default=0.25,
                    help="arm (d): reward subtracted when the budget cut the thought (default 0.25)")
     p.add_argument("--hint", default=DEFAULT_HINT, help=f"budget hint template, or 'off' (default {DEFAULT_HINT!r})")
@@ -187,6 +189,17 @@ def score(engine: Any, policy: Any, records: list, model_dir: str, budgets: list
             (("accuracy", "accuracy"), ("think", "think_tokens"), ("short", "short_share"))}
 
 
+def parse_ladder(text: str, full: int | None = None) -> list[int]:
+    """'8,12,32,full' -> [8, 12, 32, full]: `full` is the budget a request without one gets (what
+    max_new_tokens leaves after the answer reserve: the held-out `full` column, the number its hint
+    shows); left out when `full` is None (to size max_new_tokens from the numbers)."""
+    try:
+        return [int(c) for c in text.split(",") if c.strip() != "full"] + \
+            ([full] if full is not None and "full" in [c.strip() for c in text.split(",")] else [])
+    except ValueError:
+        raise SystemExit(f"--ladder-choices takes budgets and 'full', e.g. '8,12,32,full'; got {text!r}") from None
+
+
 def auc(acc: dict[str, float], xs: dict[str, int]) -> float:
     """Area under accuracy vs thinking budget (trapezoids over the budgets' token values, `full` at the
     effective full budget), divided by the budget range: 1.0 = always right, even at budget 0."""
@@ -219,12 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     hint = "" if args.hint.strip().lower() == "off" else args.hint
     budgets = eval_budgets(args.eval_budgets)
-    ladder = [int(c) for c in args.ladder_choices.split(",")]
-    max_new_tokens = max([args.budget, *ladder] + [int(c) for c in args.choices.split(",")]) + 40
+    max_new_tokens = max([args.budget, *parse_ladder(args.ladder_choices)] + [int(c) for c in args.choices.split(",")]) + 40
     # The budgets the engine enforces (what the hint shows): the rollout fit rule, `full` = no budget.
     closing = _closing_len(resolve_model("tiny"))
     xs = {("full" if b is None else str(b)): fit(b, max_new_tokens, closing, 16, prefix_tokens=1).think_budget
           for b in budgets}
+    ladder = parse_ladder(args.ladder_choices, full=fit(None, max_new_tokens, closing, 16, prefix_tokens=1).think_budget)
+    args.ladder_choices = ",".join(str(b) for b in ladder)
     items = parse_items(args.items)
     data = make_arith_dataset(out / "data", n=args.n, seed=0, items=items)
     held_out = load_records(make_arith_dataset(out / "held_out", n=args.held_out, seed=1, items=items))

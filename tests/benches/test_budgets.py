@@ -92,3 +92,13 @@ def test_items_range_is_parsed_and_bounded():
     for bad in ("3", "8-3", "0-4", "3-9", "a-b"):
         with pytest.raises(SystemExit, match="--items"):
             parse_items(bad)
+
+
+def test_ladder_takes_full_as_the_budget_of_a_request_without_one():
+    from benches.budgets import parse_ladder
+
+    assert parse_ladder("8,12,32,full") == [8, 12, 32]  # sizing max_new_tokens: the numbers only
+    assert parse_ladder("8,12,32,full", full=53) == [8, 12, 32, 53]
+    assert parse_ladder("8,32", full=53) == [8, 32]
+    with pytest.raises(SystemExit, match="takes budgets and 'full'"):
+        parse_ladder("8,unlimited", full=53)
