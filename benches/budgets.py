@@ -237,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     closing = _closing_len(resolve_model("tiny"))
     xs = {("full" if b is None else str(b)): fit(b, max_new_tokens, closing, 16, prefix_tokens=1).think_budget
           for b in budgets}
+    # `full` in the ladder is the held-out `full` column's budget. `thinkcap serve` shows a request without a
+    # budget one token more (its chat template opens `<think>` in the prompt; a rollout writes it), and a
+    # policy trained at 53 wrote long thoughts there and short ones at the server's 54 (docs/training.md).
     ladder = parse_ladder(args.ladder_choices, full=fit(None, max_new_tokens, closing, 16, prefix_tokens=1).think_budget)
     args.ladder_choices = ",".join(str(b) for b in ladder)
     items = parse_items(args.items)
