@@ -62,6 +62,25 @@ def set_number(page, elem_id: str, value: float) -> None:
                 raise
 
 
+def set_text(page, selector: str, text: str) -> None:
+    """Type `text` into a text box and make sure it stays. Seen in clean-clone runs: text typed into a
+    box of a just-opened panel (the system prompt under Advanced) was put back to "" a moment later, as
+    the panel mounted its contents, so the request went without it. A value that is still there after a
+    pause has reached the page's state (a remount shows the state's value); otherwise type it again."""
+    from playwright.sync_api import expect
+
+    box = page.locator(selector)
+    for attempt in range(3):
+        box.fill(text)
+        page.wait_for_timeout(400)
+        try:
+            expect(box).to_have_value(text, timeout=2_000)
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
 def attach(page, files: list[Path], box: str = "tc-input") -> None:
     page.set_input_files(f"#{box} input[type=file]", [str(f) for f in files])
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.ui.browser_kit import (MARKS, finished_answer, request_for, requests_about, send,
-                                  set_number)
+                                  set_number, set_text)
 from tests.ui.test_browser_compare import column, compare, open_compare
 
 pytestmark = MARKS
@@ -23,7 +23,7 @@ def set_controls(page, grace: int | None = None, message: str = "", action: str 
     if grace is not None:
         set_number(page, "tc-grace", grace)
     if message:
-        page.fill("#tc-message textarea", message)
+        set_text(page, "#tc-message textarea", message)
     if action:
         page.locator("#tc-action").get_by_label(action).check()
 
@@ -48,7 +48,7 @@ def test_grace_and_message_reach_the_request_and_the_close_is_named(page, shared
     expect(thought).to_contain_text("carefully So")  # the message ends the thought, inside it
 
     set_number(page, "tc-grace", 2)  # the panel is still open
-    page.fill("#tc-message textarea", "")
+    set_text(page, "#tc-message textarea", "")
     send(page, "no sentence end", budget=4)
     stats = finished_answer(page, nth=2)
     expect(stats).to_contain_text("no sentence end in the grace window: cut at its end "
