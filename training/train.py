@@ -216,9 +216,9 @@ def train(cfg: GRPOConfig, *, reward_fns: dict[str, RewardFn] | None = None, eng
         local = {f"train/{k}": sum(v) / len(v) for k, v in update_stats.items()} | rollout_stats
         if any(s.engine_logprobs is not None for s in kept):  # vLLM: how far its log-probs are from the trainer's
             pairs = [(m.batch, m.old_logp) for mb in minibatches for m in mb.micros if m.weight]
-            # Tokens the engine gave a log-prob for: not a form choice's token, which was prompt to it
-            # (collate leaves 0 there), over the micro-batches that have any
-            masks = [b.loss_mask * (b.engine_logprobs != 0) for b, _ in pairs]
+            # Trained tokens the engine gave a log-prob for (not a form choice's token, which was prompt
+            # to it), over the micro-batches that have any
+            masks = [b.loss_mask * b.engine_mask for b, _ in pairs]
             gaps = [((b.engine_logprobs - o).abs() * m).sum().item() / m.sum().item()
                     for (b, o), m in zip(pairs, masks) if m.sum() > 0]
             local["rollout/logprob_mismatch"] = sum(gaps) / max(len(gaps), 1)

@@ -154,6 +154,11 @@ def test_form_choices_credit_each_form_with_its_value_under_the_budget(tmp_path,
         assert s.prompt.input_ids == plain + [profile.think_open_id] + ids[s.form][:-1]  # shared context
         assert "At most 12." in s.prompt.text  # the hint of the subgroup's budget
     assert got[0].prompt.input_ids == got[1].prompt.input_ids and got[0].response_ids != got[1].response_ids
+    # The engine never gave a log-prob for a choice's token (it was prompt to it): the batch says so
+    from training.learner.policy import collate
+
+    batch = collate([got[0], dataclasses.replace(samples[1], engine_logprobs=[-0.5])], tok.pad_token_id)
+    assert batch.engine_mask.sum(dim=1).tolist() == [0.0, 1.0]
 
 
 def test_training_with_form_credit_updates_on_form_choices_too(tmp_path, tiny_model_dir, monkeypatch):

@@ -36,6 +36,7 @@ class Batch:
     media: dict[str, Tensor]  # pixel tensors of all rows, concatenated in row order
     loss_mask: Tensor  # [B, L-1] float: 1 where the next token is a trained response token
     engine_logprobs: Tensor  # [B, L-1] rollout engine's log-probs on the same grid (0 where unknown)
+    engine_mask: Tensor  # [B, L-1] float: 1 on response tokens the engine gave a log-prob for
     score_mask: Tensor  # [B, L-1] bool: every response position (forced ones too): what gets scored
 
     def __len__(self) -> int:
@@ -45,7 +46,7 @@ class Batch:
         move = lambda t: t.to(device)  # noqa: E731
         return Batch(move(self.input_ids), move(self.attention_mask), move(self.mm_token_type_ids),
                      {k: move(v) for k, v in self.media.items()}, move(self.loss_mask), move(self.engine_logprobs),
-                     move(self.score_mask))
+                     move(self.engine_mask), move(self.score_mask))
 
 
 def collate(samples: list[Sample], pad_token_id: int) -> Batch:
@@ -56,6 +57,7 @@ def collate(samples: list[Sample], pad_token_id: int) -> Batch:
     mm_types = torch.zeros(len(samples), width, dtype=torch.long)  # [B, L]
     loss_mask = torch.zeros(len(samples), width - 1)  # [B, L-1]
     engine_lp = torch.zeros(len(samples), width - 1)  # [B, L-1]
+    engine_mask = torch.zeros(len(samples), width - 1)  # [B, L-1]
     score = torch.zeros(len(samples), width - 1, dtype=torch.bool)  # [B, L-1]
     for b, s in enumerate(samples):
         p, r = len(s.prompt.input_ids), len(s.response_ids)
@@ -66,8 +68,9 @@ def collate(samples: list[Sample], pad_token_id: int) -> Batch:
         score[b, p - 1 : p - 1 + r] = True
         if s.engine_logprobs is not None:
             engine_lp[b, p - 1 : p - 1 + r] = torch.tensor(s.engine_logprobs)
+            engine_mask[b, p - 1 : p - 1 + r] = 1.0
     media = concat_media([s.prompt for s in samples])
-    return Batch(ids, attention, mm_types, media, loss_mask, engine_lp, score)
+    return Batch(ids, attention, mm_types, media, loss_mask, engine_lp, engine_mask, score)
 
 
 class SequenceLogprobs(torch.nn.Module):
